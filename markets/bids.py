@@ -1,0 +1,201 @@
+"""Flexibility resources, their bids, and their owners (FSPs).
+
+A resource sits at a bus, offers upward flexibility (more injection / less consumption) or
+downward flexibility (less injection / more consumption) up to ``quantity_mw``, at a true
+marginal cost ``cost_eur_per_mw``; it belongs to one FSP. Each resource submits one divisible
+bid; ``price_eur_per_mw`` starts at the true cost (truthful bidding) and is what strategies
+change. Prices follow the D3.3 cases (ALEXANDER D3.3 §4.2, SPEC §3):
+
+* A: upward TSO need; down bids 10-25 EUR/MW, up bids 30-55 EUR/MW, distribution bids dearer
+  than transmission bids (each range is split: transmission in the lower part).
+* B: as A, but transmission up bids 90-165 EUR/MW.
+* C: B plus extra up and down distribution bids at critical (congested) nodes; the extra up
+  bids are dearer than transmission up bids.
+* D: downward TSO need, prices as in A.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from markets.errors import FlexgameInputError, require_choice
+from markets.system import InterconnectedSystem
+
+CASES = ("A", "B", "C", "D")
+AGGREGATIONS = ("none", "by_feeder", "random_pools")
+
+PriceRange = tuple[float, float]
+
+DEFAULT_PRICES: dict[str, dict[str, PriceRange]] = {
+    "A": {"transmission_up": (30.0, 42.5), "distribution_up": (42.5, 55.0),
+          "transmission_down": (10.0, 17.5), "distribution_down": (17.5, 25.0)},
+    "B": {"transmission_up": (90.0, 165.0), "distribution_up": (42.5, 55.0),
+          "transmission_down": (10.0, 17.5), "distribution_down": (17.5, 25.0)},
+    "C": {"transmission_up": (90.0, 165.0), "distribution_up": (42.5, 55.0),
+          "transmission_down": (10.0, 17.5), "distribution_down": (17.5, 25.0),
+          "critical_up": (170.0, 200.0), "critical_down": (17.5, 25.0)},
+    "D": {"transmission_up": (30.0, 42.5), "distribution_up": (42.5, 55.0),
+          "transmission_down": (10.0, 17.5), "distribution_down": (17.5, 25.0)},
+}
+"""Price ranges [EUR/MW] per case and bid class."""
+
+TSO_NEED_DIRECTION = {"A": "up", "B": "up", "C": "up", "D": "down"}
+
+BID_COLUMNS = [
+    "resource", "fsp", "level", "feeder", "bus", "tx_bus", "direction", "quantity_mw",
+    "cost_eur_per_mw", "price_eur_per_mw", "tan_phi", "critical",
+]
+"""Columns of a bid table. ``level`` is transmission or distribution; ``feeder`` is empty for
+transmission bids; ``bus`` is the bus number in its own network and ``tx_bus`` the
+transmission bus it affects (its coupling bus for distribution bids); ``tan_phi`` is the
+reactive change per active change of the activation [MVAr/MW]."""
+
+
+@dataclass
+class BidConfig:
+    """How resources, bids and FSPs are drawn.
+
+    Attributes:
+        case: D3.3 case A, B, C or D.
+        liquidity: share of resources that participate, in (0, 1].
+        aggregation: none (one FSP per resource), by_feeder (one FSP per feeder, each
+            transmission resource its own FSP) or random_pools (pools of ``pool_size``).
+        pool_size: resources per FSP for random_pools.
+        quantity_share: (low, high) share of the local load or generation offered [-].
+        critical_bids_per_feeder: case C extra bid pairs per feeder at critical nodes.
+        prices: price ranges per case (overrides DEFAULT_PRICES entries).
+    """
+
+    case: str = "A"
+    liquidity: float = 1.0
+    aggregation: str = "none"
+    pool_size: int = 10
+    quantity_share: tuple[float, float] = (0.1, 0.3)
+    critical_bids_per_feeder: int = 4
+    prices: dict[str, dict[str, PriceRange]] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        require_choice("case", self.case, CASES)
+        require_choice("aggregation", self.aggregation, AGGREGATIONS)
+        if not 0 < self.liquidity <= 1:
+            raise FlexgameInputError(
+                f"liquidity={self.liquidity} is impossible; it is a share in (0, 1]"
+            )
+        if self.pool_size < 1:
+            raise FlexgameInputError(f"pool_size={self.pool_size} must be >= 1")
+        lo, hi = self.quantity_share
+        if not 0 < lo <= hi:
+            raise FlexgameInputError(f"quantity_share={self.quantity_share} needs 0 < low <= high")
+
+    def price_ranges(self) -> dict[str, PriceRange]:
+        ranges = dict(DEFAULT_PRICES[self.case])
+        ranges.update(self.prices.get(self.case, {}))
+        for key, (lo, hi) in ranges.items():
+            if not 0 <= lo <= hi:
+                raise FlexgameInputError(f"price range {key}={lo, hi} needs 0 <= low <= high")
+        return ranges
+
+
+def _draw(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    return float(rng.uniform(*bounds))
+
+
+def _resources(system: InterconnectedSystem, cfg: BidConfig,
+               rng: np.random.Generator) -> list[dict]:
+    """Every potential resource of the system, in a fixed order, with seeded draws."""
+    prices = cfg.price_ranges()
+    out: list[dict] = []
+
+    def add(level, feeder, bus, tx_bus, direction, qty, price_key, tan_phi, critical=False):
+        if qty <= 1e-9:
+            return
+        cost = _draw(rng, prices[price_key])
+        out.append(dict(level=level, feeder=feeder, bus=int(bus), tx_bus=int(tx_bus),
+                        direction=direction, quantity_mw=qty, cost_eur_per_mw=cost,
+                        tan_phi=tan_phi, critical=critical))
+
+    tx = system.transmission
+    for i, bus in enumerate(tx.buses):
+        for amount in (system.tx_load_mw[i], system.tx_gen_mw[i]):
+            for direction in ("up", "down"):
+                qty = _draw(rng, cfg.quantity_share) * amount
+                add("transmission", "", bus, bus, direction, qty, f"transmission_{direction}", 0.0)
+    for f in system.feeders:
+        dg = system.dg_mw[f.name]
+        for j in range(1, f.n_buses):
+            tan_phi = f.load_mvar[j] / f.load_mw[j] if f.load_mw[j] > 0 else 0.0
+            for amount, phi in ((f.load_mw[j], tan_phi), (dg[j], 0.0)):
+                for direction in ("up", "down"):
+                    qty = _draw(rng, cfg.quantity_share) * amount
+                    add("distribution", f.name, f.buses[j], f.coupling_bus, direction, qty,
+                        f"distribution_{direction}", phi)
+        if cfg.case == "C":
+            for j in critical_buses(system, f.name, cfg.critical_bids_per_feeder):
+                for direction in ("up", "down"):
+                    qty = _draw(rng, cfg.quantity_share) * f.load_mw[j]
+                    add("distribution", f.name, f.buses[j], f.coupling_bus, direction, qty,
+                        f"critical_{direction}", f.load_mvar[j] / f.load_mw[j], critical=True)
+    return out
+
+
+def critical_buses(system: InterconnectedSystem, feeder: str, count: int) -> list[int]:
+    """Bus indices below the tightened branches of ``feeder`` with the largest loads: the
+    nodes where flexibility relieves the base congestion."""
+    f = system.feeder(feeder)
+    below = sorted({int(j) for k in system.congested[feeder] for j in f.subtree_buses(k)})
+    below = [j for j in below if f.load_mw[j] > 0]
+    return sorted(below, key=lambda j: -f.load_mw[j])[:count]
+
+
+def _assign_fsps(bids: pd.DataFrame, cfg: BidConfig, rng: np.random.Generator) -> list[str]:
+    if cfg.aggregation == "none":
+        return [f"fsp{r}" for r in bids.resource]
+    if cfg.aggregation == "by_feeder":
+        return [f"fsp_{feeder}" if level == "distribution" else f"fsp{r}"
+                for r, level, feeder in zip(bids.resource, bids.level, bids.feeder)]
+    order = rng.permutation(len(bids))
+    owner = np.empty(len(bids), dtype=object)
+    for pos, i in enumerate(order):
+        owner[i] = f"pool{pos // cfg.pool_size}"
+    return list(owner)
+
+
+def generate_bids(system: InterconnectedSystem, cfg: BidConfig,
+                  rng: np.random.Generator) -> pd.DataFrame:
+    """Draw resources, keep the participating share (liquidity), assign FSPs; truthful prices.
+
+    Same system, config and generator state give the same table. Returns a bid table with
+    ``BID_COLUMNS``, index 0..n-1 (the bid id).
+    """
+    cfg.validate()
+    pool = _resources(system, cfg, rng)
+    n_keep = max(1, int(round(cfg.liquidity * len(pool))))
+    keep = np.sort(rng.choice(len(pool), size=n_keep, replace=False))
+    bids = pd.DataFrame([pool[i] for i in keep])
+    bids.insert(0, "resource", keep)
+    bids["price_eur_per_mw"] = bids.cost_eur_per_mw
+    bids.insert(1, "fsp", _assign_fsps(bids, cfg, rng))
+    return bids[BID_COLUMNS].reset_index(drop=True)
+
+
+def validate_bids(bids: pd.DataFrame) -> None:
+    """Stop on a bid table that a market cannot clear (names the offending bid)."""
+    missing = [c for c in BID_COLUMNS if c not in bids.columns]
+    if missing:
+        raise FlexgameInputError(f"bid table lacks columns {missing}; needs {BID_COLUMNS}")
+    bad = bids.index[bids.quantity_mw < 0]
+    if len(bad):
+        raise FlexgameInputError(
+            f"bid {bad[0]} has quantity_mw={bids.quantity_mw[bad[0]]}; quantities must be >= 0"
+        )
+    bad = bids.index[~bids.direction.isin(["up", "down"])]
+    if len(bad):
+        raise FlexgameInputError(
+            f"bid {bad[0]} has direction={bids.direction[bad[0]]!r}; allowed: up, down"
+        )
+    bad = bids.index[~np.isfinite(bids.price_eur_per_mw.to_numpy(dtype=float))]
+    if len(bad):
+        raise FlexgameInputError(f"bid {bad[0]} has a non-finite price")

