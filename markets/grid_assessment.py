@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from markets.grid_state import GridState
 from markets.system import InterconnectedSystem
 
 TOLERANCE = 1e-6
@@ -48,53 +49,26 @@ class GridReport:
         return self.congestions == 0 and self.voltage_violations == 0
 
 
-def net_demand_changes(system: InterconnectedSystem, bids: pd.DataFrame,
-                       activation_mw: np.ndarray) -> tuple[np.ndarray, dict[str, tuple]]:
-    """Injection change per transmission bus [MW] from transmission bids, and the change of
-    net demand per feeder bus (MW, MVAr) from distribution bids.
-
-    Up activations raise injection (lower net demand), down activations lower it.
-    """
-    sign = np.where(bids.direction.to_numpy() == "up", 1.0, -1.0)
-    signed = sign * np.asarray(activation_mw, dtype=float)
-    tx = system.transmission
-    d_inj = np.zeros(len(tx.buses))
-    is_tx = (bids.level == "transmission").to_numpy()
-    np.add.at(d_inj, [tx.bus_index(b) for b in bids.bus[is_tx]], signed[is_tx])
-    feeder_changes = {}
-    for f in system.feeders:
-        mask = (bids.feeder == f.name).to_numpy()
-        dp = np.zeros(f.n_buses)
-        dq = np.zeros(f.n_buses)
-        idx = [f.bus_index(b) for b in bids.bus[mask]]
-        np.add.at(dp, idx, -signed[mask])
-        np.add.at(dq, idx, -signed[mask] * bids.tan_phi.to_numpy()[mask])
-        feeder_changes[f.name] = (dp, dq)
-    return d_inj, feeder_changes
-
-
 def assess(system: InterconnectedSystem, bids: pd.DataFrame,
            activation_mw: np.ndarray) -> GridReport:
     """Assess the grid with every bid activated by ``activation_mw`` (MW, aligned with
     ``bids`` rows); an all-zero vector assesses the base state."""
-    d_inj, feeder_changes = net_demand_changes(system, bids, activation_mw)
+    return assess_state(system, GridState.base(system).after(system, bids, activation_mw))
+
+
+def assess_state(system: InterconnectedSystem, state: GridState) -> GridReport:
+    """Assess a grid state (see :class:`markets.grid_state.GridState`)."""
     rows = []
-    injection = system.base_tx_injection() + d_inj
-    for f in system.feeders:
-        injection[system.transmission.bus_index(f.coupling_bus)] -= feeder_changes[f.name][0].sum()
-    residual = -float(injection.sum())  # > 0: generation still short of demand
-    flows = system.transmission.flows(injection)
+    flows = system.transmission.flows(state.tx_injection)
     for name, flow, rating in zip(system.transmission.line_names(), flows,
                                   system.transmission.rating_mw):
         rows.append(("transmission", name, "line", abs(flow), rating,
                      100.0 * (abs(flow) - rating) / rating))
     for f in system.feeders:
-        p, q = system.feeder_net_demand(f)
-        dp, dq = feeder_changes[f.name]
-        state = f.solve(p + dp, q + dq)
-        for name, s, rating in zip(f.branch_names(), state.s_mva, f.rating_mva):
+        flow = f.solve(state.feeder_p[f.name], state.feeder_q[f.name])
+        for name, s, rating in zip(f.branch_names(), flow.s_mva, f.rating_mva):
             rows.append((f.name, name, "line", s, rating, 100.0 * (s - rating) / rating))
-        v = state.v_pu
+        v = flow.v_pu
         for bus, vm, lo, hi in zip(f.buses, v, f.v_min, f.v_max):
             excess = max(100.0 * (lo - vm) / lo, 100.0 * (vm - hi) / hi)
             rows.append((f.name, str(bus), "voltage", vm, lo if vm < lo else hi, excess))
@@ -109,14 +83,11 @@ def assess(system: InterconnectedSystem, bids: pd.DataFrame,
         max_congestion_pct=float(lines.excess_pct.max()) if len(lines) else 0.0,
         voltage_violations=len(volts),
         max_voltage_violation_pct=float(volts.excess_pct.max()) if len(volts) else 0.0,
-        residual_need_mw=residual,
+        residual_need_mw=state.residual_need_mw,
         elements=elements,
     )
 
 
 def assess_base_state(system: InterconnectedSystem) -> GridReport:
     """The base state before any market: the DSO needs show as violations."""
-    empty = pd.DataFrame({"direction": pd.Series(dtype=str), "level": pd.Series(dtype=str),
-                          "bus": pd.Series(dtype=int), "feeder": pd.Series(dtype=str),
-                          "tan_phi": pd.Series(dtype=float)})
-    return assess(system, empty, np.zeros(0))
+    return assess_state(system, GridState.base(system))

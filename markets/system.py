@@ -64,7 +64,7 @@ class SystemConfig:
     feeder_rating_factor: float = 1.3
     feeder_min_rating_share: float = 0.1
     congested_branches_per_feeder: int = 1
-    congestion_factor: float = 0.85
+    congestion_factor: float = 0.9
     congested_branches: dict[str, list[str]] = field(default_factory=dict)
     v_limits: tuple[float, float] | None = None
     dg_share: float = 0.3

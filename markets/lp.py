@@ -1,0 +1,178 @@
+"""A linear program compiled once and re-solved many times in a persistent HiGHS instance.
+
+The clearing models are written in Pyomo (readable, close to the maths), compiled once to
+standard form with Pyomo's ``LinearStandardFormCompiler`` and handed to ``highspy``. What the
+strategic loop changes between solves, bid prices (objective coefficients), bid quantities
+(column bounds) and the grid state (right-hand sides), is changed in place in HiGHS, which
+warm-starts from the previous basis. No Pyomo model is rebuilt inside a loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+import pyomo.environ as pyo
+import scipy.sparse as sp
+from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
+
+INF = highspy.kHighsInf
+
+
+@dataclass(frozen=True)
+class LPSolution:
+    """Result of one solve.
+
+    Attributes:
+        optimal: HiGHS reported an optimal solution.
+        status: HiGHS model status text.
+        objective: objective value (including any penalty terms).
+        x: column values.
+        row_dual: row duals (HiGHS sign convention: d = c - A^T y).
+        reduced_cost: column duals d.
+    """
+
+    optimal: bool
+    status: str
+    objective: float
+    x: np.ndarray
+    row_dual: np.ndarray
+    reduced_cost: np.ndarray
+
+
+class CompiledLP:
+    """A persistent HiGHS model with named access to columns and rows.
+
+    Build with :meth:`from_pyomo` (clearing models) or :meth:`from_arrays` (dense models built
+    from sensitivities). Columns and rows are addressed by integer positions; ``col`` /
+    ``row`` translate Pyomo components into positions.
+    """
+
+    def __init__(self, cost, a_matrix: sp.csc_matrix, row_lower, row_upper, col_lower,
+                 col_upper, integer_cols=(), offset: float = 0.0):
+        self.n_cols, self.n_rows = len(cost), a_matrix.shape[0]
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = self.n_cols, self.n_rows
+        lp.col_cost_ = np.asarray(cost, dtype=float)
+        lp.col_lower_ = np.asarray(col_lower, dtype=float)
+        lp.col_upper_ = np.asarray(col_upper, dtype=float)
+        lp.row_lower_ = np.asarray(row_lower, dtype=float)
+        lp.row_upper_ = np.asarray(row_upper, dtype=float)
+        lp.offset_ = float(offset)
+        a = sp.csc_matrix(a_matrix)
+        a.sort_indices()
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = a.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = a.indices.astype(np.int32)
+        lp.a_matrix_.value_ = a.data.astype(float)
+        self.highs = highspy.Highs()
+        self.highs.setOptionValue("output_flag", False)
+        self.highs.passModel(lp)
+        integer_cols = np.asarray(integer_cols, dtype=np.int32)
+        if len(integer_cols):
+            self.highs.changeColsIntegrality(
+                len(integer_cols), integer_cols,
+                np.array([highspy.HighsVarType.kInteger] * len(integer_cols)),
+            )
+        self._col_pos: dict[int, int] = {}
+        self._row_pos: dict[int, int] = {}
+        self.cost = np.asarray(cost, dtype=float).copy()
+        self.a_matrix = a
+
+    @classmethod
+    def from_arrays(cls, cost, a_matrix, row_lower, row_upper, col_lower, col_upper,
+                    integer_cols=()) -> "CompiledLP":
+        """A minimisation LP (or MILP) min c x, row_lower <= A x <= row_upper, bounds on x."""
+        return cls(cost, sp.csc_matrix(a_matrix), row_lower, row_upper, col_lower, col_upper,
+                   integer_cols)
+
+    @classmethod
+    def from_pyomo(cls, model: pyo.ConcreteModel) -> "CompiledLP":
+        """Compile a Pyomo model with one minimising objective. Variables must not be fixed;
+        a constraint that should change its right-hand side later must be a plain equality
+        or a one-sided inequality (one row)."""
+        repn = LinearStandardFormCompiler().write(model, mixed_form=True, set_sense=None)
+        (objective,) = repn.objectives
+        if objective.sense != pyo.minimize:
+            raise ValueError("CompiledLP needs a minimising objective")
+        rhs = np.asarray(repn.rhs, dtype=float)
+        kind = np.array([r.bound_type for r in repn.rows])
+        row_lower = np.where(kind == 1, -INF, rhs)
+        row_upper = np.where(kind == -1, INF, rhs)
+        cols = repn.columns
+        col_lower = np.array([-INF if v.lb is None else v.lb for v in cols], dtype=float)
+        col_upper = np.array([INF if v.ub is None else v.ub for v in cols], dtype=float)
+        integer = [i for i, v in enumerate(cols) if v.is_integer() or v.is_binary()]
+        offset = float(np.asarray(repn.c_offset).ravel()[0]) if np.size(repn.c_offset) else 0.0
+        lp = cls(np.asarray(repn.c.todense()).ravel(), sp.csc_matrix(repn.A), row_lower,
+                 row_upper, col_lower, col_upper, integer, offset)
+        lp._col_pos = {id(v): i for i, v in enumerate(cols)}
+        for i, r in enumerate(repn.rows):
+            lp._row_pos.setdefault(id(r.constraint), i)
+        return lp
+
+    # --- addressing -------------------------------------------------------------------
+    def col(self, var) -> int:
+        """Column position of a scalar Pyomo variable."""
+        return self._col_pos[id(var)]
+
+    def cols(self, indexed_var, keys=None) -> np.ndarray:
+        """Column positions of an indexed Pyomo variable, in ``keys`` order (default: its
+        index order)."""
+        keys = list(indexed_var.keys()) if keys is None else keys
+        return np.array([self._col_pos[id(indexed_var[k])] for k in keys], dtype=np.int32)
+
+    def row(self, con) -> int:
+        """Row position of a scalar Pyomo constraint."""
+        return self._row_pos[id(con)]
+
+    def rows(self, indexed_con, keys=None) -> np.ndarray:
+        keys = list(indexed_con.keys()) if keys is None else keys
+        return np.array([self._row_pos[id(indexed_con[k])] for k in keys], dtype=np.int32)
+
+    # --- data changes -----------------------------------------------------------------
+    def set_costs(self, cols: np.ndarray, values) -> None:
+        values = np.asarray(values, dtype=float)
+        self.cost[cols] = values
+        self.highs.changeColsCost(len(cols), np.asarray(cols, dtype=np.int32), values)
+
+    def set_col_bounds(self, cols: np.ndarray, lower, upper) -> None:
+        cols = np.asarray(cols, dtype=np.int32)
+        lo = np.broadcast_to(np.asarray(lower, dtype=float), cols.shape).copy()
+        hi = np.broadcast_to(np.asarray(upper, dtype=float), cols.shape).copy()
+        self.highs.changeColsBounds(len(cols), cols, lo, hi)
+
+    def set_row_bounds(self, rows: np.ndarray, lower, upper) -> None:
+        rows = np.asarray(rows, dtype=np.int32)
+        lo = np.broadcast_to(np.asarray(lower, dtype=float), rows.shape).copy()
+        hi = np.broadcast_to(np.asarray(upper, dtype=float), rows.shape).copy()
+        self.highs.changeRowsBounds(len(rows), rows, lo, hi)
+
+    # --- solve --------------------------------------------------------------------------
+    def solve(self) -> LPSolution:
+        self.highs.run()
+        status = self.highs.getModelStatus()
+        optimal = status == highspy.HighsModelStatus.kOptimal
+        if not optimal:
+            # a warm start can stall on a changed model: retry once from scratch
+            self.highs.clearSolver()
+            self.highs.run()
+            status = self.highs.getModelStatus()
+            optimal = status == highspy.HighsModelStatus.kOptimal
+        sol = self.highs.getSolution()
+        info = self.highs.getInfo()
+        return LPSolution(
+            optimal=optimal,
+            status=self.highs.modelStatusToString(status),
+            objective=float(info.objective_function_value),
+            x=np.asarray(sol.col_value, dtype=float),
+            row_dual=np.asarray(sol.row_dual, dtype=float),
+            reduced_cost=np.asarray(sol.col_dual, dtype=float),
+        )
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Current (col_lower, col_upper, row_lower, row_upper)."""
+        lp = self.highs.getLp()
+        return (np.asarray(lp.col_lower_), np.asarray(lp.col_upper_),
+                np.asarray(lp.row_lower_), np.asarray(lp.row_upper_))

@@ -1,0 +1,270 @@
+"""One market layer: the follower LP a market operator clears.
+
+A layer selects accepted quantities ``a_b`` [MW] of its bids at least declared cost,
+subject to any of:
+
+* the TSO balance: sum_b sign_b a_b + unmet_up - unmet_down = need (sign +1 up, -1 down);
+* transmission line limits with the PTDF: |f0 + PTDF dinj| <= F (+ slack);
+* LinDistFlow of selected feeders (flows, squared voltages, voltage limits, apparent-power
+  line limits as an inscribed regular polygon, so that the exact |S| stays within the rating);
+* a held interface: the feeder's net activation in this layer equals a target (+ slack).
+
+Every limit has a non-negative slack priced at a penalty, so an infeasible layer still
+returns a solution whose slacks are its unmet need and residual violations; penalties never
+count as procurement cost. The model is built once; prices, quantities, the grid state
+(right-hand sides), the need and interface targets change between solves without rebuilding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyomo.environ as pyo
+
+from markets.grid_state import GridState
+from markets.lp import CompiledLP
+from markets.system import InterconnectedSystem
+
+
+@dataclass(frozen=True)
+class Penalties:
+    """Penalty prices of slacks (they must exceed any bid price).
+
+    Attributes:
+        unmet_need: EUR per MW of TSO need left unmet.
+        line: EUR per MW (transmission) or MVA (feeder) over a rating.
+        voltage: EUR per p.u.^2 of squared voltage outside its limits.
+        interface: EUR per MW of deviation from a held interface flow.
+    """
+
+    unmet_need: float = 1e4
+    line: float = 1e4
+    voltage: float = 1e6
+    interface: float = 1e4
+
+
+@dataclass(frozen=True)
+class LayerOutcome:
+    """What one solve of a layer returns (arrays aligned with the full bid table).
+
+    Attributes:
+        activation_mw: accepted quantity per bid (0 outside the layer).
+        marginal_value: per bid, the value of one more MW of it at the optimum, c_b - d_b
+            (its LMP / DLMP for its location, direction and power factor) [EUR/MW].
+        cost_eur: declared cost sum_b price_b a_b (penalties excluded).
+        objective_eur: LP objective including penalties.
+        unmet_need_mw: |balance slack|.
+        line_slack: total line slack [MW or MVA]; voltage_slack: total [p.u.^2].
+        interface_slack_mw: total deviation from held interface flows.
+        balance_price: dual of the balance row [EUR/MW] (nan without a balance row).
+        optimal: solver status optimal.
+    """
+
+    activation_mw: np.ndarray
+    marginal_value: np.ndarray
+    cost_eur: float
+    objective_eur: float
+    unmet_need_mw: float
+    line_slack: float
+    voltage_slack: float
+    interface_slack_mw: float
+    balance_price: float
+    optimal: bool
+
+
+class MarketLayer:
+    """A market layer built once for a fixed set of candidate bids and constraints.
+
+    Args:
+        system: the interconnected system.
+        bids: the full bid table (rows are bid ids).
+        candidates: bid ids this layer may accept (others are not in the model).
+        balance: include the TSO balance row.
+        transmission: include PTDF line limits.
+        feeders: names of feeders whose LinDistFlow constraints are included.
+        held_interfaces: names of feeders whose net activation in this layer is held at a
+            target (set per solve, default 0).
+        penalties: slack prices.
+        polygon_sides: sides of the polygon inscribed in each feeder line's |S| circle.
+    """
+
+    def __init__(self, system: InterconnectedSystem, bids: pd.DataFrame,
+                 candidates: np.ndarray, *, balance: bool, transmission: bool,
+                 feeders: list[str], held_interfaces: list[str] = (),
+                 penalties: Penalties = Penalties(), polygon_sides: int = 8):
+        self.system, self.n_bids = system, len(bids)
+        self.candidates = np.asarray(candidates, dtype=int)
+        self.feeders = [system.feeder(n) for n in feeders]
+        self.held = list(held_interfaces)
+        self.has_balance, self.has_transmission = balance, transmission
+        sub = bids.iloc[self.candidates]
+        sign = np.where(sub.direction.to_numpy() == "up", 1.0, -1.0)
+        self.sign = sign
+        m = pyo.ConcreteModel()
+        nb = len(self.candidates)
+        m.B = pyo.RangeSet(0, nb - 1) if nb else pyo.Set(initialize=[])
+        m.a = pyo.Var(m.B, bounds=(0, 0))
+        objective = 0
+        if balance:
+            m.unmet_up = pyo.Var(bounds=(0, None))
+            m.unmet_down = pyo.Var(bounds=(0, None))
+            m.balance = pyo.Constraint(
+                expr=sum(sign[i] * m.a[i] for i in m.B) + m.unmet_up - m.unmet_down == 0
+            )
+            objective += penalties.unmet_need * (m.unmet_up + m.unmet_down)
+        if transmission:
+            tx = system.transmission
+            n_bus = len(tx.buses)
+            at_bus = [[] for _ in range(n_bus)]
+            for i, b in enumerate(sub.tx_bus):
+                at_bus[tx.bus_index(b)].append(i)
+            m.N = pyo.RangeSet(0, n_bus - 1)
+            m.L = pyo.RangeSet(0, tx.n_lines - 1)
+            m.dinj = pyo.Var(m.N)
+            m.inj_def = pyo.Constraint(
+                m.N, rule=lambda m, n: m.dinj[n] - sum(sign[i] * m.a[i] for i in at_bus[n]) == 0
+            )
+            m.line_slack = pyo.Var(m.L, bounds=(0, None))
+            ptdf = tx.ptdf
+
+            def flow(m, l):
+                return sum(ptdf[l, n] * m.dinj[n] for n in m.N if abs(ptdf[l, n]) > 1e-10)
+
+            m.line_max = pyo.Constraint(m.L, rule=lambda m, l: flow(m, l) - m.line_slack[l] <= 0)
+            m.line_min = pyo.Constraint(m.L, rule=lambda m, l: -flow(m, l) - m.line_slack[l] <= 0)
+            objective += penalties.line * sum(m.line_slack[l] for l in m.L)
+        m.feeder = pyo.Block(range(len(self.feeders)))
+        angles = 2 * np.pi * np.arange(polygon_sides) / polygon_sides
+        shrink = np.cos(np.pi / polygon_sides)
+        for fi, f in enumerate(self.feeders):
+            blk = m.feeder[fi]
+            local = np.flatnonzero((sub.feeder == f.name).to_numpy())
+            at = [[] for _ in range(f.n_buses)]
+            for i, bus in zip(local, sub.bus.to_numpy()[local]):
+                at[f.bus_index(bus)].append(i)
+            tan_phi = sub.tan_phi.to_numpy()
+            children = [[] for _ in range(f.n_buses)]
+            for k, j in enumerate(f.child):
+                children[f.parent[j]].append(k)
+            K, J = range(f.n_branches), range(f.n_buses)
+            blk.P, blk.Q = pyo.Var(K), pyo.Var(K)
+            blk.v = pyo.Var(J)
+            blk.v_low, blk.v_high = pyo.Var(J, bounds=(0, None)), pyo.Var(J, bounds=(0, None))
+            blk.s_over = pyo.Var(K, bounds=(0, None))
+            # net demand at bus j = flow into j minus flows out of j (row rhs: state's demand)
+            blk.p_balance = pyo.Constraint(
+                f.child, rule=lambda b, j: b.P[f.branch_of[j]]
+                - sum(b.P[k] for k in children[j]) + sum(sign[i] * m.a[i] for i in at[j]) == 0
+            )
+            blk.q_balance = pyo.Constraint(
+                f.child, rule=lambda b, j: b.Q[f.branch_of[j]]
+                - sum(b.Q[k] for k in children[j])
+                + sum(sign[i] * tan_phi[i] * m.a[i] for i in at[j]) == 0
+            )
+            s_base = f.base_mva
+            blk.drop = pyo.Constraint(
+                K, rule=lambda b, k: b.v[f.child[k]] - b.v[f.parent[f.child[k]]]
+                + 2 * (f.r_pu[k] * b.P[k] + f.x_pu[k] * b.Q[k]) / s_base == 0
+            )
+            blk.v_root = pyo.Constraint(expr=blk.v[0] == f.v0_sq)
+            blk.v_min = pyo.Constraint(
+                J, rule=lambda b, j: b.v[j] + b.v_low[j] >= float(f.v_min[j]) ** 2
+            )
+            blk.v_max = pyo.Constraint(
+                J, rule=lambda b, j: b.v[j] - b.v_high[j] <= float(f.v_max[j]) ** 2
+            )
+            blk.S = pyo.Set(initialize=[(k, s) for k in K for s in range(polygon_sides)])
+            blk.s_limit = pyo.Constraint(
+                blk.S, rule=lambda b, k, s: np.cos(angles[s]) * b.P[k]
+                + np.sin(angles[s]) * b.Q[k] - b.s_over[k] <= shrink * float(f.rating_mva[k])
+            )
+            objective += penalties.line * sum(blk.s_over[k] for k in K)
+            objective += penalties.voltage * sum(blk.v_low[j] + blk.v_high[j] for j in J)
+        m.H = pyo.RangeSet(0, len(self.held) - 1) if self.held else pyo.Set(initialize=[])
+        m.iface_up = pyo.Var(m.H, bounds=(0, None))
+        m.iface_down = pyo.Var(m.H, bounds=(0, None))
+        held_members = [np.flatnonzero((sub.feeder == n).to_numpy()) for n in self.held]
+        m.held = pyo.Constraint(
+            m.H, rule=lambda m, h: sum(sign[i] * m.a[i] for i in held_members[h])
+            + m.iface_up[h] - m.iface_down[h] == 0
+        )
+        objective += penalties.interface * sum(m.iface_up[h] + m.iface_down[h] for h in m.H)
+        m.cost = pyo.Objective(expr=objective + sum(0 * m.a[i] for i in m.B), sense=pyo.minimize)
+        self.model = m
+        self.lp = CompiledLP.from_pyomo(m)
+        self._index_model()
+
+    def _index_model(self) -> None:
+        m, lp = self.model, self.lp
+        self.a_cols = lp.cols(m.a) if len(self.candidates) else np.zeros(0, dtype=np.int32)
+        if self.has_balance:
+            self.balance_row = lp.row(m.balance)
+            self.unmet_cols = np.array([lp.col(m.unmet_up), lp.col(m.unmet_down)])
+        if self.has_transmission:
+            self.line_max_rows, self.line_min_rows = lp.rows(m.line_max), lp.rows(m.line_min)
+            self.line_slack_cols = lp.cols(m.line_slack)
+        self.feeder_rows = []
+        self.feeder_slack_cols = []
+        self.voltage_slack_cols = []
+        for fi, f in enumerate(self.feeders):
+            blk = m.feeder[fi]
+            self.feeder_rows.append((lp.rows(blk.p_balance, list(f.child)),
+                                     lp.rows(blk.q_balance, list(f.child))))
+            self.feeder_slack_cols.append(lp.cols(blk.s_over))
+            self.voltage_slack_cols.append(np.r_[lp.cols(blk.v_low), lp.cols(blk.v_high)])
+        self.held_rows = lp.rows(m.held) if self.held else np.zeros(0, dtype=np.int32)
+        self.iface_cols = (np.r_[lp.cols(m.iface_up), lp.cols(m.iface_down)]
+                           if self.held else np.zeros(0, dtype=np.int32))
+
+    def solve(self, price: np.ndarray, available_mw: np.ndarray, state: GridState,
+              need_mw: float = 0.0, held_targets: dict[str, float] | None = None) -> LayerOutcome:
+        """Clear the layer.
+
+        Args:
+            price: declared price per bid of the full table [EUR/MW].
+            available_mw: quantity each bid may still offer in this layer [MW].
+            state: grid state before this layer (sets flows, voltages, line headroom).
+            need_mw: TSO need this layer must meet (> 0 upward); used with a balance row.
+            held_targets: net activation per held feeder [MW] (default 0: interface held).
+        """
+        lp, cand = self.lp, self.candidates
+        if len(cand):
+            lp.set_costs(self.a_cols, price[cand])
+            lp.set_col_bounds(self.a_cols, 0.0, np.maximum(available_mw[cand], 0.0))
+        if self.has_balance:
+            lp.set_row_bounds([self.balance_row], need_mw, need_mw)
+        if self.has_transmission:
+            tx = self.system.transmission
+            f0 = tx.flows(state.tx_injection)
+            lp.set_row_bounds(self.line_max_rows, -np.inf, tx.rating_mw - f0)
+            lp.set_row_bounds(self.line_min_rows, -np.inf, tx.rating_mw + f0)
+        for (p_rows, q_rows), f in zip(self.feeder_rows, self.feeders):
+            p, q = state.feeder_p[f.name][f.child], state.feeder_q[f.name][f.child]
+            lp.set_row_bounds(p_rows, p, p)
+            lp.set_row_bounds(q_rows, q, q)
+        if self.held:
+            targets = np.array([(held_targets or {}).get(n, 0.0) for n in self.held])
+            lp.set_row_bounds(self.held_rows, targets, targets)
+        sol = lp.solve()
+        activation = np.zeros(self.n_bids)
+        marginal = np.full(self.n_bids, np.nan)
+        if len(cand):
+            activation[cand] = np.clip(sol.x[self.a_cols], 0.0, None)
+            activation[activation < 1e-9] = 0.0
+            marginal[cand] = price[cand] - sol.reduced_cost[self.a_cols]
+        line = float(sol.x[self.line_slack_cols].sum()) if self.has_transmission else 0.0
+        line += sum(float(sol.x[c].sum()) for c in self.feeder_slack_cols)
+        return LayerOutcome(
+            activation_mw=activation,
+            marginal_value=marginal,
+            cost_eur=float(price @ activation),
+            objective_eur=sol.objective,
+            unmet_need_mw=float(sol.x[self.unmet_cols].sum()) if self.has_balance else 0.0,
+            line_slack=line,
+            voltage_slack=sum(float(sol.x[c].sum()) for c in self.voltage_slack_cols),
+            interface_slack_mw=float(sol.x[self.iface_cols].sum()) if self.held else 0.0,
+            balance_price=float(sol.row_dual[self.balance_row]) if self.has_balance else np.nan,
+            optimal=sol.optimal,
+        )

@@ -1,0 +1,272 @@
+"""TSO-DSO coordination schemes as pipelines of market layers (ALEXANDER D3.3 ch. 4, SPEC §4).
+
+A scheme is built once for a scenario (system + bid table): all its layer models,
+prequalification LPs and bid-aggregation models are compiled then. :meth:`Scheme.clear`
+re-solves the whole pipeline for given bid prices and quantities without rebuilding, which is
+what the strategic loop calls thousands of times.
+
+Layers pass on what they leave: the grid state their activations produce, and every bid's
+remaining quantity (uncleared distribution bids are forwarded automatically).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from markets.bids import validate_bids
+from markets.errors import FlexgameInputError, require_choice
+from markets.grid_state import GridState
+from markets.market_layer import LayerOutcome, MarketLayer, Penalties
+from markets.prequalification import Prequalification
+from markets.system import InterconnectedSystem
+
+SCHEMES = ("common", "fragmented", "ml01", "ml02", "ml03", "ml04", "ml05", "ml06",
+           "bid_aggregation")
+INTERFACES = ("free", "fixed")
+
+
+@dataclass
+class ClearingConfig:
+    """How the market operators clear.
+
+    Attributes:
+        scheme: coordination scheme (see SCHEMES).
+        interface: in DSO-first schemes, "free" (a DSO's net activation changes the TSO need)
+            or "fixed" (each DSO market keeps its interface flow).
+        prequalification: "envelope" or "iterative" (ml03, ml06).
+        envelope_weighting: "price" or "uniform".
+        delta_mw: interface-flow step of the bid-aggregation residual supply function [MW].
+        polygon_sides: sides of the polygon inscribed in feeder |S| limits.
+        penalties: slack prices.
+    """
+
+    scheme: str = "common"
+    interface: str = "free"
+    prequalification: str = "envelope"
+    envelope_weighting: str = "price"
+    delta_mw: float = 0.25
+    polygon_sides: int = 12
+    penalties: Penalties = field(default_factory=Penalties)
+
+    def validate(self) -> None:
+        require_choice("scheme", self.scheme, SCHEMES)
+        require_choice("interface", self.interface, INTERFACES)
+        require_choice("prequalification", self.prequalification, ("envelope", "iterative"))
+        require_choice("envelope_weighting", self.envelope_weighting, ("price", "uniform"))
+        if not self.delta_mw > 0:
+            raise FlexgameInputError(f"delta_mw={self.delta_mw} must be > 0 MW")
+        if self.polygon_sides < 4:
+            raise FlexgameInputError(f"polygon_sides={self.polygon_sides} must be >= 4")
+
+
+@dataclass
+class LayerRecord:
+    """One cleared layer: its name, the operator buying, and the LP outcome."""
+
+    name: str
+    operator: str
+    outcome: LayerOutcome
+
+
+@dataclass
+class ClearingResult:
+    """Outcome of a scheme's whole pipeline for one set of bids.
+
+    Attributes:
+        scheme: scheme name.
+        layers: the cleared layers in order.
+        activation_mw: total accepted quantity per bid over all layers [MW].
+        cost_eur: procurement cost J = sum over layers of accepted MW x bid price.
+        unmet_need_mw: TSO need left unmet (from the balance slacks) [MW].
+        objective_eur: sum of layer objectives, penalties included (VCG's welfare measure).
+        unqualified_up_pct, unqualified_down_pct: share of forwarded distribution volume
+            capped off by prequalification [%] (nan without prequalification).
+        runtime_s: wall time of the pipeline [s].
+        available: bids and MW offered per layer (liquidity), one row per layer.
+    """
+
+    scheme: str
+    layers: list[LayerRecord]
+    activation_mw: np.ndarray
+    cost_eur: float
+    unmet_need_mw: float
+    objective_eur: float
+    unqualified_up_pct: float
+    unqualified_down_pct: float
+    runtime_s: float
+    available: pd.DataFrame
+
+    def cost_by_operator(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for layer in self.layers:
+            out[layer.operator] = out.get(layer.operator, 0.0) + layer.outcome.cost_eur
+        return out
+
+    def activations(self, bids: pd.DataFrame) -> pd.DataFrame:
+        """Tidy table: one row per (bid, layer) with an accepted quantity."""
+        rows = []
+        for layer in self.layers:
+            o = layer.outcome
+            for b in np.flatnonzero(o.activation_mw > 0):
+                rows.append(dict(bid=int(b), layer=layer.name, operator=layer.operator,
+                                 fsp=bids.fsp.iat[b], direction=bids.direction.iat[b],
+                                 accepted_mw=o.activation_mw[b],
+                                 price_eur_per_mw=bids.price_eur_per_mw.iat[b],
+                                 marginal_value_eur_per_mw=o.marginal_value[b]))
+        columns = ["bid", "layer", "operator", "fsp", "direction", "accepted_mw",
+                   "price_eur_per_mw", "marginal_value_eur_per_mw"]
+        return pd.DataFrame(rows, columns=columns)
+
+
+class _Run:
+    """Book-keeping of one pass through a pipeline."""
+
+    def __init__(self, system, bids, price, quantity):
+        self.system, self.bids, self.price = system, bids, price
+        self.remaining = quantity.copy()
+        self.state = GridState.base(system)
+        self.layers: list[LayerRecord] = []
+        self.available: list[dict] = []
+        self.unqualified = (np.nan, np.nan)
+
+    def clear(self, name: str, operator: str, layer: MarketLayer, cap: np.ndarray | None = None,
+              need: float | None = None, held_targets=None) -> LayerOutcome:
+        offered = self.remaining if cap is None else np.minimum(self.remaining, cap)
+        cand = layer.candidates
+        self.available.append(dict(layer=name, operator=operator,
+                                   bids=int((offered[cand] > 0).sum()),
+                                   up_mw=float(offered[cand][layer.sign > 0].sum()),
+                                   down_mw=float(offered[cand][layer.sign < 0].sum())))
+        need = self.state.residual_need_mw if need is None else need
+        out = layer.solve(self.price, offered, self.state, need, held_targets)
+        self.remaining = self.remaining - out.activation_mw
+        self.state = self.state.after(self.system, self.bids, out.activation_mw)
+        self.layers.append(LayerRecord(name, operator, out))
+        return out
+
+    def record_unqualified(self, offered: np.ndarray, cap: np.ndarray, mask: np.ndarray,
+                           direction: np.ndarray) -> None:
+        shares = []
+        for d in ("up", "down"):
+            sel = mask & (direction == d)
+            total = offered[sel].sum()
+            shares.append(100.0 * (total - np.minimum(cap, offered)[sel].sum()) / total
+                          if total > 1e-12 else 0.0)
+        self.unqualified = tuple(shares)
+
+    def result(self, scheme: str, start: float) -> ClearingResult:
+        total = np.sum([l.outcome.activation_mw for l in self.layers], axis=0)
+        return ClearingResult(
+            scheme=scheme, layers=self.layers, activation_mw=total,
+            cost_eur=float(sum(l.outcome.cost_eur for l in self.layers)),
+            unmet_need_mw=float(sum(l.outcome.unmet_need_mw for l in self.layers)),
+            objective_eur=float(sum(l.outcome.objective_eur for l in self.layers)),
+            unqualified_up_pct=self.unqualified[0], unqualified_down_pct=self.unqualified[1],
+            runtime_s=time.perf_counter() - start,
+            available=pd.DataFrame(self.available),
+        )
+
+
+class Scheme:
+    """A coordination scheme built for one scenario; :meth:`clear` runs its pipeline."""
+
+    def __init__(self, system: InterconnectedSystem, bids: pd.DataFrame,
+                 config: ClearingConfig | None = None):
+        self.config = config or ClearingConfig()
+        self.config.validate()
+        validate_bids(bids)
+        self.system, self.bids = system, bids
+        self.name = self.config.scheme
+        self.is_tx = (bids.level == "transmission").to_numpy()
+        self.direction = bids.direction.to_numpy()
+        self.feeder_names = [f.name for f in system.feeders]
+        self.feeder_bids = {n: np.flatnonzero((bids.feeder == n).to_numpy())
+                            for n in self.feeder_names}
+        self._build()
+
+    # --- construction ---------------------------------------------------------------------
+    def _layer(self, candidates, **kwargs) -> MarketLayer:
+        return MarketLayer(self.system, self.bids, candidates,
+                           penalties=self.config.penalties,
+                           polygon_sides=self.config.polygon_sides, **kwargs)
+
+    def _dso_layers(self, held: bool) -> dict[str, MarketLayer]:
+        return {n: self._layer(self.feeder_bids[n], balance=False, transmission=False,
+                               feeders=[n], held_interfaces=[n] if held else [])
+                for n in self.feeder_names}
+
+    def _build(self) -> None:
+        s, all_bids = self.name, np.arange(len(self.bids))
+        tx_bids = np.flatnonzero(self.is_tx)
+        fixed = self.config.interface == "fixed"
+        if s == "common":
+            self.common = self._layer(all_bids, balance=True, transmission=True,
+                                      feeders=self.feeder_names)
+        elif s in ("fragmented", "ml01", "ml02", "ml03", "ml04"):
+            self.dso = self._dso_layers(held=fixed)
+            self.tso = self._layer(tx_bids if s == "fragmented" else all_bids, balance=True,
+                                   transmission=True,
+                                   feeders=self.feeder_names if s == "ml04" else [])
+            if s == "ml02":
+                self.corrective = self._dso_layers(held=True)
+        elif s in ("ml05", "ml06"):
+            self.tso = self._layer(all_bids, balance=True, transmission=True, feeders=[])
+            self.dso = self._dso_layers(held=True)
+        else:
+            from markets.bid_aggregation import BidAggregation
+
+            self.aggregation = BidAggregation(self)
+        if s in ("ml03", "ml06"):
+            self.prequal = Prequalification(self.system, self.bids, self.config.prequalification,
+                                            self.config.envelope_weighting,
+                                            self.config.polygon_sides)
+
+    # --- clearing ---------------------------------------------------------------------------
+    def clear(self, price: np.ndarray | None = None,
+              quantity: np.ndarray | None = None) -> ClearingResult:
+        """Run the pipeline with declared ``price`` [EUR/MW] and offered ``quantity`` [MW] per
+        bid (defaults: the bid table's columns)."""
+        start = time.perf_counter()
+        price = self.bids.price_eur_per_mw.to_numpy(float) if price is None else np.asarray(price, float)
+        quantity = self.bids.quantity_mw.to_numpy(float) if quantity is None else np.asarray(quantity, float)
+        if np.any(quantity < 0):
+            bad = int(np.flatnonzero(quantity < 0)[0])
+            raise FlexgameInputError(f"bid {bad} quantity {quantity[bad]} MW must be >= 0")
+        run = _Run(self.system, self.bids, price, quantity)
+        s = self.name
+        if s == "common":
+            run.clear("common", "joint", self.common)
+        elif s in ("fragmented", "ml01", "ml02", "ml03", "ml04"):
+            for n, layer in self.dso.items():
+                run.clear(f"dso:{n}", f"DSO:{n}", layer)
+            cap = None
+            if s == "ml03":
+                need_dir = "up" if run.state.residual_need_mw >= 0 else "down"
+                cap = self.prequal.caps(run.state, price, run.remaining, need_dir)
+                run.record_unqualified(run.remaining, cap, ~self.is_tx, self.direction)
+            run.clear("tso", "TSO", self.tso, cap=cap)
+            if s == "ml02":
+                for n, layer in self.corrective.items():
+                    run.clear(f"corrective:{n}", f"DSO:{n}", layer, need=0.0)
+        elif s in ("ml05", "ml06"):
+            cap = None
+            if s == "ml06":
+                need_dir = "up" if self.system.tso_need_mw >= 0 else "down"
+                cap = self.prequal.caps(run.state, price, run.remaining, need_dir)
+                run.record_unqualified(run.remaining, cap, ~self.is_tx, self.direction)
+            run.clear("tso", "TSO", self.tso, cap=cap)
+            for n, layer in self.dso.items():
+                run.clear(f"dso:{n}", f"DSO:{n}", layer, need=0.0)
+        else:
+            self.aggregation.clear(run)
+        return run.result(s, start)
+
+
+def build_scheme(system: InterconnectedSystem, bids: pd.DataFrame, scheme: str,
+                 **options) -> Scheme:
+    """Shorthand: ``build_scheme(system, bids, "ml03", interface="fixed")``."""
+    return Scheme(system, bids, ClearingConfig(scheme=scheme, **options))
