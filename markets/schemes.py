@@ -143,10 +143,14 @@ class _Run:
                                    down_mw=float(offered[cand][layer.sign < 0].sum())))
         need = self.state.residual_need_mw if need is None else need
         out = layer.solve(self.price, offered, self.state, need, held_targets)
+        self.apply(name, operator, out)
+        return out
+
+    def apply(self, name: str, operator: str, out: LayerOutcome) -> None:
+        """Deliver a layer's activations: update remaining quantities and the grid state."""
         self.remaining = self.remaining - out.activation_mw
         self.state = self.state.after(self.system, self.bids, out.activation_mw)
         self.layers.append(LayerRecord(name, operator, out))
-        return out
 
     def record_unqualified(self, offered: np.ndarray, cap: np.ndarray, mask: np.ndarray,
                            direction: np.ndarray) -> None:
