@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from markets.grid_state import GridState
+from markets.grid_state import BidEffects, GridState
 from markets.system import InterconnectedSystem
 
 TOLERANCE = 1e-6
@@ -53,7 +53,8 @@ def assess(system: InterconnectedSystem, bids: pd.DataFrame,
            activation_mw: np.ndarray) -> GridReport:
     """Assess the grid with every bid activated by ``activation_mw`` (MW, aligned with
     ``bids`` rows); an all-zero vector assesses the base state."""
-    return assess_state(system, GridState.base(system).after(system, bids, activation_mw))
+    effects = BidEffects.of(system, bids)
+    return assess_state(system, GridState.base(system).after(effects, activation_mw))
 
 
 def assess_state(system: InterconnectedSystem, state: GridState) -> GridReport:

@@ -6,33 +6,44 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from markets.system import InterconnectedSystem
 
 
-def net_demand_changes(system: InterconnectedSystem, bids: pd.DataFrame,
-                       activation_mw: np.ndarray) -> tuple[np.ndarray, dict[str, tuple]]:
-    """Injection change per transmission bus [MW] from transmission bids, and the change of
-    net demand per feeder bus (MW, MVAr) from distribution bids.
+@dataclass(frozen=True)
+class BidEffects:
+    """Linear effect of bid activations on the grid state (built once per bid table).
 
-    Up activations raise injection (lower net demand), down activations lower it.
+    Attributes:
+        tx: transmission buses x bids, injection change per MW activated (+1 for up, -1 for
+            down, at the bid's transmission bus; a distribution bid acts at its coupling bus
+            through the interface flow, losses neglected).
+        feeder_p, feeder_q: per feeder, buses x bids, change of net demand per MW activated
+            (-1 / +1 for up / down; reactive: times the bid's tan_phi).
     """
-    sign = np.where(bids.direction.to_numpy() == "up", 1.0, -1.0)
-    signed = sign * np.asarray(activation_mw, dtype=float)
-    tx = system.transmission
-    d_inj = np.zeros(len(tx.buses))
-    is_tx = (bids.level == "transmission").to_numpy()
-    np.add.at(d_inj, [tx.bus_index(b) for b in bids.bus[is_tx]], signed[is_tx])
-    feeder_changes = {}
-    for f in system.feeders:
-        mask = (bids.feeder == f.name).to_numpy()
-        dp = np.zeros(f.n_buses)
-        dq = np.zeros(f.n_buses)
-        idx = [f.bus_index(b) for b in bids.bus[mask]]
-        np.add.at(dp, idx, -signed[mask])
-        np.add.at(dq, idx, -signed[mask] * bids.tan_phi.to_numpy()[mask])
-        feeder_changes[f.name] = (dp, dq)
-    return d_inj, feeder_changes
+
+    tx: sp.csr_matrix
+    feeder_p: dict[str, sp.csr_matrix]
+    feeder_q: dict[str, sp.csr_matrix]
+
+    @classmethod
+    def of(cls, system: InterconnectedSystem, bids: pd.DataFrame) -> "BidEffects":
+        n = len(bids)
+        sign = np.where(bids.direction.to_numpy() == "up", 1.0, -1.0)
+        tx_net = system.transmission
+        cols = np.arange(n)
+        rows = [tx_net.bus_index(b) for b in bids.tx_bus]
+        tx = sp.csr_matrix((sign, (rows, cols)), shape=(len(tx_net.buses), n))
+        fp, fq = {}, {}
+        tan_phi = bids.tan_phi.to_numpy(float)
+        for f in system.feeders:
+            mask = (bids.feeder == f.name).to_numpy()
+            idx = [f.bus_index(b) for b in bids.bus[mask]]
+            fp[f.name] = sp.csr_matrix((-sign[mask], (idx, cols[mask])), shape=(f.n_buses, n))
+            fq[f.name] = sp.csr_matrix((-sign[mask] * tan_phi[mask], (idx, cols[mask])),
+                                       shape=(f.n_buses, n))
+        return cls(tx, fp, fq)
 
 
 @dataclass
@@ -60,18 +71,14 @@ class GridState:
         return GridState(self.tx_injection.copy(), {k: v.copy() for k, v in self.feeder_p.items()},
                          {k: v.copy() for k, v in self.feeder_q.items()})
 
-    def after(self, system: InterconnectedSystem, bids: pd.DataFrame,
-              activation_mw: np.ndarray) -> "GridState":
+    def after(self, effects: BidEffects, activation_mw: np.ndarray) -> "GridState":
         """The state once ``activation_mw`` (per bid row) is delivered."""
-        d_inj, feeder_changes = net_demand_changes(system, bids, activation_mw)
-        new = self.copy()
-        new.tx_injection += d_inj
-        for f in system.feeders:
-            dp, dq = feeder_changes[f.name]
-            new.feeder_p[f.name] += dp
-            new.feeder_q[f.name] += dq
-            new.tx_injection[system.transmission.bus_index(f.coupling_bus)] -= dp.sum()
-        return new
+        a = np.asarray(activation_mw, dtype=float)
+        return GridState(
+            self.tx_injection + effects.tx @ a,
+            {k: v + effects.feeder_p[k] @ a for k, v in self.feeder_p.items()},
+            {k: v + effects.feeder_q[k] @ a for k, v in self.feeder_q.items()},
+        )
 
     @property
     def residual_need_mw(self) -> float:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from markets.bids import validate_bids
 from markets.errors import FlexgameInputError, require_choice
-from markets.grid_state import GridState
+from markets.grid_state import BidEffects, GridState
 from markets.market_layer import LayerOutcome, MarketLayer, Penalties
 from markets.prequalification import Prequalification
 from markets.system import InterconnectedSystem
@@ -125,8 +125,8 @@ class ClearingResult:
 class _Run:
     """Book-keeping of one pass through a pipeline."""
 
-    def __init__(self, system, bids, price, quantity):
-        self.system, self.bids, self.price = system, bids, price
+    def __init__(self, system, bids, effects, price, quantity):
+        self.system, self.bids, self.effects, self.price = system, bids, effects, price
         self.remaining = quantity.copy()
         self.state = GridState.base(system)
         self.layers: list[LayerRecord] = []
@@ -149,7 +149,7 @@ class _Run:
     def apply(self, name: str, operator: str, out: LayerOutcome) -> None:
         """Deliver a layer's activations: update remaining quantities and the grid state."""
         self.remaining = self.remaining - out.activation_mw
-        self.state = self.state.after(self.system, self.bids, out.activation_mw)
+        self.state = self.state.after(self.effects, out.activation_mw)
         self.layers.append(LayerRecord(name, operator, out))
 
     def record_unqualified(self, offered: np.ndarray, cap: np.ndarray, mask: np.ndarray,
@@ -184,6 +184,7 @@ class Scheme:
         self.config.validate()
         validate_bids(bids)
         self.system, self.bids = system, bids
+        self.effects = BidEffects.of(system, bids)
         self.name = self.config.scheme
         self.is_tx = (bids.level == "transmission").to_numpy()
         self.direction = bids.direction.to_numpy()
@@ -240,7 +241,7 @@ class Scheme:
         if np.any(quantity < 0):
             bad = int(np.flatnonzero(quantity < 0)[0])
             raise FlexgameInputError(f"bid {bad} quantity {quantity[bad]} MW must be >= 0")
-        run = _Run(self.system, self.bids, price, quantity)
+        run = _Run(self.system, self.bids, self.effects, price, quantity)
         s = self.name
         if s == "common":
             run.clear("common", "joint", self.common)

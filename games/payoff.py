@@ -1,0 +1,64 @@
+"""Payoffs of the flexibility-market game: the follower (a scheme's whole clearing pipeline)
+reacts to the leaders' (FSPs') declared bids; payoff = settlement payments - true cost."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from games.strategies import BidMap, Strategy
+from markets.settlement import settle
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A cleared profile: procurement cost [EUR], FSP profits [EUR], unmet need [MW]."""
+
+    cost_eur: float
+    profit: dict[str, float]
+    unmet_need_mw: float
+    activation_mw: np.ndarray
+    payment_eur: float
+
+
+class GameEvaluator:
+    """Evaluates strategy profiles by re-clearing a built scheme (no model rebuilds), with a
+    cache so that a profile seen before costs nothing.
+
+    Args:
+        scheme: a built :class:`markets.schemes.Scheme`.
+        bid_map: profile -> declared bids.
+        settlement: settlement rule name.
+    """
+
+    def __init__(self, scheme, bid_map: BidMap, settlement: str = "pay_as_bid"):
+        self.scheme, self.bid_map, self.settlement = scheme, bid_map, settlement
+        self._cache: dict[tuple, Outcome] = {}
+        self.clearings = 0
+
+    @staticmethod
+    def key(profile: dict[str, Strategy]) -> tuple:
+        return tuple(sorted(profile.items()))
+
+    def outcome(self, profile: dict[str, Strategy]) -> Outcome:
+        k = self.key(profile)
+        hit = self._cache.get(k)
+        if hit is not None:
+            return hit
+        price, quantity = self.bid_map.declare(profile)
+        result = self.scheme.clear(price, quantity)
+        self.clearings += 1
+        if self.settlement == "pay_as_bid":  # payments are the declared prices: no tables needed
+            payment = price * result.activation_mw
+        else:
+            payment = settle(self.scheme, result, self.settlement, price, quantity).bid_payment_eur
+        margin = payment - self.bid_map.cost * result.activation_mw
+        profit = {f: float(margin[r].sum()) for f, r in self.bid_map.rows.items()}
+        out = Outcome(result.cost_eur, profit, result.unmet_need_mw, result.activation_mw,
+                      float(payment.sum()))
+        self._cache[k] = out
+        return out
+
+    def payoff(self, profile: dict[str, Strategy], fsp: str) -> float:
+        return self.outcome(profile).profit[fsp]
