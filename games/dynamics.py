@@ -89,91 +89,47 @@ def iterated_best_response(evaluator: GameEvaluator, start: Profile, rng: np.ran
     return DynamicsResult("capped", history[-1], history)
 
 
-def level0_profile(fsps: list[str], n_markups: int, rule: str, rng: np.random.Generator,
-                   fixed_markup_index: int = 0) -> Profile:
-    """Level-0 play: truthful, uniformly random markup, or a fixed markup index."""
-    if rule == "truthful":
-        return {f: (0, 0) for f in fsps}
-    if rule == "random":
-        return {f: (int(rng.integers(n_markups)), 0) for f in fsps}
-    if rule == "fixed":
-        return {f: (int(fixed_markup_index), 0) for f in fsps}
-    raise ValueError(f"level-0 rule {rule!r}; allowed: truthful, random, fixed")
+def level_k_round(evaluator: GameEvaluator, previous: Profile) -> Profile:
+    """Level k from level k-1: every FSP's best response to everyone playing ``previous``."""
+    return {f: best_response(evaluator, previous, f).strategy for f in previous}
 
 
-def level_k_profiles(evaluator: GameEvaluator, level0: Profile, max_level: int,
-                     on_round=None) -> list[Profile]:
-    """Profiles of levels 0..max_level: level k = everyone's best response to level k-1."""
-    levels = [dict(level0)]
-    for k in range(1, max_level + 1):
-        prev = levels[-1]
-        levels.append({f: best_response(evaluator, prev, f).strategy for f in prev})
-        if on_round is not None:
-            on_round(k, levels[-1])
-    return levels
+def hierarchy_level(evaluator: GameEvaluator, plays: list[Profile], tau: float, samples: int,
+                    rng: np.random.Generator) -> tuple[Profile, dict[str, float]]:
+    """Cognitive-hierarchy play of level k = len(plays): each FSP maximises its expected
+    payoff against opponents whose levels are drawn from Poisson(tau) truncated to 0..k-1
+    (``plays[l]`` is what level l plays), estimated over ``samples`` seeded draws.
+
+    Returns the level-k profile and the standard error of each FSP's chosen expected payoff.
+    """
+    k = len(plays)
+    weights = poisson.pmf(np.arange(k), tau)
+    weights = weights / weights.sum()
+    names = sorted(plays[0])
+    draws = [rng.choice(k, size=len(names), p=weights) for _ in range(samples)]
+    out, errors = {}, {}
+    for f in names:
+        best, best_mean, best_se = None, -np.inf, 0.0
+        for s in evaluator.bid_map.space.strategies:
+            values = [evaluator.payoff({**{g: plays[d[j]][g] for j, g in enumerate(names)}, f: s}, f)
+                      for d in draws]
+            mean = float(np.mean(values))
+            if mean > best_mean + 1e-6:
+                best, best_mean = s, mean
+                best_se = float(np.std(values, ddof=1) / np.sqrt(samples)) if samples > 1 else 0.0
+        out[f], errors[f] = best, best_se
+    return out, errors
 
 
-def level_k(evaluator: GameEvaluator, level0: Profile, levels: dict[str, int],
-            on_round=None) -> DynamicsResult:
-    """Each FSP plays the strategy of its own level (fixed per FSP)."""
-    by_level = level_k_profiles(evaluator, level0, max(levels.values(), default=0), on_round)
-    profile = {f: by_level[levels[f]][f] for f in level0}
-    return DynamicsResult("level_k", profile, by_level + [profile])
-
-
-def cognitive_hierarchy(evaluator: GameEvaluator, level0: Profile, levels: dict[str, int],
-                        tau: float, rng: np.random.Generator, samples: int = 30,
-                        on_round=None) -> DynamicsResult:
-    """Cognitive hierarchy: level-k FSPs best-respond to sampled opponents whose levels are
-    drawn from Poisson(tau) truncated to 0..k-1; strategies of a level are those the
-    hierarchy assigns (computed level by level)."""
-    max_level = max(levels.values(), default=0)
-    fsps = sorted(level0)
-    plays = [dict(level0)]  # plays[k][f]: strategy f would play if it were of level k
-    errors: dict[str, float] = {}
-    for k in range(1, max_level + 1):
-        weights = poisson.pmf(np.arange(k), tau)
-        weights = weights / weights.sum()
-        draws = [rng.choice(k, size=len(fsps), p=weights) for _ in range(samples)]
-        nxt = {}
-        for i, f in enumerate(fsps):
-            best, best_value, best_se = None, -np.inf, 0.0
-            for s in evaluator.bid_map.space.strategies:
-                values = []
-                for d in draws:
-                    opp = {g: plays[d[j]][g] for j, g in enumerate(fsps)}
-                    opp[f] = s
-                    values.append(evaluator.payoff(opp, f))
-                mean = float(np.mean(values))
-                if mean > best_value + 1e-6:
-                    best, best_value = s, mean
-                    best_se = float(np.std(values, ddof=1) / np.sqrt(samples)) if samples > 1 else 0.0
-            nxt[f] = best
-            if levels[f] == k:
-                errors[f] = best_se
-        plays.append(nxt)
-        if on_round is not None:
-            on_round(k, nxt)
-    profile = {f: plays[levels[f]][f] for f in fsps}
-    return DynamicsResult("cognitive_hierarchy", profile, plays + [profile],
-                          sampling_error=errors)
-
-
-def logit_dynamics(evaluator: GameEvaluator, start: Profile, rationality: float,
-                   rng: np.random.Generator, rounds: int = 20, on_round=None) -> DynamicsResult:
-    """Noisy best response: each round every FSP (seeded order) draws a strategy with
-    probability proportional to exp(lambda x payoff) against the others' current play."""
+def logit_round(evaluator: GameEvaluator, profile: Profile, order: list[str],
+                rationality: float, rng: np.random.Generator) -> Profile:
+    """Each FSP in ``order`` draws a strategy with probability proportional to
+    exp(lambda x payoff) against the others' current play (sequentially)."""
     strategies = evaluator.bid_map.space.strategies
-    history = [dict(start)]
-    fsps = sorted(start)
-    for r in range(1, rounds + 1):
-        profile = dict(history[-1])
-        for f in rng.permutation(fsps):
-            values = np.array([evaluator.payoff({**profile, f: s}, f) for s in strategies])
-            z = rationality * (values - values.max())
-            p = np.exp(z) / np.exp(z).sum()
-            profile[f] = strategies[int(rng.choice(len(strategies), p=p))]
-        history.append(profile)
-        if on_round is not None:
-            on_round(r, profile)
-    return DynamicsResult("logit", history[-1], history)
+    new = dict(profile)
+    for f in order:
+        values = np.array([evaluator.payoff({**new, f: s}, f) for s in strategies])
+        z = rationality * (values - values.max())
+        p = np.exp(z) / np.exp(z).sum()
+        new[f] = strategies[int(rng.choice(len(strategies), p=p))]
+    return new

@@ -1,0 +1,59 @@
+"""Mesa agents of the flexibility market: FSPs (leaders), market operators (followers, one
+per market layer of the scheme) and system operators (whose needs the markets serve)."""
+
+from __future__ import annotations
+
+import mesa
+import numpy as np
+
+from games.strategies import Strategy
+
+
+class FSPAgent(mesa.Agent):
+    """A flexibility service provider.
+
+    Attributes:
+        name: FSP id in the bid table.
+        bid_rows: rows of its bids in the bid table.
+        level: reasoning level (k-level and cognitive hierarchy).
+        strategy: current (markup index, withholding index).
+        profit_eur: profit at the current profile [EUR].
+    """
+
+    def __init__(self, model, name: str, bid_rows: np.ndarray, level: int):
+        super().__init__(model)
+        self.name, self.bid_rows, self.level = name, bid_rows, level
+        self.strategy: Strategy = (0, 0)
+        self.profit_eur = 0.0
+
+    @property
+    def markup(self) -> float:
+        return self.model.bid_map.markup_of(self.strategy)
+
+    @property
+    def true_cost_eur_per_mw(self) -> np.ndarray:
+        return self.model.bids.cost_eur_per_mw.to_numpy()[self.bid_rows]
+
+
+class MarketOperatorAgent(mesa.Agent):
+    """Clears one layer of the scheme; records its last outcome.
+
+    Attributes:
+        layer: layer name (e.g. "tso", "dso:case69", "common").
+        operator: the system operator buying in it ("TSO", "DSO:<feeder>", "joint").
+        cost_eur, accepted_mw: last procurement cost [EUR] and accepted volume [MW].
+    """
+
+    def __init__(self, model, layer: str, operator: str):
+        super().__init__(model)
+        self.layer, self.operator = layer, operator
+        self.cost_eur = 0.0
+        self.accepted_mw = 0.0
+
+
+class SystemOperatorAgent(mesa.Agent):
+    """The TSO (need in MW, > 0 upward) or a DSO (its feeder's base congestion)."""
+
+    def __init__(self, model, name: str, need_mw: float = 0.0, feeder: str | None = None):
+        super().__init__(model)
+        self.name, self.need_mw, self.feeder = name, need_mw, feeder

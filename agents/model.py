@@ -1,0 +1,229 @@
+"""The Mesa model of the strategic flexibility market.
+
+One model step is one reasoning round (SPEC §7): a round of best responses (iterated best
+response), one more level of reasoning (k-level, cognitive hierarchy) or one round of noisy
+logit responses. The clearing scheme is built once; every payoff is a re-clearing of it. A
+DataCollector records every round's profile (markups), procurement cost and FSP profits.
+All randomness comes from the model's seeded generator ``self.rng``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import mesa
+import numpy as np
+import pandas as pd
+
+from agents.agents import FSPAgent, MarketOperatorAgent, SystemOperatorAgent
+from games.dynamics import hierarchy_level, ibr_round, level_k_round, logit_round
+from games.payoff import GameEvaluator
+from games.strategies import BidMap, StrategySpace
+from markets.errors import FlexgameInputError, require_choice
+
+REASONINGS = ("truthful", "level_k", "cognitive_hierarchy", "ibr", "logit")
+
+
+@dataclass
+class ReasoningConfig:
+    """How FSPs reason.
+
+    Attributes:
+        name: truthful, level_k, cognitive_hierarchy, ibr or logit.
+        level: reasoning level k of every FSP (level_k, cognitive_hierarchy) unless
+            ``levels`` gives one per FSP.
+        levels: explicit level per FSP name.
+        level0: level-0 rule: truthful, random or fixed (``level0_markup_index``).
+        level0_markup_index: markup index of the fixed level-0 rule.
+        tau: Poisson mean of the cognitive hierarchy.
+        samples: opponent samples per expected payoff (cognitive hierarchy).
+        update: gauss_seidel or jacobi (ibr).
+        max_rounds: iteration cap (ibr) or number of rounds (logit).
+        rationality: logit lambda [1/EUR].
+    """
+
+    name: str = "ibr"
+    level: int = 2
+    levels: dict[str, int] = field(default_factory=dict)
+    level0: str = "truthful"
+    level0_markup_index: int = 0
+    tau: float = 1.5
+    samples: int = 20
+    update: str = "gauss_seidel"
+    max_rounds: int = 30
+    rationality: float = 0.5
+
+    def validate(self) -> None:
+        require_choice("reasoning", self.name, REASONINGS)
+        require_choice("level0", self.level0, ("truthful", "random", "fixed"))
+        require_choice("update", self.update, ("gauss_seidel", "jacobi"))
+        if self.level < 0 or any(v < 0 for v in self.levels.values()):
+            raise FlexgameInputError(f"level={self.level} must be >= 0")
+        if self.max_rounds < 1:
+            raise FlexgameInputError(f"max_rounds={self.max_rounds} must be >= 1")
+        if self.tau <= 0 or self.samples < 1 or self.rationality < 0:
+            raise FlexgameInputError("tau must be > 0, samples >= 1, rationality >= 0")
+
+
+class FlexMarketModel(mesa.Model):
+    """Strategic FSPs bidding into a built coordination scheme.
+
+    Args:
+        scheme: a built :class:`markets.schemes.Scheme`.
+        space: the FSPs' strategy space.
+        reasoning: reasoning configuration.
+        settlement: settlement rule.
+        seed: seed of the model's generator.
+    """
+
+    def __init__(self, scheme, space: StrategySpace, reasoning: ReasoningConfig,
+                 settlement: str = "pay_as_bid", seed: int = 0):
+        super().__init__(rng=np.random.default_rng(seed))
+        reasoning.validate()
+        self.scheme, self.bids, self.reasoning = scheme, scheme.bids, reasoning
+        self.bid_map = BidMap(scheme.bids, space)
+        self.evaluator = GameEvaluator(scheme, self.bid_map, settlement)
+        system = scheme.system
+        for f in self.bid_map.fsps:
+            FSPAgent(self, f, self.bid_map.rows[f], reasoning.levels.get(f, reasoning.level))
+        SystemOperatorAgent(self, "TSO", system.tso_need_mw)
+        for feeder in system.feeders:
+            SystemOperatorAgent(self, f"DSO:{feeder.name}", feeder=feeder.name)
+        for layer in scheme.clear().layers:
+            MarketOperatorAgent(self, layer.name, layer.operator)
+        self.fsps = self.agents_by_type[FSPAgent]
+        self.level_of = {a.name: a.level for a in self.fsps}
+        self.order = [a.name for a in self.fsps]
+        if reasoning.update == "gauss_seidel":
+            self.order = list(self.rng.permutation(self.order))
+        self.round = 0
+        self.status = "running"
+        self.cycle: list[dict] = []
+        self.sampling_error: dict[str, float] = {}
+        self.history: list[dict] = []
+        self._seen: dict[tuple, int] = {}
+        self._level_plays: list[dict] = []
+        self.datacollector = mesa.DataCollector(
+            model_reporters={
+                "round": "round",
+                "procurement_cost_eur": lambda m: m.current_outcome.cost_eur,
+                "unmet_need_mw": lambda m: m.current_outcome.unmet_need_mw,
+                "mean_markup": lambda m: float(np.mean([a.markup for a in m.fsps])),
+            },
+            agenttype_reporters={FSPAgent: {"fsp": "name", "markup": "markup",
+                                            "withheld_index": lambda a: a.strategy[1],
+                                            "profit_eur": "profit_eur", "level": "level"}},
+        )
+        self._set_profile(self._level0())
+        self.running = reasoning.name != "truthful"
+
+    # --- profile book-keeping ------------------------------------------------------------
+    @property
+    def profile(self) -> dict:
+        return {a.name: a.strategy for a in self.fsps}
+
+    @property
+    def current_outcome(self):
+        return self.evaluator.outcome(self.profile)
+
+    def _set_profile(self, profile: dict) -> None:
+        for a in self.fsps:
+            a.strategy = profile[a.name]
+        out = self.current_outcome
+        for a in self.fsps:
+            a.profit_eur = out.profit[a.name]
+        for op in self.agents_by_type[MarketOperatorAgent]:
+            op.cost_eur = op.accepted_mw = 0.0
+        self.history.append(dict(profile))
+        self._seen.setdefault(self.evaluator.key(profile), len(self.history) - 1)
+        self.datacollector.collect(self)
+
+    def _level0(self) -> dict:
+        r = self.reasoning
+        names = [a.name for a in self.fsps]
+        if r.name in ("level_k", "cognitive_hierarchy") or r.level0 != "truthful":
+            if r.level0 == "random":
+                n = len(self.bid_map.space.markups)
+                return {f: (int(self.rng.integers(n)), 0) for f in names}
+            if r.level0 == "fixed":
+                return {f: (int(r.level0_markup_index), 0) for f in names}
+        return {f: (0, 0) for f in names}
+
+    # --- one reasoning round ---------------------------------------------------------------
+    def step(self) -> None:
+        self.round += 1
+        r = self.reasoning
+        if r.name == "ibr":
+            self._ibr_round()
+        elif r.name == "level_k":
+            self._level_round(belief=None)
+        elif r.name == "cognitive_hierarchy":
+            self._level_round(belief="poisson")
+        elif r.name == "logit":
+            self._logit_round()
+
+    def _ibr_round(self) -> None:
+        before = self.profile
+        new = ibr_round(self.evaluator, before, self.order, self.reasoning.update)
+        key = self.evaluator.key(new)
+        seen_at = self._seen.get(key)
+        self._set_profile(new)
+        if new == before:
+            self.status, self.running = "converged", False
+        elif seen_at is not None:
+            self.status, self.running = "cycle", False
+            self.cycle = self.history[seen_at:-1]
+        elif self.round >= self.reasoning.max_rounds:
+            self.status, self.running = "capped", False
+
+    def _level_round(self, belief: str | None) -> None:
+        """Round k computes what a level-k FSP plays; FSPs of level >= k adopt it."""
+        k = self.round
+        if not self._level_plays:
+            self._level_plays = [self.history[0]]
+        plays = self._level_plays
+        if belief is None:
+            nxt = level_k_round(self.evaluator, plays[k - 1])
+        else:
+            r = self.reasoning
+            nxt, errors = hierarchy_level(self.evaluator, plays, r.tau, r.samples, self.rng)
+            self.sampling_error.update({f: e for f, e in errors.items()
+                                        if self.level_of[f] == k})
+        plays.append(nxt)
+        self._set_profile({a.name: plays[min(a.level, k)][a.name] for a in self.fsps})
+        if k >= max(a.level for a in self.fsps):
+            self.status, self.running = self.reasoning.name, False
+
+    def _logit_round(self) -> None:
+        order = list(self.rng.permutation(self.order))
+        self._set_profile(logit_round(self.evaluator, self.profile, order,
+                                      self.reasoning.rationality, self.rng))
+        if self.round >= self.reasoning.max_rounds:
+            self.status, self.running = "logit", False
+
+    # --- driving -----------------------------------------------------------------------------
+    def run(self, progress: bool = False) -> None:
+        """Step until the reasoning process stops (tqdm bar over rounds if ``progress``)."""
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.reasoning.max_rounds, desc=f"{self.scheme.name} rounds",
+                       leave=False)
+        while self.running:
+            self.step()
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(cost=f"{self.current_outcome.cost_eur:.0f}", status=self.status)
+        if bar is not None:
+            bar.close()
+        if self.reasoning.name == "truthful":
+            self.status = "truthful"
+
+    def rounds_table(self) -> pd.DataFrame:
+        """One row per (round, FSP): markup, profit, level; with the round's cost."""
+        agents = self.datacollector.get_agenttype_vars_dataframe(FSPAgent).reset_index()
+        model = self.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+        model["step"] = np.arange(len(model))
+        agents = agents.rename(columns={"Step": "step"})
+        return agents.merge(model, on="step", how="left").drop(columns=["AgentID"], errors="ignore")
