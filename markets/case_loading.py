@@ -69,7 +69,7 @@ def resolve_case_path(case: str | Path) -> Path:
     package (optional dependency, used only when it is installed)."""
     text = str(case)
     path = Path(text).expanduser()
-    if path.suffix == ".m" or path.exists() or "/" in text:
+    if path.exists() or "/" in text or "\\" in text:
         if not path.is_file():
             raise FlexgameInputError(f"case file {text!r} does not exist")
         return path

@@ -49,7 +49,7 @@ class SystemConfig:
         v_limits: (min, max) voltage magnitude [p.u.] for feeder buses; None = the case's.
         dg_share: distributed generation per feeder as a share of its active load [-].
         dg_buses_per_feeder: number of far-end buses that host the DG.
-        imbalance_share: TSO imbalance as a share of total system demand [-].
+        imbalance_share: TSO imbalance as a share of total demand net of DG [-].
         imbalance_mw: explicit TSO imbalance [MW] (overrides imbalance_share).
     """
 

@@ -1,0 +1,215 @@
+"""Resources, bids and FSPs: reproducibility, D3.3 price ranges, liquidity, aggregation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from markets.bids import (
+    AGGREGATIONS, BID_COLUMNS, CASES, DEFAULT_PRICES, TSO_NEED_DIRECTION, BidConfig,
+    critical_buses, generate_bids, validate_bids,
+)
+from markets.errors import FlexgameInputError
+
+
+def _bids(system, seed=0, **kwargs) -> pd.DataFrame:
+    return generate_bids(system, BidConfig(**kwargs), np.random.default_rng(seed))
+
+
+def _price_class(row) -> str:
+    return f"critical_{row.direction}" if row.critical else f"{row.level}_{row.direction}"
+
+
+def test_bid_table_shape(bids_a, system):
+    assert list(bids_a.columns) == BID_COLUMNS
+    assert list(bids_a.index) == list(range(len(bids_a)))
+    assert (bids_a.quantity_mw > 0).all()
+    assert set(bids_a.direction) == {"up", "down"}
+    assert set(bids_a.level) == {"transmission", "distribution"}
+    assert (bids_a.price_eur_per_mw == bids_a.cost_eur_per_mw).all()  # truthful
+    validate_bids(bids_a)
+    # distribution bids sit on a bus of their feeder and affect its coupling bus
+    for row in bids_a[bids_a.level == "distribution"].itertuples():
+        f = system.feeder(row.feeder)
+        assert row.tx_bus == f.coupling_bus
+        assert f.bus_index(row.bus) > 0  # never the root
+    tx = bids_a[bids_a.level == "transmission"]
+    assert (tx.feeder == "").all() and (tx.bus == tx.tx_bus).all()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_same_seed_same_bids(system, case):
+    kwargs = dict(case=case, liquidity=0.7, aggregation="random_pools", pool_size=4)
+    pd.testing.assert_frame_equal(_bids(system, 3, **kwargs), _bids(system, 3, **kwargs))
+
+
+def test_different_seed_different_bids(system):
+    a, b = _bids(system, 1), _bids(system, 2)
+    assert not a.equals(b)
+    assert not np.allclose(a.price_eur_per_mw.to_numpy()[:10], b.price_eur_per_mw.to_numpy()[:10])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("case", CASES)
+def test_prices_within_case_ranges(system, system_down, case, seed):
+    sys_ = system_down if TSO_NEED_DIRECTION[case] == "down" else system
+    bids = _bids(sys_, seed, case=case)
+    ranges = DEFAULT_PRICES[case]
+    classes = bids.apply(_price_class, axis=1)
+    expected_classes = {"transmission_up", "transmission_down", "distribution_up",
+                        "distribution_down"}
+    if case == "C":
+        expected_classes |= {"critical_up", "critical_down"}
+    assert set(classes) == expected_classes
+    for cls, group in bids.groupby(classes):
+        lo, hi = ranges[cls]
+        assert group.cost_eur_per_mw.between(lo, hi).all(), (case, cls)
+
+
+def _extreme(bids, level, direction, fn, critical=False):
+    sel = bids[(bids.level == level) & (bids.direction == direction) & (bids.critical == critical)]
+    assert len(sel) > 0
+    return fn(sel.price_eur_per_mw)
+
+
+@pytest.mark.parametrize("case", ["A", "D"])
+def test_case_a_d_distribution_dearer_than_transmission(system, case):
+    bids = _bids(system, 4, case=case)
+    for direction in ("up", "down"):
+        assert (_extreme(bids, "distribution", direction, min)
+                >= _extreme(bids, "transmission", direction, max))
+    assert _extreme(bids, "transmission", "down", max) <= 25.0
+    assert _extreme(bids, "transmission", "up", min) >= 30.0
+    assert _extreme(bids, "distribution", "up", max) <= 55.0
+
+
+def test_case_b_transmission_up_expensive(system):
+    bids = _bids(system, 4, case="B")
+    assert _extreme(bids, "transmission", "up", min) >= 90.0
+    assert _extreme(bids, "transmission", "up", max) <= 165.0
+    assert _extreme(bids, "distribution", "up", max) <= 55.0
+
+
+def test_case_c_critical_bids(system):
+    bids = _bids(system, 4, case="C")
+    crit = bids[bids.critical]
+    assert set(crit.direction) == {"up", "down"}
+    assert (crit.level == "distribution").all()
+    assert (_extreme(bids, "distribution", "up", min, critical=True)
+            > _extreme(bids, "transmission", "up", max))
+    # critical bids sit below the tightened branches of their feeder
+    for row in crit.itertuples():
+        f = system.feeder(row.feeder)
+        j = f.bus_index(row.bus)
+        below = {int(b) for k in system.congested[f.name] for b in f.subtree_buses(k)}
+        assert j in below
+        assert j in critical_buses(system, f.name, BidConfig().critical_bids_per_feeder)
+    assert not _bids(system, 4, case="B").critical.any()
+
+
+def test_case_d_is_downward():
+    assert TSO_NEED_DIRECTION == {"A": "up", "B": "up", "C": "up", "D": "down"}
+    assert DEFAULT_PRICES["D"] == DEFAULT_PRICES["A"]
+
+
+@pytest.mark.parametrize("liquidity", [0.5, 0.25])
+def test_liquidity_keeps_share_of_resources(system, liquidity):
+    full = _bids(system, 5)
+    part = _bids(system, 5, liquidity=liquidity)
+    assert len(part) == round(liquidity * len(full))
+    assert set(part.resource) <= set(full.resource)
+    # kept resources are the same resources: same bus, direction and quantity
+    merged = part.merge(full, on="resource", suffixes=("", "_full"))
+    assert len(merged) == len(part)
+    assert (merged.bus == merged.bus_full).all()
+    assert np.allclose(merged.quantity_mw, merged.quantity_mw_full)
+
+
+def test_aggregation_none_one_fsp_per_resource(bids_a):
+    assert bids_a.fsp.is_unique
+
+
+def test_aggregation_by_feeder(system):
+    bids = _bids(system, 6, aggregation="by_feeder")
+    dist = bids[bids.level == "distribution"]
+    owners = dist.groupby("feeder").fsp.unique()
+    assert len(owners) == len(system.feeders)
+    assert all(len(o) == 1 for o in owners)
+    assert dist.fsp.nunique() == len(system.feeders)
+    tx = bids[bids.level == "transmission"]
+    assert tx.fsp.is_unique and not set(tx.fsp) & set(dist.fsp)
+
+
+@pytest.mark.parametrize("pool_size", [1, 3, 10])
+def test_random_pools_bounded(system, pool_size):
+    bids = _bids(system, 7, aggregation="random_pools", pool_size=pool_size)
+    sizes = bids.groupby("fsp").size()
+    assert sizes.max() <= pool_size
+    assert len(sizes) == int(np.ceil(len(bids) / pool_size))
+    if pool_size > 1:
+        assert sizes.max() == pool_size
+
+
+@pytest.mark.parametrize("liquidity", [0, 1.5, -0.1, float("nan")])
+def test_bad_liquidity(system, liquidity):
+    with pytest.raises(FlexgameInputError, match="liquidity"):
+        _bids(system, liquidity=liquidity)
+
+
+def test_unknown_case(system):
+    with pytest.raises(FlexgameInputError) as err:
+        _bids(system, case="E")
+    assert "case='E'" in str(err.value)
+    for c in CASES:
+        assert c in str(err.value)
+
+
+def test_unknown_aggregation(system):
+    with pytest.raises(FlexgameInputError) as err:
+        _bids(system, aggregation="by_area")
+    assert "'by_area'" in str(err.value)
+    for a in AGGREGATIONS:
+        assert a in str(err.value)
+
+
+def test_bad_pool_size(system):
+    with pytest.raises(FlexgameInputError, match="pool_size=0"):
+        _bids(system, aggregation="random_pools", pool_size=0)
+
+
+def test_bad_price_range_override(system):
+    cfg = BidConfig(prices={"A": {"transmission_up": (50.0, 40.0)}})
+    with pytest.raises(FlexgameInputError, match="transmission_up"):
+        generate_bids(system, cfg, np.random.default_rng(0))
+
+
+def test_price_override_used(system):
+    cfg = BidConfig(prices={"A": {"transmission_up": (70.0, 71.0)}})
+    bids = generate_bids(system, cfg, np.random.default_rng(0))
+    sel = bids[(bids.level == "transmission") & (bids.direction == "up")]
+    assert sel.price_eur_per_mw.between(70.0, 71.0).all()
+
+
+def test_validate_bids_rejects_negative_quantity(bids_a):
+    bad = bids_a.copy()
+    bad.loc[3, "quantity_mw"] = -1.0
+    with pytest.raises(FlexgameInputError) as err:
+        validate_bids(bad)
+    assert "bid 3" in str(err.value) and "-1.0" in str(err.value)
+
+
+def test_validate_bids_rejects_bad_direction_and_price(bids_a):
+    bad = bids_a.copy()
+    bad.loc[5, "direction"] = "sideways"
+    with pytest.raises(FlexgameInputError, match=r"bid 5 .*'sideways'"):
+        validate_bids(bad)
+    bad = bids_a.copy()
+    bad.loc[2, "price_eur_per_mw"] = np.inf
+    with pytest.raises(FlexgameInputError, match="bid 2"):
+        validate_bids(bad)
+
+
+def test_validate_bids_rejects_missing_columns(bids_a):
+    with pytest.raises(FlexgameInputError, match="tan_phi"):
+        validate_bids(bids_a.drop(columns="tan_phi"))
