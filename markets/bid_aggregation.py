@@ -19,6 +19,7 @@ import numpy as np
 import pyomo.environ as pyo
 
 from markets.lp import CompiledLP
+from markets.market_layer import tie_break
 
 
 class BidAggregation:
@@ -109,7 +110,7 @@ class BidAggregation:
         rsf = self.residual_supply(run)
         lp, tx = self.milp, self.scheme.system.transmission
         if len(self.tx_bids):
-            lp.set_costs(self.a_cols, run.price[self.tx_bids])
+            lp.set_costs(self.a_cols, run.price[self.tx_bids] + tie_break(self.tx_bids))
             lp.set_col_bounds(self.a_cols, 0.0, run.remaining[self.tx_bids])
         for n in self.names:
             lp.set_costs(self.z_cols[n], [o.objective_eur for o in rsf[n]])

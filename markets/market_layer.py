@@ -28,6 +28,17 @@ from markets.lp import CompiledLP
 from markets.system import InterconnectedSystem
 
 
+TIE_BREAK_EUR_PER_MW = 1e-6
+"""Price step by bid id that makes equally priced bids clear in bid-id order, whatever the
+solve history (HiGHS warm-starts; without it, ties would split by the previous basis)."""
+
+
+def tie_break(bid_ids: np.ndarray) -> np.ndarray:
+    """Tiny increasing cost by bid id [EUR/MW] (at most 1e-6 x number of bids; procurement
+    cost is always computed with the declared prices, without it)."""
+    return TIE_BREAK_EUR_PER_MW * np.asarray(bid_ids, dtype=float)
+
+
 @dataclass(frozen=True)
 class Penalties:
     """Penalty prices of slacks (they must exceed any bid price).
@@ -231,7 +242,7 @@ class MarketLayer:
         """
         lp, cand = self.lp, self.candidates
         if len(cand):
-            lp.set_costs(self.a_cols, price[cand])
+            lp.set_costs(self.a_cols, price[cand] + tie_break(cand))
             lp.set_col_bounds(self.a_cols, 0.0, np.maximum(available_mw[cand], 0.0))
         if self.has_balance:
             lp.set_row_bounds([self.balance_row], need_mw, need_mw)

@@ -1,0 +1,485 @@
+"""The strategic layer (SPEC §7) checked against brute force on tiny games.
+
+Every game is played on the tiny market of :mod:`tiny_market` (a 3-bus transmission triangle
+that never binds, plus a 3-bus radial feeder at transmission bus 3). A game's full payoff
+table is enumerated with the same :class:`GameEvaluator` the dynamics use, so brute force and
+dynamics play the same game; pure Nash equilibria are found by checking every unilateral
+deviation, and the exact best responses, IBR fixed points, k-level plays and regret
+certificates of ``games/`` and ``agents/`` must agree with them.
+
+Ties between equally priced bids are split by the LP (one bid filled first); the payoff
+tables record whichever split the clearing returns, and the properties asserted below hold
+for any such split (see the docstrings).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from agents.model import REASONINGS, FlexMarketModel, ReasoningConfig
+from games.best_response import best_response, certificate
+from games.dynamics import ibr_round, iterated_best_response, level_k_round
+from games.payoff import GameEvaluator
+from games.strategies import BidMap, StrategySpace
+from markets.errors import FlexgameInputError
+from markets.schemes import build_scheme
+from tiny_market import (
+    POLYGON_SIDES, TOL, as_key, bid_table, brute_best_response, brute_round, deviation_payoffs,
+    feeder_bid, payoff_table, pure_equilibria, regrets, tiny_system, tx_bid,
+)
+
+MODES = ("gauss_seidel", "jacobi")
+GRID4 = [1.0, 1.2, 1.5, 2.0]
+
+# name -> (TSO need [MW], truthful bids, strategy space, congested feeder)
+GAMES = {
+    # two identical FSPs, each able to serve the whole need: Bertrand on a grid
+    "bertrand": (5.0, [tx_bid("A", 2, 10, 10), tx_bid("B", 3, 10, 10)],
+                 dict(markups=GRID4, price_cap=500.0), False),
+    # three capacity-constrained transmission FSPs, all three needed
+    "three_tx": (10.0, [tx_bid("A", 2, 4, 10), tx_bid("B", 3, 4, 12), tx_bid("C", 2, 4, 15)],
+                 dict(markups=GRID4, price_cap=30.0), False),
+    # two transmission FSPs and a distribution FSP on the feeder
+    "three_mixed": (9.0, [tx_bid("A", 2, 5, 10), tx_bid("B", 3, 4, 12),
+                          feeder_bid("C", 3, 3, 15)],
+                    dict(markups=[1.0, 1.25, 1.5, 2.0], price_cap=25.0), False),
+    # pooled FSPs: each of A and B holds a transmission and a distribution resource
+    "pooled": (10.0, [tx_bid("A", 2, 5, 10), feeder_bid("A", 3, 2, 15), tx_bid("B", 3, 4, 12),
+                      feeder_bid("B", 2, 3, 14), tx_bid("C", 2, 6, 20)],
+               dict(markups=GRID4, price_cap=40.0), False),
+    # capacity-constrained price competition (need 10, 2 x 6 MW, cost 10, cap 30):
+    # Edgeworth cycles, no pure equilibrium on the grid
+    "edgeworth": (10.0, [tx_bid("A", 2, 6, 10), tx_bid("B", 3, 6, 10)],
+                  dict(markups=[1.0, 1.5, 2.0, 2.5, 3.0], price_cap=30.0), False),
+    # an FSP (L) alone below the congested feeder branch 2-3; cheap transmission FSPs cover
+    # the TSO need; Dd (down at feeder bus 2) lets a held-interface DSO layer net L out
+    "local": (5.0, [tx_bid("T", 2, 20, 5), feeder_bid("L", 3, 1, 20),
+                    feeder_bid("Dd", 2, 2, 5, "down"), tx_bid("T2", 3, 20, 8)],
+              dict(markups=GRID4, price_cap=40.0), True),
+}
+EQUILIBRIUM_GAMES = ("bertrand", "three_tx", "three_mixed", "pooled")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("tiny_strategic")
+
+
+def make_scheme(folder, game: str, scheme: str = "common", **space_overrides):
+    need, rows, space, congested = GAMES[game]
+    system = tiny_system(folder, need, congested=congested)
+    space = StrategySpace(**{**space, **space_overrides})
+    return build_scheme(system, bid_table(rows), scheme), space
+
+
+def make_evaluator(folder, game: str, scheme: str = "common", settlement: str = "pay_as_bid",
+                   **space_overrides) -> GameEvaluator:
+    """A fresh scheme and evaluator (fresh cache, fresh solver state) for ``game``."""
+    built, space = make_scheme(folder, game, scheme, **space_overrides)
+    return GameEvaluator(built, BidMap(built.bids, space), settlement)
+
+
+def brute(evaluator):
+    """(payoff table, FSP names, strategies, pure equilibria) of the evaluator's game."""
+    table = payoff_table(evaluator)
+    fsps, strategies = evaluator.bid_map.fsps, evaluator.bid_map.space.strategies
+    return table, fsps, strategies, pure_equilibria(table, fsps, strategies)
+
+
+def gs_order(fsps, seed: int, mode: str) -> list[str]:
+    """The update order iterated_best_response uses (Gauss-Seidel: drawn from the seed)."""
+    fsps = sorted(fsps)
+    return list(np.random.default_rng(seed).permutation(fsps)) if mode == "gauss_seidel" \
+        else fsps
+
+
+def assert_rounds_are_brute_force(history, table, fsps, strategies, order, mode):
+    """Every round of a history is the round of best responses (read off the payoff table)
+    of the previous profile: simultaneous for Jacobi, sequential in ``order`` for
+    Gauss-Seidel."""
+    for before, after in zip(history, history[1:]):
+        assert after == brute_round(table, fsps, strategies, before, order, mode)
+
+
+def top_profile(evaluator) -> dict:
+    top = len(evaluator.bid_map.space.markups) - 1
+    return {f: (top, 0) for f in evaluator.bid_map.fsps}
+
+
+# --- the fixture itself ------------------------------------------------------------------------
+
+def test_tiny_market_is_as_described(folder):
+    """Need as configured; uncongested feeder ratings far above base flows; the congested
+    variant allows exactly 1.5 MW on 2-3 (base 2 MW); truthful clearing of the Edgeworth game
+    fills 10 MW from the two 6 MW bids at 10 EUR/MW."""
+    plain = tiny_system(folder, 10.0)
+    assert plain.tso_need_mw == pytest.approx(10.0)
+    (feeder,) = plain.feeders
+    assert feeder.branch_names() == ["1-2", "2-3"]
+    assert np.all(feeder.rating_mva >= 99.0 * np.array([3.0, 2.0]) - 1e-6)
+    tight = tiny_system(folder, 5.0, congested=True)
+    assert tight.feeders[0].rating_mva[1] * math.cos(math.pi / POLYGON_SIDES) == \
+        pytest.approx(1.5)
+    ev = make_evaluator(folder, "edgeworth")
+    out = ev.outcome(ev.bid_map.truthful())
+    assert sorted(out.activation_mw) == pytest.approx([4.0, 6.0])
+    assert out.cost_eur == pytest.approx(100.0) and out.unmet_need_mw == pytest.approx(0.0)
+
+
+# --- brute force vs. games/ ------------------------------------------------------------------
+
+@pytest.mark.parametrize("game", EQUILIBRIUM_GAMES + ("edgeworth",))
+def test_certificate_is_the_brute_force_max_regret(folder, game):
+    """At every profile, each FSP's certified regret equals its best unilateral gain in the
+    payoff table; epsilon is 0 exactly at the brute-force equilibria and > 0 elsewhere."""
+    ev = make_evaluator(folder, game)
+    table, fsps, strategies, equilibria = brute(ev)
+    non_equilibria = 0
+    for combo in table:
+        cert = certificate(ev, dict(zip(fsps, combo)))
+        expected = regrets(table, fsps, strategies, combo)
+        assert cert.regret == pytest.approx(expected, abs=1e-9)
+        assert cert.epsilon == pytest.approx(max(expected.values()), abs=1e-9)
+        if combo in equilibria:
+            assert cert.epsilon <= TOL
+        else:
+            non_equilibria += 1
+            assert cert.epsilon > TOL
+    assert non_equilibria > 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("game", EQUILIBRIUM_GAMES)
+def test_ibr_converges_to_a_brute_force_equilibrium(folder, game, mode):
+    """These games have pure equilibria; IBR from truthful bids and from the top markup, under
+    several seeds, converges to one of them with a zero certificate, and every round is the
+    brute-force round of best responses of the previous profile."""
+    ev = make_evaluator(folder, game)
+    table, fsps, strategies, equilibria = brute(ev)
+    assert equilibria
+    for start in (ev.bid_map.truthful(), top_profile(ev)):
+        for seed in range(3):
+            res = iterated_best_response(ev, start, np.random.default_rng(seed), mode=mode,
+                                         max_rounds=50)
+            assert res.status == "converged", (start, seed, res.history)
+            assert as_key(res.profile, fsps) in equilibria
+            assert certificate(ev, res.profile).epsilon == 0.0
+            assert res.history[0] == start and res.history[-1] == res.history[-2]
+            assert_rounds_are_brute_force(res.history, table, fsps, strategies,
+                                          gs_order(fsps, seed, mode), mode)
+
+
+@pytest.mark.parametrize("game", EQUILIBRIUM_GAMES + ("edgeworth", "local"))
+def test_level_k_is_the_brute_force_best_response(folder, game):
+    """Level 1 = every FSP's best response (ties: keep current, then lowest markup) to all
+    others truthful, read off the payoff table; level 2 likewise to level 1."""
+    ev = make_evaluator(folder, game)
+    table, fsps, strategies, _ = brute(ev)
+    level = ev.bid_map.truthful()
+    for _ in range(2):
+        combo = as_key(level, fsps)
+        expected = {f: brute_best_response(table, fsps, strategies, combo, i)
+                    for i, f in enumerate(fsps)}
+        nxt = level_k_round(ev, level)
+        assert nxt == expected
+        for i, f in enumerate(fsps):
+            dev = deviation_payoffs(table, fsps, strategies, combo, i)
+            assert dev[nxt[f]] == pytest.approx(max(dev.values()), abs=TOL)
+        level = nxt
+
+
+def test_best_response_ties_keep_the_current_strategy(folder):
+    """Bertrand with the rival truthful: every strategy earns 0, so the best response keeps
+    whatever the FSP plays now (SPEC §7 tie rule) and reports zero regret."""
+    ev = make_evaluator(folder, "bertrand")
+    for current in ev.bid_map.space.strategies:
+        br = best_response(ev, {"A": current, "B": (0, 0)}, "A")
+        assert set(br.payoffs.values()) == {0.0}
+        assert br.strategy == current and br.regret == 0.0
+
+
+# --- textbook cases --------------------------------------------------------------------------
+
+def test_bertrand_identical_fsps(folder):
+    """Two identical FSPs (cost 10, 10 MW each, need 5 MW), pay-as-bid. On the grid
+    [1, 1.2, 1.5, 2]: truthful bidding is an equilibrium (undercutting a truthful rival is
+    impossible, raising loses all volume); in every pure equilibrium the accepted price is at
+    most the first step 1.2 x cost (else the FSP left out would undercut by one step and earn
+    > 0). IBR from truthful stays there (round 1); from the top it undercuts down to one of
+    the brute-force equilibria."""
+    ev = make_evaluator(folder, "bertrand")
+    table, fsps, strategies, equilibria = brute(ev)
+    assert ((0, 0), (0, 0)) in equilibria
+    for combo in equilibria:
+        out = ev.outcome(dict(zip(fsps, combo)))
+        assert out.unmet_need_mw == pytest.approx(0.0)
+        assert out.cost_eur <= 5.0 * 12.0 + 1e-9
+        assert sum(out.profit.values()) <= 5.0 * 2.0 + 1e-9
+        assert min(ev.bid_map.markup_of(s) for s in combo) <= 1.2
+    for mode in MODES:
+        res = iterated_best_response(ev, ev.bid_map.truthful(), np.random.default_rng(0), mode)
+        assert res.status == "converged" and res.rounds == 1
+        assert res.profile == ev.bid_map.truthful()
+        res = iterated_best_response(ev, top_profile(ev), np.random.default_rng(0), mode)
+        assert res.status == "converged" and as_key(res.profile, fsps) in equilibria
+        assert ev.outcome(res.profile).cost_eur <= 60.0 + 1e-9
+        assert certificate(ev, res.profile).epsilon == 0.0
+
+
+@pytest.mark.parametrize("cap", [40.0, 35.0])
+def test_pivotal_fsp_bids_the_price_cap(folder, cap):
+    """Need 8 MW, Q offers 4 MW at 10, P 10 MW at 20: P is pivotal (4 MW of residual demand
+    whatever Q does). The top markup 2.0 maps to the cap (40 = 2 x 20, or the cap 35 below it);
+    it is P's best response to every strategy of Q, and P is still accepted for 4 MW at the cap
+    (the TSO's unmet-need penalty, 1e4 EUR/MW, exceeds the cap)."""
+    need, rows = 8.0, [tx_bid("Q", 2, 4, 10), tx_bid("P", 3, 10, 20)]
+    system = tiny_system(folder, need)
+    built = build_scheme(system, bid_table(rows), "common")
+    space = StrategySpace(markups=GRID4, price_cap=cap)
+    ev = GameEvaluator(built, BidMap(built.bids, space), "pay_as_bid")
+    top = (len(GRID4) - 1, 0)
+    assert space.price(np.array([20.0]), top[0])[0] == pytest.approx(cap)
+    for q in space.strategies:
+        br = best_response(ev, {"Q": q, "P": (0, 0)}, "P")
+        assert br.strategy == top
+        assert br.payoff == pytest.approx(4.0 * (cap - 20.0))
+        values = [br.payoffs[s] for s in space.strategies]
+        assert all(np.diff(values) > 0)
+        out = ev.outcome({"Q": q, "P": top})
+        p_row = int(np.flatnonzero(built.bids.fsp == "P")[0])
+        assert out.activation_mw[p_row] == pytest.approx(4.0)
+        assert out.unmet_need_mw == pytest.approx(0.0)
+    assert level_k_round(ev, ev.bid_map.truthful())["P"] == top
+
+
+@pytest.mark.parametrize("scheme", ["common", "fragmented", "ml01", "ml05"])
+def test_local_market_power_behind_a_congested_line(folder, scheme):
+    """L is the only FSP below the congested feeder branch 2-3 (the DSO needs 0.5 MW up at
+    feeder bus 3); transmission FSPs at 5 and 8 EUR/MW cover the TSO need. In every scheme the
+    DSO must buy 0.5 MW from L whatever it asks (line penalty 1e4 EUR/MVA): L's profit rises
+    with its markup and its best response to truthful others is the top markup (price 40)."""
+    ev = make_evaluator(folder, "local", scheme=scheme)
+    truthful = ev.bid_map.truthful()
+    l_row = int(np.flatnonzero(ev.scheme.bids.fsp == "L")[0])
+    br = best_response(ev, truthful, "L")
+    top = (len(GRID4) - 1, 0)
+    assert br.strategy == top and ev.bid_map.markup_of(br.strategy) > 1.0
+    assert br.payoff == pytest.approx(0.5 * (40.0 - 20.0))
+    values = [br.payoffs[s] for s in ev.bid_map.space.strategies]
+    assert all(np.diff(values) > 0)
+    out = ev.outcome({**truthful, "L": top})
+    assert out.activation_mw[l_row] == pytest.approx(0.5)
+    assert out.unmet_need_mw == pytest.approx(0.0, abs=1e-9)
+
+
+def test_no_local_market_power_without_congestion(folder):
+    """Control for the test above: the same bids on the uncongested feeder. L (20 EUR/MW) is
+    never needed, every strategy earns 0, and its best response stays truthful."""
+    need, rows, space, _ = GAMES["local"]
+    system = tiny_system(folder, need, congested=False)
+    built = build_scheme(system, bid_table(rows), "common")
+    ev = GameEvaluator(built, BidMap(built.bids, StrategySpace(**space)), "pay_as_bid")
+    br = best_response(ev, ev.bid_map.truthful(), "L")
+    assert br.strategy == (0, 0) and set(br.payoffs.values()) == {0.0}
+
+
+@pytest.mark.parametrize("congested", [False, True])
+def test_vcg_common_market_makes_truthful_bidding_dominant(folder, congested):
+    """Pooled FSPs (one transmission and one distribution bid each for A and B) in the common
+    market under VCG: truthful is a best response to every profile of the others (weak
+    dominance, checked over the whole payoff table), so IBR from truthful converges at round 1
+    with every markup index 0, with a zero certificate. Control: under pay-as-bid the same
+    game's IBR leaves truthful bidding."""
+    need, rows, space, _ = GAMES["pooled"]
+    system = tiny_system(folder, need, congested=congested)
+    built = build_scheme(system, bid_table(rows), "common")
+    ev = GameEvaluator(built, BidMap(built.bids, StrategySpace(**space)), "vcg")
+    table, fsps, strategies, equilibria = brute(ev)
+    for combo in table:
+        for i in range(len(fsps)):
+            dev = deviation_payoffs(table, fsps, strategies, combo, i)
+            assert dev[(0, 0)] >= max(dev.values()) - TOL
+    assert tuple((0, 0) for _ in fsps) in equilibria
+    for mode in MODES:
+        res = iterated_best_response(ev, ev.bid_map.truthful(), np.random.default_rng(1), mode)
+        assert res.status == "converged" and res.rounds == 1
+        assert all(s == (0, 0) for s in res.profile.values())
+        assert certificate(ev, res.profile).epsilon == 0.0
+    pab = GameEvaluator(built, BidMap(built.bids, StrategySpace(**space)), "pay_as_bid")
+    res = iterated_best_response(pab, pab.bid_map.truthful(), np.random.default_rng(1))
+    assert any(s != (0, 0) for s in res.profile.values())
+
+
+# --- non-convergence is a result -------------------------------------------------------------
+
+def test_edgeworth_game_has_no_pure_equilibrium(folder):
+    """Need 10 MW, two FSPs of 6 MW at cost 10, cap 30, markups [1, 1.5, 2, 2.5, 3]: the FSP
+    priced higher serves the 4 MW residual, so it earns 4 x (30 - 10) = 80 at the cap, while
+    undercutting a rival at 30 to 25 earns 6 x 15 = 90: no pure equilibrium (brute force)."""
+    ev = make_evaluator(folder, "edgeworth")
+    table, fsps, strategies, equilibria = brute(ev)
+    assert len(table) == 25 and equilibria == []
+    # the residual-monopoly and undercutting payoffs of the docstring
+    assert table[((4, 0), (0, 0))]["A"] == pytest.approx(80.0)
+    assert table[((3, 0), (4, 0))]["A"] == pytest.approx(90.0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_edgeworth_ibr_reports_a_cycle(folder, mode):
+    """iterated_best_response ends in a cycle: the final profile is the cycle's first, each
+    step (history and cycle) is the brute-force round of best responses, no profile of the
+    cycle is an equilibrium. Gauss-Seidel (A and B in turn) cycles over 2 profiles; Jacobi
+    (simultaneous) over 4, as both undercut together and then both return to the cap."""
+    ev = make_evaluator(folder, "edgeworth")
+    table, fsps, strategies, _ = brute(ev)
+    res = iterated_best_response(ev, ev.bid_map.truthful(), np.random.default_rng(0), mode, 50)
+    assert res.status == "cycle" and len(res.cycle) >= 2
+    assert res.profile == res.cycle[0]
+    order = gs_order(fsps, 0, mode)
+    assert_rounds_are_brute_force(res.history, table, fsps, strategies, order, mode)
+    assert_rounds_are_brute_force(res.cycle + [res.cycle[0]], table, fsps, strategies, order,
+                                  mode)
+    assert all(ibr_round(ev, a, order, mode) == b
+               for a, b in zip(res.cycle, res.cycle[1:] + res.cycle[:1]))
+    assert all(certificate(ev, p).epsilon > TOL for p in res.cycle)
+    assert len(res.cycle) == (2 if mode == "gauss_seidel" else 4)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_edgeworth_model_reports_a_cycle(folder, mode):
+    """FlexMarketModel (ibr, 50 rounds) ends with status 'cycle', a cycle of >= 2 profiles
+    none of which is an equilibrium of the model's own game, and a rounds table with one row
+    per FSP per collected step (the start and every round)."""
+    built, space = make_scheme(folder, "edgeworth")
+    model = FlexMarketModel(built, space, ReasoningConfig("ibr", max_rounds=50, update=mode),
+                            seed=0)
+    model.run()
+    assert model.status == "cycle" and not model.running
+    assert len(model.cycle) >= 2 and model.round < 50
+    assert model.profile == model.cycle[0]
+    table, fsps, strategies, equilibria = brute(model.evaluator)
+    assert equilibria == []
+    assert_rounds_are_brute_force(model.history, table, fsps, strategies, model.order, mode)
+    assert all(certificate(model.evaluator, p).epsilon > TOL for p in model.cycle)
+    table = model.rounds_table()
+    n_fsps, steps = len(model.fsps), model.round + 1
+    assert len(table) == n_fsps * steps
+    assert sorted(table.step.unique()) == list(range(steps))
+    assert all(sorted(g.fsp) == ["A", "B"] for _, g in table.groupby("step"))
+
+
+# --- the Mesa model ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("reasoning", [
+    ReasoningConfig("ibr", update="gauss_seidel"),
+    ReasoningConfig("ibr", update="jacobi"),
+    ReasoningConfig("logit", max_rounds=4, rationality=0.2),
+    ReasoningConfig("cognitive_hierarchy", level=2, samples=5),
+])
+def test_model_same_seed_same_rounds_table(folder, reasoning):
+    """Two runs with the same seed (each on a freshly built scheme) give identical tables."""
+    tables = []
+    for _ in range(2):
+        built, space = make_scheme(folder, "three_mixed")
+        model = FlexMarketModel(built, space, reasoning, seed=7)
+        model.run()
+        tables.append(model.rounds_table())
+    assert len(tables[0]) > 3
+    assert tables[0].equals(tables[1])
+
+
+def test_model_collects_cost_and_profits_every_round(folder):
+    """The DataCollector has one model row per collected step (start + every round) whose
+    procurement cost and per-FSP profits are those of that step's profile."""
+    built, space = make_scheme(folder, "edgeworth")
+    model = FlexMarketModel(built, space, ReasoningConfig("ibr", max_rounds=50), seed=0)
+    model.run()
+    frame = model.datacollector.get_model_vars_dataframe()
+    assert len(frame) == model.round + 1 == len(model.history)
+    assert frame["round"].tolist() == list(range(model.round + 1))
+    expected = [model.evaluator.outcome(p).cost_eur for p in model.history]
+    assert frame.procurement_cost_eur.tolist() == pytest.approx(expected)
+    assert len(set(expected)) > 1  # the rounds differ: a stale value would be caught
+    table = model.rounds_table()
+    for _, row in table.iterrows():
+        outcome = model.evaluator.outcome(model.history[row.step])
+        assert row.profit_eur == pytest.approx(outcome.profit[row.fsp])
+        assert row.markup == pytest.approx(
+            model.bid_map.markup_of(model.history[row.step][row.fsp]))
+
+
+def test_model_truthful_reasoning_does_not_move(folder):
+    built, space = make_scheme(folder, "edgeworth")
+    model = FlexMarketModel(built, space, ReasoningConfig("truthful"), seed=0)
+    model.run()
+    assert model.status == "truthful" and model.round == 0
+    assert model.profile == {"A": (0, 0), "B": (0, 0)}
+
+
+def test_unknown_reasoning_is_rejected_with_the_allowed_names(folder):
+    with pytest.raises(FlexgameInputError) as err:
+        ReasoningConfig("best_guess").validate()
+    for name in REASONINGS:
+        assert name in str(err.value)
+    assert "best_guess" in str(err.value)
+    built, space = make_scheme(folder, "edgeworth")
+    with pytest.raises(FlexgameInputError, match="reasoning"):
+        FlexMarketModel(built, space, ReasoningConfig("best_guess"))
+
+
+@pytest.mark.parametrize("bad", [dict(update="random"), dict(level0="lucky"),
+                                 dict(max_rounds=0), dict(level=-1), dict(tau=0.0)])
+def test_reasoning_config_validation(bad):
+    with pytest.raises(FlexgameInputError):
+        ReasoningConfig(**bad).validate()
+
+
+# --- strategy spaces -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs", [
+    dict(markups=[1.2, 1.5, 2.0]),  # does not start at truthful
+    dict(markups=[1.0, 1.5, 1.2]),  # decreasing
+    dict(markups=[1.0, 1.2, 1.2]),  # not strictly increasing
+    dict(markups=[]),
+    dict(markups=[1.0, 2.0], kind="additive"),  # additive truthful is 0
+    dict(markups=[0.0, 5.0, 3.0], kind="additive"),
+    dict(kind="percent"),
+    dict(withholding=[0.1, 0.2]),
+    dict(withholding=[0.0, 1.0]),
+    dict(price_cap=0.0),
+])
+def test_strategy_space_validation(kwargs):
+    with pytest.raises(FlexgameInputError):
+        StrategySpace(**kwargs)
+
+
+def test_strategy_space_prices_respect_the_cap():
+    space = StrategySpace(markups=[1.0, 1.5, 3.0], price_cap=40.0)
+    cost = np.array([10.0, 20.0, 50.0])
+    assert space.price(cost, 0).tolist() == [10.0, 20.0, 50.0]  # truthful, even above the cap
+    assert space.price(cost, 1).tolist() == [15.0, 30.0, 50.0]
+    assert space.price(cost, 2).tolist() == [30.0, 40.0, 50.0]
+    additive = StrategySpace(markups=[0.0, 5.0], kind="additive", price_cap=12.0)
+    assert additive.price(np.array([4.0, 10.0]), 1).tolist() == [9.0, 12.0]
+    assert StrategySpace(markups=[1.0, 2.0], withholding=[0.0, 0.5]).strategies == \
+        [(0, 0), (0, 1), (1, 0), (1, 1)]
+
+
+# --- the clearing is a function of the declared bids alone ---------------------------------
+
+def test_clearing_of_tied_bids_does_not_depend_on_solve_history(folder):
+    """Both Edgeworth FSPs at the cap (30 EUR/MW, 6 MW each, need 10): a fresh scheme gives
+    the 6 MW to one FSP; the same bids cleared right after another profile must be split the
+    same way."""
+    allocations = []
+    for before in (None, {"A": (3, 0), "B": (4, 0)}, {"A": (4, 0), "B": (3, 0)}):
+        built, space = make_scheme(folder, "edgeworth")
+        bid_map = BidMap(built.bids, space)
+        if before is not None:
+            built.clear(*bid_map.declare(before))
+        allocations.append(built.clear(*bid_map.declare({"A": (4, 0), "B": (4, 0)}))
+                           .activation_mw.tolist())
+    assert allocations[1] == allocations[0] and allocations[2] == allocations[0]

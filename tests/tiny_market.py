@@ -1,0 +1,199 @@
+"""A tiny, hand-checkable flexibility market for the strategic tests, and brute-force game
+tools (full payoff tables, pure Nash equilibria, regrets) to check games/ and agents/ against.
+
+The system (MATPOWER files written into a temporary folder):
+
+* transmission: a 3-bus triangle, bus 1 the slack with the only generator, loads 40 MW at bus
+  2 and 60 MW at bus 3, equal reactances; ratings 100 x base flows (floor 10 MW): the
+  transmission grid never binds;
+* one radial feeder ``feeder`` (buses 1 - 2 - 3, root 1 of type 3) coupled at transmission
+  bus 3, loads 1 MW at bus 2 and 2 MW at bus 3, no reactive load, no DG, r = x = 0.001 p.u.
+  on 10 MVA; base flows 3 MW on 1-2 and 2 MW on 2-3;
+* uncongested variant: feeder ratings 100 x base flows (nothing binds);
+* congested variant: branch 2-3 tightened so that the 12-sided polygon the market LPs
+  inscribe in its |S| circle allows exactly |P| <= 1.5 MW: the DSO needs 0.5 MW of upward
+  flexibility at feeder bus 3 (below 2-3), and only a bid at bus 3 can provide it;
+* the TSO need (upward) is a parameter.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from games.payoff import GameEvaluator
+from games.strategies import Strategy
+from markets.bids import BID_COLUMNS
+from markets.system import FeederSpec, InterconnectedSystem, SystemConfig, build_system
+
+_GEN_TAIL = "\t0" * 11  # Pc1 Pc2 Qc1min Qc1max Qc2min Qc2max ramp_agc ramp_10 ramp_30 ramp_q apf
+_BRANCH = "\t{f}\t{t}\t{r}\t{x}\t0\t0\t0\t0\t0\t0\t1\t-360\t360;"
+
+TX_CASE = "\n".join([
+    "function mpc = tiny_tx",
+    "mpc.version = '2';",
+    "mpc.baseMVA = 100;",
+    "%% bus_i type Pd Qd Gs Bs area Vm Va baseKV zone Vmax Vmin",
+    "mpc.bus = [",
+    "\t1\t3\t0\t0\t0\t0\t1\t1\t0\t110\t1\t1.1\t0.9;",
+    "\t2\t1\t40\t0\t0\t0\t1\t1\t0\t110\t1\t1.1\t0.9;",
+    "\t3\t1\t60\t0\t0\t0\t1\t1\t0\t110\t1\t1.1\t0.9;",
+    "];",
+    "%% bus Pg Qg Qmax Qmin Vg mBase status Pmax Pmin ...",
+    "mpc.gen = [",
+    "\t1\t100\t0\t100\t-100\t1\t100\t1\t200\t0" + _GEN_TAIL + ";",
+    "];",
+    "%% fbus tbus r x b rateA rateB rateC ratio angle status angmin angmax",
+    "mpc.branch = [",
+    _BRANCH.format(f=1, t=2, r=0.01, x=0.1),
+    _BRANCH.format(f=1, t=3, r=0.01, x=0.1),
+    _BRANCH.format(f=2, t=3, r=0.01, x=0.1),
+    "];",
+    "",
+])
+
+FEEDER_CASE = "\n".join([
+    "function mpc = tiny_feeder",
+    "mpc.version = '2';",
+    "mpc.baseMVA = 10;",
+    "%% bus_i type Pd Qd Gs Bs area Vm Va baseKV zone Vmax Vmin",
+    "mpc.bus = [",
+    "\t1\t3\t0\t0\t0\t0\t1\t1\t0\t12.66\t1\t1.1\t0.9;",
+    "\t2\t1\t1\t0\t0\t0\t1\t1\t0\t12.66\t1\t1.1\t0.9;",
+    "\t3\t1\t2\t0\t0\t0\t1\t1\t0\t12.66\t1\t1.1\t0.9;",
+    "];",
+    "mpc.gen = [",
+    "\t1\t0\t0\t10\t-10\t1\t100\t1\t10\t0" + _GEN_TAIL + ";",
+    "];",
+    "mpc.branch = [",
+    _BRANCH.format(f=1, t=2, r=0.001, x=0.001),
+    _BRANCH.format(f=2, t=3, r=0.001, x=0.001),
+    "];",
+    "",
+])
+
+FEEDER = "feeder"
+COUPLING_BUS = 3
+POLYGON_SIDES = 12  # ClearingConfig.polygon_sides default
+P_LIMIT_23 = 1.5  # MW the polygon allows on feeder branch 2-3 in the congested variant
+BASE_FLOW_23 = 2.0  # MW
+
+
+def write_cases(folder: Path) -> tuple[Path, Path]:
+    """Write the transmission and feeder case files; return their paths."""
+    folder = Path(folder)
+    tx_path, feeder_path = folder / "tiny_tx.m", folder / "tiny_feeder.m"
+    tx_path.write_text(TX_CASE)
+    feeder_path.write_text(FEEDER_CASE)
+    return tx_path, feeder_path
+
+
+def tiny_system(folder: Path, need_mw: float, congested: bool = False) -> InterconnectedSystem:
+    """The tiny system with an upward TSO need of ``need_mw``."""
+    tx_path, feeder_path = write_cases(folder)
+    extra = {}
+    if congested:
+        extra = dict(congested_branches={FEEDER: ["2-3"]},
+                     congestion_factor=P_LIMIT_23 / math.cos(math.pi / POLYGON_SIDES)
+                     / BASE_FLOW_23)
+    config = SystemConfig(
+        transmission_case=str(tx_path),
+        feeders=[FeederSpec(str(feeder_path), COUPLING_BUS, name=FEEDER)],
+        dg_share=0.0,
+        congested_branches_per_feeder=0,
+        imbalance_mw=need_mw,
+        tx_rating_factor=100.0,
+        feeder_rating_factor=100.0,
+        **extra,
+    )
+    return build_system(config, direction="up")
+
+
+def tx_bid(fsp: str, bus: int, mw: float, cost: float, direction: str = "up") -> dict:
+    """A truthful transmission bid at transmission ``bus``."""
+    return dict(fsp=fsp, level="transmission", feeder="", bus=bus, tx_bus=bus,
+                direction=direction, quantity_mw=float(mw), cost_eur_per_mw=float(cost),
+                price_eur_per_mw=float(cost), tan_phi=0.0, critical=False)
+
+
+def feeder_bid(fsp: str, bus: int, mw: float, cost: float, direction: str = "up") -> dict:
+    """A truthful distribution bid at ``bus`` of the tiny feeder."""
+    return dict(fsp=fsp, level="distribution", feeder=FEEDER, bus=bus, tx_bus=COUPLING_BUS,
+                direction=direction, quantity_mw=float(mw), cost_eur_per_mw=float(cost),
+                price_eur_per_mw=float(cost), tan_phi=0.0, critical=False)
+
+
+def bid_table(rows: list[dict]) -> pd.DataFrame:
+    """Bid table with ``BID_COLUMNS`` (resource = row number)."""
+    table = pd.DataFrame([{"resource": i, **r} for i, r in enumerate(rows)])
+    return table[BID_COLUMNS]
+
+
+# --- brute force ---------------------------------------------------------------------------
+
+TOL = 1e-6  # EUR; the tie tolerance of games.best_response
+
+
+def payoff_table(evaluator: GameEvaluator) -> dict[tuple[Strategy, ...], dict[str, float]]:
+    """Payoffs of every FSP at every pure profile (keys: strategies in FSP name order)."""
+    fsps = evaluator.bid_map.fsps
+    strategies = evaluator.bid_map.space.strategies
+    table = {}
+    for combo in itertools.product(strategies, repeat=len(fsps)):
+        table[combo] = dict(evaluator.outcome(dict(zip(fsps, combo))).profit)
+    return table
+
+
+def as_key(profile: dict[str, Strategy], fsps: list[str]) -> tuple[Strategy, ...]:
+    return tuple(profile[f] for f in fsps)
+
+
+def deviation_payoffs(table, fsps, strategies, combo, i) -> dict[Strategy, float]:
+    """Payoff of FSP i for each of its strategies, the others fixed at ``combo``."""
+    out = {}
+    for s in strategies:
+        trial = list(combo)
+        trial[i] = s
+        out[s] = table[tuple(trial)][fsps[i]]
+    return out
+
+
+def regrets(table, fsps, strategies, combo) -> dict[str, float]:
+    """Best unilateral gain of every FSP at ``combo`` [EUR] (>= 0)."""
+    out = {}
+    for i, f in enumerate(fsps):
+        dev = deviation_payoffs(table, fsps, strategies, combo, i)
+        out[f] = max(max(dev.values()) - dev[combo[i]], 0.0)
+    return out
+
+
+def pure_equilibria(table, fsps, strategies, tol: float = TOL) -> list[tuple[Strategy, ...]]:
+    """Every profile no FSP can improve on by more than ``tol`` by a unilateral deviation."""
+    return [combo for combo in table
+            if max(regrets(table, fsps, strategies, combo).values()) <= tol]
+
+
+def brute_best_response(table, fsps, strategies, combo, i, tol: float = TOL) -> Strategy:
+    """SPEC §7 best response of FSP i: ties keep the current strategy, then the lowest."""
+    dev = deviation_payoffs(table, fsps, strategies, combo, i)
+    best = max(dev.values())
+    if dev[combo[i]] >= best - tol:
+        return combo[i]
+    return min(s for s, v in dev.items() if v >= best - tol)
+
+
+def brute_round(table, fsps, strategies, profile: dict[str, Strategy], order: list[str],
+                mode: str) -> dict[str, Strategy]:
+    """One IBR round computed from the payoff table: Jacobi = everyone best-responds to
+    ``profile``; Gauss-Seidel = FSPs in ``order`` each best-respond to the profile with the
+    earlier FSPs' updates applied."""
+    new = dict(profile)
+    for f in order:
+        basis = dict(new) if mode == "gauss_seidel" else dict(profile)
+        basis[f] = profile[f]
+        new[f] = brute_best_response(table, fsps, strategies, as_key(basis, fsps),
+                                     fsps.index(f))
+    return new
