@@ -196,6 +196,11 @@ def validate_bids(bids: pd.DataFrame) -> None:
         raise FlexgameInputError(
             f"bid {bad[0]} has direction={bids.direction[bad[0]]!r}; allowed: up, down"
         )
+    bad = bids.index[~bids.level.isin(["transmission", "distribution"])]
+    if len(bad):
+        raise FlexgameInputError(
+            f"bid {bad[0]} has level={bids.level[bad[0]]!r}; allowed: transmission, distribution"
+        )
     bad = bids.index[~np.isfinite(bids.price_eur_per_mw.to_numpy(dtype=float))]
     if len(bad):
         raise FlexgameInputError(f"bid {bad[0]} has a non-finite price")

@@ -42,6 +42,11 @@ class FeederState:
     def s_mva(self) -> np.ndarray:
         return np.hypot(self.p_mw, self.q_mvar)
 
+    def loading(self, kind: str) -> np.ndarray:
+        """Loading each line's limit applies to: |P| [MW] ("active") or |S| [MVA]
+        ("apparent")."""
+        return np.abs(self.p_mw) if kind == "active" else self.s_mva
+
     @property
     def v_pu(self) -> np.ndarray:
         return np.sqrt(self.v_sq)
@@ -61,7 +66,7 @@ class Feeder:
         child: child bus index per branch.
         load_mw, load_mvar: base demand per bus.
         v_min, v_max: voltage magnitude limits per bus [p.u.].
-        rating_mva: apparent-power limit per branch [MVA].
+        rating_mva: limit per branch [MW for active limits, MVA for apparent limits].
         v0_sq: squared root voltage [p.u.^2].
         subtree: branches x buses, 1 where the bus lies below the branch (derived).
         branch_of: index of the branch feeding each bus, -1 for the root (derived).
@@ -202,3 +207,22 @@ def build_feeder(case: MatpowerCase, name: str, coupling_bus: int,
         load_mw=bus.PD.to_numpy(), load_mvar=bus.QD.to_numpy(),
         v_min=vmin, v_max=vmax, rating_mva=np.full(nb - 1, np.inf), v0_sq=v0**2,
     )
+
+
+LINE_LIMITS = ("active", "apparent")
+
+
+def limit_directions(kind: str, polygon_sides: int) -> tuple[np.ndarray, float]:
+    """Linear form of a feeder line limit: rows cos(a) P + sin(a) Q <= shrink x rating.
+
+    * "active": |P| <= rating (angles 0 and pi, shrink 1); exact, so the clearing LPs and
+      the ex-post assessment judge the same set.
+    * "apparent": the regular polygon with ``polygon_sides`` sides inscribed in the circle
+      |S| <= rating (shrink cos(pi / sides)): every point the LP accepts has |S| within the
+      rating, but the LP forgoes the slivers between polygon and circle.
+    """
+    if kind == "active":
+        return np.array([0.0, np.pi]), 1.0
+    if kind == "apparent":
+        return 2 * np.pi * np.arange(polygon_sides) / polygon_sides, float(np.cos(np.pi / polygon_sides))
+    raise FlexgameInputError(f"feeder_line_limit={kind!r} is not allowed; choose one of: active, apparent")

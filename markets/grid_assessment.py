@@ -4,7 +4,8 @@ Given the activated quantity of every bid, it recomputes the transmission flows 
 every feeder's LinDistFlow state directly from the network equations, never from a clearing
 model's variables, and counts violations (D3.3 §4.1.3 b, SPEC §6):
 
-* a line congestion: apparent (feeder) or active (transmission) flow above the rating;
+* a line congestion: feeder loading (|P| or |S|, per the system's ``feeder_line_limit``) or
+  transmission active flow above the rating;
   its excess is (|flow| - rating) / rating x 100 %;
 * a voltage violation: |V| below V_min or above V_max; its excess is the distance to the
   limit in % of the limit.
@@ -67,7 +68,8 @@ def assess_state(system: InterconnectedSystem, state: GridState) -> GridReport:
                      100.0 * (abs(flow) - rating) / rating))
     for f in system.feeders:
         flow = f.solve(state.feeder_p[f.name], state.feeder_q[f.name])
-        for name, s, rating in zip(f.branch_names(), flow.s_mva, f.rating_mva):
+        for name, s, rating in zip(f.branch_names(), flow.loading(system.feeder_line_limit),
+                                   f.rating_mva):
             rows.append((f.name, name, "line", s, rating, 100.0 * (s - rating) / rating))
         v = flow.v_pu
         for bus, vm, lo, hi in zip(f.buses, v, f.v_min, f.v_max):

@@ -5,8 +5,8 @@ subject to any of:
 
 * the TSO balance: sum_b sign_b a_b + unmet_up - unmet_down = need (sign +1 up, -1 down);
 * transmission line limits with the PTDF: |f0 + PTDF dinj| <= F (+ slack);
-* LinDistFlow of selected feeders (flows, squared voltages, voltage limits, apparent-power
-  line limits as an inscribed regular polygon, so that the exact |S| stays within the rating);
+* LinDistFlow of selected feeders (flows, squared voltages, voltage limits, line limits on
+  |P|, or on |S| through an inscribed regular polygon: see ``limit_directions``);
 * a held interface: the feeder's net activation in this layer equals a target (+ slack).
 
 Every limit has a non-negative slack priced at a penalty, so an infeasible layer still
@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
+from markets.distribution import limit_directions
 from markets.grid_state import GridState
 from markets.lp import CompiledLP
 from markets.system import InterconnectedSystem
@@ -98,7 +99,7 @@ class MarketLayer:
         held_interfaces: names of feeders whose net activation in this layer is held at a
             target (set per solve, default 0).
         penalties: slack prices.
-        polygon_sides: sides of the polygon inscribed in each feeder line's |S| circle.
+        polygon_sides: sides of the polygon inscribed in |S| circles (apparent limits only).
     """
 
     def __init__(self, system: InterconnectedSystem, bids: pd.DataFrame,
@@ -147,8 +148,7 @@ class MarketLayer:
             m.line_min = pyo.Constraint(m.L, rule=lambda m, l: -flow(m, l) - m.line_slack[l] <= 0)
             objective += penalties.line * sum(m.line_slack[l] for l in m.L)
         m.feeder = pyo.Block(range(len(self.feeders)))
-        angles = 2 * np.pi * np.arange(polygon_sides) / polygon_sides
-        shrink = np.cos(np.pi / polygon_sides)
+        angles, shrink = limit_directions(system.feeder_line_limit, polygon_sides)
         for fi, f in enumerate(self.feeders):
             blk = m.feeder[fi]
             local = np.flatnonzero((sub.feeder == f.name).to_numpy())
@@ -186,7 +186,7 @@ class MarketLayer:
             blk.v_max = pyo.Constraint(
                 J, rule=lambda b, j: b.v[j] - b.v_high[j] <= float(f.v_max[j]) ** 2
             )
-            blk.S = pyo.Set(initialize=[(k, s) for k in K for s in range(polygon_sides)])
+            blk.S = pyo.Set(initialize=[(k, s) for k in K for s in range(len(angles))])
             blk.s_limit = pyo.Constraint(
                 blk.S, rule=lambda b, k, s: np.cos(angles[s]) * b.P[k]
                 + np.sin(angles[s]) * b.Q[k] - b.s_over[k] <= shrink * float(f.rating_mva[k])

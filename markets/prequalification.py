@@ -1,8 +1,8 @@
 """Prequalification of distribution bids forwarded to the TSO market.
 
 Both methods cap each forwarded bid to a quantity that the feeder can take **whatever part
-of the capped quantities the TSO activates**: for every feeder limit row r (polygon side of a
-line's |S| circle, upper and lower squared-voltage limits) with sensitivity G[r, b] of the row
+of the capped quantities the TSO activates**: for every feeder limit row r (a line-limit
+direction, upper and lower squared-voltage limits) with sensitivity G[r, b] of the row
 to bid b's activation, they require the worst case over the box [0, cap] to stay in the
 headroom: sum_b max(G[r, b], 0) cap_b <= max(h_r, 0), with h_r the row's headroom at the
 current state (a row already violated may not be made worse; ML06 rule of D3.3 §4.3.4).
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from markets.distribution import Feeder
+from markets.distribution import Feeder, limit_directions
 from markets.errors import require_choice
 from markets.grid_state import GridState
 from markets.lp import CompiledLP
@@ -33,10 +33,11 @@ WEIGHTINGS = ("price", "uniform")
 
 
 def limit_sensitivities(feeder: Feeder, bids: pd.DataFrame, members: np.ndarray,
-                        polygon_sides: int) -> sp.csr_matrix:
-    """Rows: polygon sides of every branch (branch-major), then v_sq upper limits, then v_sq
-    lower limits (as -v_sq); columns: ``members`` bids. Entry = change of the row per MW of
-    the bid's activation (MVA or p.u.^2 per MW)."""
+                        angles: np.ndarray) -> sp.csr_matrix:
+    """Rows: line-limit directions of every branch (branch-major, see
+    :func:`markets.distribution.limit_directions`), then v_sq upper limits, then v_sq lower
+    limits (as -v_sq); columns: ``members`` bids. Entry = change of the row per MW of the
+    bid's activation (MW, MVA or p.u.^2 per MW)."""
     sub = bids.iloc[members]
     sign = np.where(sub.direction.to_numpy() == "up", 1.0, -1.0)
     tan_phi = sub.tan_phi.to_numpy()
@@ -44,7 +45,6 @@ def limit_sensitivities(feeder: Feeder, bids: pd.DataFrame, members: np.ndarray,
     t = feeder.subtree.toarray()[:, buses]  # branches x bids: 1 when the bid is below
     d_p = -t * sign  # MW change of branch flow per MW of activation
     d_q = d_p * tan_phi
-    angles = 2 * np.pi * np.arange(polygon_sides) / polygon_sides
     poly = (np.cos(angles)[None, :, None] * d_p[:, None, :]
             + np.sin(angles)[None, :, None] * d_q[:, None, :]).reshape(-1, len(members))
     s_base = feeder.base_mva
@@ -53,11 +53,10 @@ def limit_sensitivities(feeder: Feeder, bids: pd.DataFrame, members: np.ndarray,
     return sp.csr_matrix(np.vstack([poly, dv, -dv]))
 
 
-def limit_headroom(feeder: Feeder, state: GridState, polygon_sides: int) -> np.ndarray:
+def limit_headroom(feeder: Feeder, state: GridState, angles: np.ndarray,
+                   shrink: float) -> np.ndarray:
     """Headroom of every row of :func:`limit_sensitivities` at ``state``."""
     flow = feeder.solve(state.feeder_p[feeder.name], state.feeder_q[feeder.name])
-    angles = 2 * np.pi * np.arange(polygon_sides) / polygon_sides
-    shrink = np.cos(np.pi / polygon_sides)
     poly = (shrink * feeder.rating_mva[:, None]
             - np.cos(angles)[None, :] * flow.p_mw[:, None]
             - np.sin(angles)[None, :] * flow.q_mvar[:, None]).ravel()
@@ -71,7 +70,7 @@ class Prequalification:
         system, bids: the scenario.
         method: "envelope" (operating envelopes, two LPs per feeder) or "iterative".
         weighting: "price" or "uniform" (envelope method only).
-        polygon_sides: as in the market layers.
+        polygon_sides: as in the market layers (apparent line limits only).
     """
 
     def __init__(self, system: InterconnectedSystem, bids: pd.DataFrame, method: str = "envelope",
@@ -79,7 +78,7 @@ class Prequalification:
         require_choice("prequalification", method, METHODS)
         require_choice("envelope_weighting", weighting, WEIGHTINGS)
         self.system, self.method, self.weighting = system, method, weighting
-        self.sides = polygon_sides
+        self.angles, self.shrink = limit_directions(system.feeder_line_limit, polygon_sides)
         self.parts = []  # (feeder, direction, members, positive sensitivities, lp)
         for f in system.feeders:
             for direction in ("up", "down"):
@@ -87,7 +86,7 @@ class Prequalification:
                                           & (bids.direction == direction)).to_numpy())
                 if not len(members):
                     continue
-                g = limit_sensitivities(f, bids, members, polygon_sides).maximum(0).tocsr()
+                g = limit_sensitivities(f, bids, members, self.angles).maximum(0).tocsr()
                 g.eliminate_zeros()
                 lp = None
                 if method == "envelope":
@@ -105,7 +104,7 @@ class Prequalification:
         for f, direction, members, g, lp in order:
             room = headroom.get(f.name)
             if room is None:
-                room = np.maximum(limit_headroom(f, state, self.sides), 0.0)
+                room = np.maximum(limit_headroom(f, state, self.angles, self.shrink), 0.0)
             avail = np.maximum(available_mw[members], 0.0)
             if self.method == "envelope":
                 chosen = self._envelope(lp, room, avail, price[members])

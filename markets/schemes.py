@@ -40,7 +40,8 @@ class ClearingConfig:
         prequalification: "envelope" or "iterative" (ml03, ml06).
         envelope_weighting: "price" or "uniform".
         delta_mw: interface-flow step of the bid-aggregation residual supply function [MW].
-        polygon_sides: sides of the polygon inscribed in feeder |S| limits.
+        polygon_sides: sides of the polygon inscribed in feeder |S| limits (used when the
+            system's feeder_line_limit is "apparent").
         penalties: slack prices.
     """
 
@@ -183,6 +184,14 @@ class Scheme:
         self.config = config or ClearingConfig()
         self.config.validate()
         validate_bids(bids)
+        feeders = [f.name for f in system.feeders]
+        bad = np.flatnonzero(((bids.level == "distribution") & ~bids.feeder.isin(feeders))
+                             .to_numpy())
+        if len(bad):
+            raise FlexgameInputError(
+                f"bid {bids.index[bad[0]]} is at feeder {bids.feeder.iat[bad[0]]!r}; "
+                f"feeders are {', '.join(feeders)}"
+            )
         self.system, self.bids = system, bids
         self.effects = BidEffects.of(system, bids)
         self.name = self.config.scheme

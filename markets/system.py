@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from markets.case_loading import load_case
-from markets.distribution import Feeder, build_feeder
+from markets.distribution import LINE_LIMITS, Feeder, build_feeder
 from markets.errors import FlexgameInputError, require_choice
 from markets.transmission import TransmissionNetwork, build_transmission
 
@@ -46,6 +46,9 @@ class SystemConfig:
         congested_branches_per_feeder: branches tightened below their base flow, per feeder.
         congestion_factor: tightened rating = factor x |base apparent flow| (< 1 congests).
         congested_branches: explicit tightened branches per feeder name ("from-to" names).
+        feeder_line_limit: "active" (|P| <= rating, the default: the market LPs and the
+            ex-post assessment then judge exactly the same limits) or "apparent" (|S| <=
+            rating; the LPs use an inscribed polygon, the assessment the exact circle).
         v_limits: (min, max) voltage magnitude [p.u.] for feeder buses; None = the case's.
         dg_share: distributed generation per feeder as a share of its active load [-].
         dg_buses_per_feeder: number of far-end buses that host the DG.
@@ -66,6 +69,7 @@ class SystemConfig:
     congested_branches_per_feeder: int = 1
     congestion_factor: float = 0.9
     congested_branches: dict[str, list[str]] = field(default_factory=dict)
+    feeder_line_limit: str = "active"
     v_limits: tuple[float, float] | None = None
     dg_share: float = 0.3
     dg_buses_per_feeder: int = 3
@@ -85,6 +89,7 @@ class InterconnectedSystem:
         tx_gen_mw: base generation per transmission bus [MW].
         tso_need_mw: upward need > 0 (demand exceeds generation), downward need < 0 [MW].
         congested: tightened branch indices per feeder name.
+        feeder_line_limit: "active" or "apparent" (see SystemConfig).
     """
 
     transmission: TransmissionNetwork
@@ -94,6 +99,7 @@ class InterconnectedSystem:
     tx_gen_mw: np.ndarray
     tso_need_mw: float
     congested: dict[str, list[int]]
+    feeder_line_limit: str = "active"
 
     def feeder(self, name: str) -> Feeder:
         for f in self.feeders:
@@ -177,6 +183,7 @@ def build_system(config: SystemConfig | None = None, direction: str = "up") -> I
     cfg = config or SystemConfig()
     require_choice("direction", direction, ("up", "down"))
     require_choice("coupling_load", cfg.coupling_load, ("replace", "add"))
+    require_choice("feeder_line_limit", cfg.feeder_line_limit, LINE_LIMITS)
     for key in ("feeder_rating_factor", "congestion_factor", "tx_rating_factor"):
         if getattr(cfg, key) <= 0:
             raise FlexgameInputError(f"{key}={getattr(cfg, key)} must be > 0")
@@ -213,7 +220,7 @@ def build_system(config: SystemConfig | None = None, direction: str = "up") -> I
         hosts = _far_end_buses(feeder, cfg.dg_buses_per_feeder)
         dg_p[hosts] = cfg.dg_share * feeder.load_mw.sum() / max(len(hosts), 1)
         base = feeder.solve(feeder.load_mw - dg_p, feeder.load_mvar)
-        s = base.s_mva
+        s = base.loading(cfg.feeder_line_limit)
         rating = np.maximum(cfg.feeder_rating_factor * s, cfg.feeder_min_rating_share * s.max())
         branch_names = feeder.branch_names()
         if name in cfg.congested_branches:
@@ -247,4 +254,5 @@ def build_system(config: SystemConfig | None = None, direction: str = "up") -> I
     if gen.sum() <= 0:
         raise FlexgameInputError(f"case {tx_case.source} has no generation to scale")
     gen *= (demand - need) / gen.sum()
-    return InterconnectedSystem(transmission, feeders, dg, tx_load, gen, float(need), congested)
+    return InterconnectedSystem(transmission, feeders, dg, tx_load, gen, float(need), congested,
+                                cfg.feeder_line_limit)

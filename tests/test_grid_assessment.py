@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from markets.system import SystemConfig, build_system
+
 from markets.bids import BID_COLUMNS
 from markets.grid_assessment import assess, assess_base_state
 
@@ -69,8 +71,9 @@ def test_up_activation_below_tightened_branch_relieves_it(system, bids_a, feeder
     before = _element(assess_base_state(system), feeder_name, name)
     after_report = assess(system, bids_a, activation)
     after = _element(after_report, feeder_name, name)
-    assert before.value == pytest.approx(np.hypot(p_base, q_base), rel=1e-9)
-    assert after.value == pytest.approx(np.hypot(p_after, q_after), rel=1e-9)
+    assert system.feeder_line_limit == "active"  # the default: limits on |P|
+    assert before.value == pytest.approx(abs(p_base), rel=1e-9)
+    assert after.value == pytest.approx(abs(p_after), rel=1e-9)
     assert after.value < before.value
     assert before.excess_pct > 0
     # enough flexibility there: the tightened branch is no longer congested
@@ -147,3 +150,18 @@ def test_up_activation_at_far_end_raises_voltage_over_limit(system):
 
     np.testing.assert_allclose(vsq(half) - vsq(base), 0.5 * (vsq(report) - vsq(base)),
                                atol=1e-12)
+
+
+def test_apparent_line_limits_are_judged_on_exact_apparent_power():
+    """With feeder_line_limit="apparent" a feeder line's loading is |S| = hypot(P, Q) of the
+    LinDistFlow flows, and its rating is set from the base |S|."""
+    system = build_system(SystemConfig(feeder_line_limit="apparent"))
+    report = assess_base_state(system)
+    for f in system.feeders:
+        p, q = system.feeder_net_demand(f)
+        flow = f.solve(p, q)
+        rows = report.elements[(report.elements.network == f.name)
+                               & (report.elements.kind == "line")]
+        np.testing.assert_allclose(rows.value.to_numpy(), np.hypot(flow.p_mw, flow.q_mvar))
+        k = system.congested[f.name][0]
+        assert f.rating_mva[k] == pytest.approx(SystemConfig().congestion_factor * flow.s_mva[k])

@@ -90,7 +90,7 @@ def test_feeder_ratings(system):
     cfg = SystemConfig()
     for f in system.feeders:
         p, q = system.feeder_net_demand(f)
-        s = f.solve(p, q).s_mva
+        s = f.solve(p, q).loading(system.feeder_line_limit)
         tight = system.congested[f.name]
         assert len(tight) == cfg.congested_branches_per_feeder
         expected = np.maximum(cfg.feeder_rating_factor * s, cfg.feeder_min_rating_share * s.max())

@@ -10,8 +10,8 @@ The system (MATPOWER files written into a temporary folder):
   bus 3, loads 1 MW at bus 2 and 2 MW at bus 3, no reactive load, no DG, r = x = 0.001 p.u.
   on 10 MVA; base flows 3 MW on 1-2 and 2 MW on 2-3;
 * uncongested variant: feeder ratings 100 x base flows (nothing binds);
-* congested variant: branch 2-3 tightened so that the 12-sided polygon the market LPs
-  inscribe in its |S| circle allows exactly |P| <= 1.5 MW: the DSO needs 0.5 MW of upward
+* congested variant: branch 2-3 tightened to |P| <= 1.5 MW (active-power limits, the
+  default): the DSO needs 0.5 MW of upward
   flexibility at feeder bus 3 (below 2-3), and only a bid at bus 3 can provide it;
 * the TSO need (upward) is a parameter.
 """
@@ -19,7 +19,6 @@ The system (MATPOWER files written into a temporary folder):
 from __future__ import annotations
 
 import itertools
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -77,8 +76,7 @@ FEEDER_CASE = "\n".join([
 
 FEEDER = "feeder"
 COUPLING_BUS = 3
-POLYGON_SIDES = 12  # ClearingConfig.polygon_sides default
-P_LIMIT_23 = 1.5  # MW the polygon allows on feeder branch 2-3 in the congested variant
+P_LIMIT_23 = 1.5  # MW rating (active-power limit) of feeder branch 2-3 in the congested variant
 BASE_FLOW_23 = 2.0  # MW
 
 
@@ -97,8 +95,7 @@ def tiny_system(folder: Path, need_mw: float, congested: bool = False) -> Interc
     extra = {}
     if congested:
         extra = dict(congested_branches={FEEDER: ["2-3"]},
-                     congestion_factor=P_LIMIT_23 / math.cos(math.pi / POLYGON_SIDES)
-                     / BASE_FLOW_23)
+                     congestion_factor=P_LIMIT_23 / BASE_FLOW_23)
     config = SystemConfig(
         transmission_case=str(tx_path),
         feeders=[FeederSpec(str(feeder_path), COUPLING_BUS, name=FEEDER)],

@@ -1,0 +1,121 @@
+"""Writing run outputs: atomic file writes and provenance.
+
+Every file is written to a temporary file in its own directory and then moved over the target
+with :func:`os.replace`, so a reader (or a killed run) never sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PACKAGES = ("flexgame", "numpy", "pandas", "pyomo", "highspy", "mesa", "hydra-core")
+"""Distributions whose versions go into the provenance record."""
+
+
+def _atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp_path)``, then move the temporary file to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_text(path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return _atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def jsonable(obj):
+    """``obj`` with numpy scalars and arrays as Python values and nan/inf as None (JSON null)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_json(path, obj) -> Path:
+    """Write ``obj`` as strict JSON (nan -> null) atomically."""
+    text = json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n"
+    return write_text(path, text)
+
+
+def write_csv(path, table: pd.DataFrame, index: bool = False) -> Path:
+    """Write a table as CSV atomically (missing values as empty fields)."""
+    return _atomic(path, lambda tmp: table.to_csv(tmp, index=index))
+
+
+def write_figure(path, figure) -> Path:
+    """Save a matplotlib figure atomically; the format follows the file suffix."""
+    fmt = Path(path).suffix.lstrip(".")
+    return _atomic(path, lambda tmp: figure.savefig(tmp, format=fmt, bbox_inches="tight"))
+
+
+def git_revision() -> str | None:
+    """The git commit of the source tree the code runs from (with ``-dirty`` when it has
+    uncommitted changes), or None when it does not run from a git checkout (an installed
+    package) or git is unavailable."""
+    source = Path(__file__).resolve().parent.parent
+    try:
+        def git(*args):
+            return subprocess.run(["git", "-C", str(source), *args], capture_output=True,
+                                  text=True, timeout=10, check=True).stdout.strip()
+
+        if Path(git("rev-parse", "--show-toplevel")).resolve() != source:
+            return None  # e.g. site-packages inside a virtual environment in a checkout
+        revision = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return revision + ("-dirty" if dirty else "")
+
+
+def package_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def provenance(seed: int | None = None, **extra) -> dict:
+    """Where a result comes from: code revision, package and Python versions, seed, time."""
+    return {
+        "git_revision": git_revision(),
+        "packages": package_versions(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "command": " ".join(sys.argv),
+        "seed": seed,
+        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **extra,
+    }

@@ -1,0 +1,201 @@
+"""The experiments layer: `flexgame run`, `flexgame table`, config groups and input errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from agents.model import REASONINGS
+from experiments.cli import group_options, main
+from experiments.run import run_experiment
+from experiments.scenario import (bid_config, build_scenario, clearing_config, load_config,
+                                  system_config)
+from experiments.store import write_json
+from markets.bids import CASES, BidConfig
+from markets.errors import FlexgameInputError
+from markets.schemes import SCHEMES, ClearingConfig
+from markets.settlement import SETTLEMENTS
+from markets.system import SystemConfig
+
+SPEC_KEYS = {"scheme", "case", "settlement", "total_cost", "inefficiency_pct", "congestions",
+             "max_congestion_pct", "voltage_violations", "max_voltage_violation_pct",
+             "unqualified_up_pct", "unqualified_down_pct", "runtime_s"}
+"""metrics.json keys of SPEC §9."""
+
+
+def _strict_json(path):
+    def refuse(token):
+        raise ValueError(f"{path} holds {token}, which is not JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def _flexgame(monkeypatch, *args):
+    monkeypatch.setattr(sys, "argv", ["flexgame", *args])
+    main()
+
+
+@pytest.fixture(scope="module")
+def ml03_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    with pytest.MonkeyPatch.context() as mp:
+        _flexgame(mp, "run", "scheme=ml03", "case=B", "seed=1", f"hydra.run.dir={out}")
+    return out
+
+
+def test_run_writes_metrics_with_spec_keys(ml03_run):
+    metrics = _strict_json(ml03_run / "metrics.json")
+    assert SPEC_KEYS <= set(metrics)
+    assert list(metrics)[:len(SPEC_KEYS)] == [k for k in metrics if k in SPEC_KEYS]
+    assert (metrics["scheme"], metrics["case"], metrics["settlement"]) == ("ml03", "B",
+                                                                          "pay_as_bid")
+    assert metrics["seed"] == 1 and metrics["liquidity"] == 1.0
+    # ml03 prequalifies forwarded bids: its unqualified shares are numbers in [0, 100]
+    assert 0 <= metrics["unqualified_up_pct"] <= 100
+    assert 0 <= metrics["unqualified_down_pct"] <= 100
+
+
+def test_run_writes_consistent_tidy_tables(ml03_run):
+    metrics = _strict_json(ml03_run / "metrics.json")
+    bids = pd.read_csv(ml03_run / "bids.csv")
+    clearing = pd.read_csv(ml03_run / "clearing.csv")
+    fsp = pd.read_csv(ml03_run / "fsp.csv")
+    grid = pd.read_csv(ml03_run / "grid.csv")
+    liquidity = pd.read_csv(ml03_run / "liquidity.csv")
+    assert len(bids) == metrics["n_bids"] and list(bids.bid) == list(range(len(bids)))
+    # the accepted MW at their declared prices make up the procurement cost (pay-as-bid)
+    cost = (clearing.accepted_mw * clearing.price_eur_per_mw).sum()
+    assert cost == pytest.approx(metrics["total_cost"], rel=1e-9)
+    assert clearing.payment_eur.sum() == pytest.approx(metrics["total_payment"], rel=1e-9)
+    assert fsp.profit_eur.sum() == pytest.approx(metrics["fsp_profit_total"], abs=1e-6)
+    assert set(clearing.bid) <= set(bids.bid)
+    # every violation counted in the metrics is a row of the grid table
+    violated = grid[grid.violated]
+    assert (violated.kind == "line").sum() == metrics["congestions"]
+    assert (violated.kind == "voltage").sum() == metrics["voltage_violations"]
+    # ml03 clears two DSO layers and the TSO layer
+    assert list(liquidity.layer) == ["dso:case69", "dso:case141", "tso"]
+    config = yaml.safe_load((ml03_run / "config.yaml").read_text())
+    assert config["scheme"]["name"] == "ml03" and config["seed"] == 1
+    provenance = _strict_json(ml03_run / "provenance.json")
+    assert provenance["seed"] == 1 and provenance["packages"]["numpy"] == np.__version__
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("scheme=ml09", ["scheme", "ml03", "bid_aggregation"]),
+    ("liquidity=1.5", ["liquidity", "(0, 1]"]),
+    ("seed=-1", ["seed", ">= 0"]),
+    ("scheme.interface=sideways", ["scheme.interface", "free", "fixed"]),
+    ("settlement=auction", ["settlement", "pay_as_bid", "vcg"]),
+])
+def test_bad_input_exits_2_with_one_line(monkeypatch, capsys, tmp_path, override, expected):
+    with pytest.raises(SystemExit) as stop:
+        _flexgame(monkeypatch, "run", override, f"hydra.run.dir={tmp_path}")
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    for word in expected:
+        assert word in err
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_cfg_job_prints_config_without_running(monkeypatch, capsys, tmp_path):
+    _flexgame(monkeypatch, "run", "scheme=ml04", f"hydra.run.dir={tmp_path}", "--cfg", "job")
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["scheme"]["name"] == "ml04"
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_usage_lists_subcommands(monkeypatch, capsys):
+    with pytest.raises(SystemExit) as stop:
+        _flexgame(monkeypatch)
+    assert stop.value.code == 2
+    _flexgame(monkeypatch, "--help")
+    out = capsys.readouterr().out
+    for command in ("run", "table", "summary"):
+        assert f"\n  {command} " in out
+
+
+def test_summary_follows_the_case(monkeypatch, capsys):
+    _flexgame(monkeypatch, "summary", "case=D")
+    out = capsys.readouterr().out
+    assert "downward" in out and "Feeder case69" in out and "Feeder case141" in out
+
+
+def test_table_writes_csv_and_figure(monkeypatch, capsys, tmp_path):
+    out = tmp_path / "d33"
+    _flexgame(monkeypatch, "table", "--cases", "A", "--schemes", "common", "ml01",
+              "--out", str(out))
+    printed = capsys.readouterr().out
+    assert "ineff. [%]" in printed and "runtime [s]" in printed
+    long = pd.read_csv(out / "d33_table_long.csv")
+    wide = pd.read_csv(out / "d33_table_wide.csv")
+    assert set(long.columns) == {"case", "scheme", "seed", "metric", "value", "unit"}
+    assert list(wide.scheme) == ["common", "ml01"]
+    assert wide.set_index("scheme").loc["common", "inefficiency_pct_A"] == 0.0
+    assert (out / "d33_inefficiency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "d33_inefficiency.svg").read_text().lstrip().startswith("<?xml")
+    assert "| scheme |" in (out / "report.md").read_text()
+
+
+def test_config_groups_mirror_markets_defaults():
+    """conf/ holds the markets defaults; group option names are the names users type."""
+    assert set(group_options("scheme")) == set(SCHEMES)
+    assert set(group_options("case")) == set(CASES)
+    assert set(group_options("settlement")) == set(SETTLEMENTS)
+    assert set(group_options("reasoning")) == set(REASONINGS)
+    cfg = load_config(["case=C"])
+    assert system_config(cfg) == SystemConfig()
+    assert clearing_config(cfg) == ClearingConfig(scheme="common")
+    bids = bid_config(cfg)
+    assert bids.price_ranges() == BidConfig(case="C").price_ranges()
+    assert dataclasses.replace(bids, prices={}) == BidConfig(case="C")
+
+
+def test_scenario_is_seeded():
+    first = build_scenario(load_config(["case=B", "seed=4"]))[1]
+    again = build_scenario(load_config(["case=B", "seed=4"]))[1]
+    other = build_scenario(load_config(["case=B", "seed=5"]))[1]
+    pd.testing.assert_frame_equal(first, again)
+    assert not first.cost_eur_per_mw.equals(other.cost_eur_per_mw)
+
+
+def test_strategic_run_writes_rounds_and_strategic_metrics(tmp_path):
+    """A strategic run (iterated best response, few pooled FSPs, short grid) writes the
+    round-by-round table and the strategic keys of SPEC §9; its epsilon is the certificate
+    of the final profile, zero exactly when it converged."""
+    cfg = load_config(["reasoning=ibr", "aggregation=random_pools", "aggregation.pool_size=60",
+                       "reasoning.strategy.markup_points=4", "reasoning.max_rounds=6",
+                       "case=B"])
+    metrics = run_experiment(cfg, tmp_path)
+    for key in ("truthful_cost", "strategic_cost", "price_of_anarchy", "mean_markup",
+                "fsp_profit_total", "status", "iterations", "epsilon"):
+        assert key in metrics
+    assert metrics["status"] in ("converged", "cycle", "capped")
+    assert (metrics["epsilon"] == 0) == (metrics["status"] == "converged")
+    # common market, pay-as-bid, markups >= 1: min over declared prices >= min over true costs
+    assert metrics["strategic_cost"] >= metrics["truthful_cost"] - 1e-6
+    rounds = pd.read_csv(tmp_path / "rounds.csv")
+    assert rounds.step.nunique() == metrics["iterations"] + 1
+    assert set(rounds.fsp) == set(pd.read_csv(tmp_path / "strategies.csv").fsp)
+    assert _strict_json(tmp_path / "metrics.json")["reasoning"] == "ibr"
+
+
+def test_unknown_reasoning_is_refused(tmp_path):
+    cfg = load_config([])
+    cfg.reasoning.name = "level_q"
+    with pytest.raises(FlexgameInputError, match="reasoning.name='level_q' is not allowed"):
+        run_experiment(cfg, tmp_path)
+
+
+def test_write_json_is_strict_and_leaves_no_temporary_file(tmp_path):
+    path = write_json(tmp_path / "m.json", {"a": float("nan"), "b": np.float64(2.5),
+                                            "c": np.arange(2)})
+    assert _strict_json(path) == {"a": None, "b": 2.5, "c": [0, 1]}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
