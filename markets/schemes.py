@@ -257,27 +257,28 @@ class Scheme:
         elif s in ("fragmented", "ml01", "ml02", "ml03", "ml04"):
             for n, layer in self.dso.items():
                 run.clear(f"dso:{n}", f"DSO:{n}", layer)
-            cap = None
-            if s == "ml03":
-                need_dir = "up" if run.state.residual_need_mw >= 0 else "down"
-                cap = self.prequal.caps(run.state, price, run.remaining, need_dir)
-                run.record_unqualified(run.remaining, cap, ~self.is_tx, self.direction)
+            cap = self._prequalified(run) if s == "ml03" else None
             run.clear("tso", "TSO", self.tso, cap=cap)
             if s == "ml02":
                 for n, layer in self.corrective.items():
                     run.clear(f"corrective:{n}", f"DSO:{n}", layer, need=0.0)
         elif s in ("ml05", "ml06"):
-            cap = None
-            if s == "ml06":
-                need_dir = "up" if self.system.tso_need_mw >= 0 else "down"
-                cap = self.prequal.caps(run.state, price, run.remaining, need_dir)
-                run.record_unqualified(run.remaining, cap, ~self.is_tx, self.direction)
+            cap = self._prequalified(run) if s == "ml06" else None
             run.clear("tso", "TSO", self.tso, cap=cap)
             for n, layer in self.dso.items():
                 run.clear(f"dso:{n}", f"DSO:{n}", layer, need=0.0)
         else:
             self.aggregation.clear(run)
         return run.result(s, start)
+
+
+    def _prequalified(self, run: _Run) -> np.ndarray:
+        """Caps on the forwarded bids at the run's current state (the need's direction is
+        qualified first); records the unqualified volume."""
+        need_dir = "up" if run.state.residual_need_mw >= 0 else "down"
+        cap = self.prequal.caps(run.state, run.price, run.remaining, need_dir)
+        run.record_unqualified(run.remaining, cap, ~self.is_tx, self.direction)
+        return cap
 
 
 def build_scheme(system: InterconnectedSystem, bids: pd.DataFrame, scheme: str,
