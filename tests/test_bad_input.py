@@ -1,0 +1,126 @@
+"""Bad input to the clearing: every mistake stops with a FlexgameInputError that names the
+offending key or bid and, where the choice is finite, lists what is allowed (SPEC §9).
+
+(Clearing part: schemes, clearing options, bid tables as a scheme sees them, settlement.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from markets.bids import BidConfig, generate_bids
+from markets.errors import FlexgameInputError
+from markets.schemes import SCHEMES, ClearingConfig, Scheme, build_scheme
+from markets.settlement import SETTLEMENTS, settle
+
+
+@pytest.fixture(scope="module")
+def small_bids(system):
+    """Case-A bids of 10 % of the resources (a quick market on the default system)."""
+    return generate_bids(system, BidConfig(case="A", liquidity=0.1), np.random.default_rng(0))
+
+
+@pytest.fixture(scope="module")
+def common(system, small_bids):
+    return build_scheme(system, small_bids, "common")
+
+
+def _lists_all(message: str, allowed) -> bool:
+    return all(name in message for name in allowed)
+
+
+@pytest.mark.parametrize("make", [
+    lambda system, bids: ClearingConfig(scheme="ml07").validate(),
+    lambda system, bids: build_scheme(system, bids, "ml07"),
+    lambda system, bids: Scheme(system, bids, ClearingConfig(scheme="ML03")),
+], ids=["config", "build_scheme", "Scheme"])
+def test_unknown_scheme_lists_allowed(system, small_bids, make):
+    with pytest.raises(FlexgameInputError) as err:
+        make(system, small_bids)
+    message = str(err.value)
+    assert "scheme=" in message and _lists_all(message, SCHEMES), message
+
+
+@pytest.mark.parametrize("key, value, allowed", [
+    ("interface", "open", ("free", "fixed")),
+    ("prequalification", "greedy", ("envelope", "iterative")),
+    ("envelope_weighting", "random", ("price", "uniform")),
+])
+def test_unknown_clearing_option_lists_allowed(system, small_bids, key, value, allowed):
+    with pytest.raises(FlexgameInputError) as err:
+        build_scheme(system, small_bids, "ml03", **{key: value})
+    message = str(err.value)
+    assert f"{key}={value!r}" in message and _lists_all(message, allowed), message
+
+
+def test_too_few_polygon_sides(system, small_bids):
+    with pytest.raises(FlexgameInputError, match="polygon_sides=3"):
+        build_scheme(system, small_bids, "common", polygon_sides=3)
+
+
+@pytest.mark.parametrize("delta", [0.0, -0.25, float("nan")])
+def test_non_positive_delta(system, small_bids, delta):
+    with pytest.raises(FlexgameInputError, match="delta_mw"):
+        ClearingConfig(scheme="bid_aggregation", delta_mw=delta).validate()
+    with pytest.raises(FlexgameInputError, match="delta_mw"):
+        build_scheme(system, small_bids, "bid_aggregation", delta_mw=delta)
+
+
+def test_unknown_settlement_lists_allowed(common):
+    result = common.clear()
+    with pytest.raises(FlexgameInputError) as err:
+        settle(common, result, "second_price")
+    message = str(err.value)
+    assert "settlement='second_price'" in message and _lists_all(message, SETTLEMENTS), message
+
+
+def test_negative_bid_quantity_rejected_when_building(system, small_bids):
+    bids = small_bids.copy()
+    bids.loc[3, "quantity_mw"] = -1.0
+    for scheme in ("common", "ml03"):
+        with pytest.raises(FlexgameInputError, match=r"bid 3 .*quantity"):
+            build_scheme(system, bids, scheme)
+
+
+def test_negative_quantity_rejected_when_clearing(common, small_bids):
+    quantity = small_bids.quantity_mw.to_numpy(float).copy()
+    quantity[5] = -0.5
+    with pytest.raises(FlexgameInputError, match=r"bid 5 .*-0.5"):
+        common.clear(quantity=quantity)
+    # a rejected call leaves the scheme usable
+    assert common.clear().unmet_need_mw >= 0
+
+
+def test_bid_at_unknown_feeder_rejected(system, small_bids):
+    """A distribution bid naming a feeder the system does not have would escape every
+    distribution constraint (it would clear as a bare injection at its coupling bus)."""
+    bids = small_bids.copy()
+    b = int(np.flatnonzero((bids.level == "distribution").to_numpy())[0])
+    bids.loc[b, "feeder"] = "case70"
+    with pytest.raises(FlexgameInputError) as err:
+        build_scheme(system, bids, "common")
+    message = str(err.value)
+    assert f"bid {b}" in message and "case70" in message
+    assert _lists_all(message, [f.name for f in system.feeders]), message
+
+
+def test_bid_with_unknown_level_rejected(system, small_bids):
+    bids = small_bids.copy()
+    bids.loc[2, "level"] = "subtransmission"
+    with pytest.raises(FlexgameInputError) as err:
+        build_scheme(system, bids, "common")
+    message = str(err.value)
+    assert "bid 2" in message and "transmission" in message and "distribution" in message
+
+
+def test_bid_at_missing_bus_rejected(system, small_bids):
+    b = int(np.flatnonzero((small_bids.level == "distribution").to_numpy())[0])
+    bids = small_bids.copy()
+    bids.loc[b, "bus"] = 999
+    with pytest.raises(FlexgameInputError, match="no bus 999"):
+        build_scheme(system, bids, "ml01")
+    bids = small_bids.copy()
+    bids.loc[0, "tx_bus"] = 99
+    with pytest.raises(FlexgameInputError, match="bus 99"):
+        build_scheme(system, bids, "common")
