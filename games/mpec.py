@@ -33,6 +33,7 @@ from games.strategies import Strategy
 from markets.errors import FlexgameInputError
 from markets.grid_state import GridState
 from markets.lp import CompiledLP
+from markets.market_layer import tie_break
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,9 @@ def mpec_best_response(evaluator: GameEvaluator, profile: dict[str, Strategy],
     true_cost = evaluator.bid_map.cost[rows_i]
     p = np.array([[space.price(np.array([cb]), k)[0] for k in range(len(space.markups))]
                   for cb in true_cost])  # bids x markups
+    # the follower sees the layer's tie-break on i's prices too, so its optimum (and hence
+    # the MILP's follower response) is the one the clearing itself returns
+    p_follower = p + tie_break(rows_i)[:, None]
     n_i, n_k = len(cols_i), len(space.markups)
     fin = np.isfinite
     ra, rb = np.flatnonzero(fin(row_l)), np.flatnonzero(fin(row_u))
@@ -103,13 +107,13 @@ def mpec_best_response(evaluator: GameEvaluator, profile: dict[str, Strategy],
                (cg, ga, np.ones(len(cg))), (cd, de, -np.ones(len(cd)))]
     rhs = c.copy()
     for bi, j in enumerate(cols_i):
-        entries.append((np.full(n_k, j), y, -p[bi]))
+        entries.append((np.full(n_k, j), y, -p_follower[bi]))
         rhs[j] = 0.0
     add(place(n, entries), rhs, rhs)
     # strong duality
     c_other = c.copy()
     c_other[cols_i] = 0.0
-    sd = [(np.zeros(n), x, c_other), (np.zeros(n_i * n_k, int), w, p.ravel()),
+    sd = [(np.zeros(n), x, c_other), (np.zeros(n_i * n_k, int), w, p_follower.ravel()),
           (np.zeros(len(ra), int), al, -row_l[ra]), (np.zeros(len(rb), int), be, row_u[rb]),
           (np.zeros(len(cg), int), ga, -col_l[cg]), (np.zeros(len(cd), int), de, col_u[cd])]
     add(place(1, sd), -np.inf, 0.0)

@@ -21,8 +21,10 @@ import pytest
 from agents.model import REASONINGS, FlexMarketModel, ReasoningConfig
 from games.best_response import best_response, certificate
 from games.dynamics import ibr_round, iterated_best_response, level_k_round
+from games.mpec import mpec_best_response
 from games.payoff import GameEvaluator
 from games.strategies import BidMap, StrategySpace
+from markets.bids import BidConfig, generate_bids
 from markets.errors import FlexgameInputError
 from markets.schemes import build_scheme
 from tiny_market import (
@@ -481,3 +483,90 @@ def test_clearing_of_tied_bids_does_not_depend_on_solve_history(folder):
         allocations.append(built.clear(*bid_map.declare({"A": (4, 0), "B": (4, 0)}))
                            .activation_mw.tolist())
     assert allocations[1] == allocations[0] and allocations[2] == allocations[0]
+
+
+# --- the MPEC best response cross-checks the grid search ---------------------------------------
+
+def random_game(folder, rng, congested: bool):
+    """Three FSPs with costs drawn uniformly (no two declared prices coincide on the grid,
+    so the follower's optimum is unique): two transmission FSPs and one with a transmission
+    and a distribution bid below the (optionally congested) feeder branch."""
+    cost = rng.uniform(10.0, 30.0, size=4)
+    size = rng.uniform(2.0, 6.0, size=4)
+    rows = [tx_bid("A", 2, size[0], cost[0]), tx_bid("B", 3, size[1], cost[1]),
+            tx_bid("C", 2, size[2], cost[2]), feeder_bid("C", 3, size[3], cost[3])]
+    need = float(rng.uniform(0.3, 0.9) * size.sum())
+    built = build_scheme(tiny_system(folder, need, congested=congested), bid_table(rows),
+                         "common")
+    space = StrategySpace(markups=[1.0, 1.15, 1.4, 1.8, 2.5], price_cap=500.0)  # never binds
+    return GameEvaluator(built, BidMap(built.bids, space), "pay_as_bid")
+
+
+@pytest.mark.parametrize("congested", [False, True])
+def test_mpec_best_response_equals_the_grid_best_response(folder, congested):
+    """With a unique follower optimum the MPEC MILP (KKT / strong duality of the common LP)
+    finds the grid best response: same profit, and its markup earns that profit when the
+    scheme is re-cleared. Checked for every FSP at random profiles of random games."""
+    rng = np.random.default_rng(11 if congested else 5)
+    checked = 0
+    for _ in range(4):
+        ev = random_game(folder, rng, congested)
+        strategies = ev.bid_map.space.strategies
+        for _ in range(3):
+            profile = {f: strategies[rng.integers(len(strategies))] for f in ev.bid_map.fsps}
+            for f in ev.bid_map.fsps:
+                grid = best_response(ev, profile, f)
+                mpec = mpec_best_response(ev, profile, f)
+                assert mpec.optimal
+                assert mpec.profit_eur == pytest.approx(grid.payoff, abs=1e-4)
+                assert grid.payoffs[mpec.strategy] == pytest.approx(grid.payoff, abs=1e-4)
+                checked += 1
+    assert checked == 36
+
+
+@pytest.mark.parametrize("game", EQUILIBRIUM_GAMES + ("edgeworth", "local"))
+def test_mpec_is_an_upper_bound_when_prices_tie(folder, game):
+    """Where declared prices tie (identical costs), the follower has several optima; the MPEC
+    picks the one best for the leader (optimistic bilevel solution), so its profit is never
+    below the grid best response."""
+    ev = make_evaluator(folder, game)
+    strategies = ev.bid_map.space.strategies
+    rng = np.random.default_rng(3)
+    for _ in range(8):
+        profile = {f: strategies[rng.integers(len(strategies))] for f in ev.bid_map.fsps}
+        for f in ev.bid_map.fsps:
+            grid = best_response(ev, profile, f)
+            mpec = mpec_best_response(ev, profile, f)
+            assert mpec.optimal and mpec.profit_eur >= grid.payoff - 1e-4
+
+
+def test_mpec_refuses_what_it_does_not_cover(folder):
+    ev = make_evaluator(folder, "three_tx", scheme="ml01")
+    with pytest.raises(FlexgameInputError, match="common"):
+        mpec_best_response(ev, ev.bid_map.truthful(), "A")
+    ev = make_evaluator(folder, "three_tx", withholding=[0.0, 0.5])
+    with pytest.raises(FlexgameInputError, match="markup-only"):
+        mpec_best_response(ev, ev.bid_map.truthful(), "A")
+
+
+def test_mpec_matches_the_grid_on_the_default_system(system):
+    """The same cross-check on the default common market (PTDF + both feeders' LinDistFlow),
+    random pools at half liquidity: bid costs are drawn continuously, so prices do not tie."""
+    bids = generate_bids(system, BidConfig(case="A", liquidity=0.5, aggregation="random_pools"),
+                         np.random.default_rng(0))
+    built = build_scheme(system, bids, "common")
+    space = StrategySpace(markups=[1.0, 1.1, 1.25, 1.5, 2.0], price_cap=500.0)
+    ev = GameEvaluator(built, BidMap(bids, space), "pay_as_bid")
+    rng = np.random.default_rng(2)
+    profiles = [ev.bid_map.truthful(),
+                {f: space.strategies[rng.integers(len(space.strategies))] for f in ev.bid_map.fsps}]
+    gains = []
+    for profile in profiles:
+        for f in ev.bid_map.fsps[:6]:
+            grid = best_response(ev, profile, f)
+            mpec = mpec_best_response(ev, profile, f)
+            assert mpec.optimal
+            assert mpec.profit_eur == pytest.approx(grid.payoff, abs=1e-4)
+            assert grid.payoffs[mpec.strategy] == pytest.approx(grid.payoff, abs=1e-4)
+            gains.append(grid.payoff)
+    assert max(gains) > 0  # some FSP has a profitable markup: the check is not all zeros
