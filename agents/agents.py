@@ -10,20 +10,22 @@ from games.strategies import Strategy
 
 
 class FSPAgent(mesa.Agent):
-    """A flexibility service provider.
+    """A flexibility service provider, or one resource of an FSP that prices per resource
+    (a player of the game, see :mod:`games.strategies`).
 
     Attributes:
-        name: FSP id in the bid table.
-        bid_rows: rows of its bids in the bid table.
+        name: player id: the FSP id in the bid table, or "<fsp>/<resource>".
+        fsp: the FSP it bids for (its own name when it prices its whole pool).
+        bid_rows: rows of the bids it prices in the bid table.
         level: reasoning level (k-level and cognitive hierarchy).
-        strategy: current (markup index, withholding index).
-        profit_eur: profit at the current profile [EUR].
+        strategy: current strategy (markup index, withholding index[, forwarded markup]).
+        profit_eur: profit of its FSP at the current profile [EUR].
     """
 
-    def __init__(self, model, name: str, bid_rows: np.ndarray, level: int):
+    def __init__(self, model, name: str, fsp: str, bid_rows: np.ndarray, level: int):
         super().__init__(model)
-        self.name, self.bid_rows, self.level = name, bid_rows, level
-        self.strategy: Strategy = (0, 0)
+        self.name, self.fsp, self.bid_rows, self.level = name, fsp, bid_rows, level
+        self.strategy: Strategy = model.bid_map.space.truthful
         self.profit_eur = 0.0
 
     @property

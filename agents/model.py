@@ -80,12 +80,18 @@ class FlexMarketModel(mesa.Model):
                  settlement: str = "pay_as_bid", seed: int = 0):
         super().__init__(rng=np.random.default_rng(seed))
         reasoning.validate()
+        if not 0 <= reasoning.level0_markup_index < len(space.markups):
+            raise FlexgameInputError(
+                f"level0_markup_index={reasoning.level0_markup_index} is out of range; allowed: "
+                f"0..{len(space.markups) - 1} (the markup grid has {len(space.markups)} points)")
         self.scheme, self.bids, self.reasoning = scheme, scheme.bids, reasoning
         self.bid_map = BidMap(scheme.bids, space)
         self.evaluator = GameEvaluator(scheme, self.bid_map, settlement)
         system = scheme.system
-        for f in self.bid_map.fsps:
-            FSPAgent(self, f, self.bid_map.rows[f], reasoning.levels.get(f, reasoning.level))
+        bm = self.bid_map
+        for p in bm.players:
+            level = reasoning.levels.get(p, reasoning.levels.get(bm.owner[p], reasoning.level))
+            FSPAgent(self, p, bm.owner[p], bm.rows[p], level)
         SystemOperatorAgent(self, "TSO", system.tso_need_mw)
         for feeder in system.feeders:
             SystemOperatorAgent(self, f"DSO:{feeder.name}", feeder=feeder.name)
@@ -110,7 +116,7 @@ class FlexMarketModel(mesa.Model):
                 "unmet_need_mw": lambda m: m.current_outcome.unmet_need_mw,
                 "mean_markup": lambda m: float(np.mean([a.markup for a in m.fsps])),
             },
-            agenttype_reporters={FSPAgent: {"fsp": "name", "markup": "markup",
+            agenttype_reporters={FSPAgent: {"player": "name", "fsp": "fsp", "markup": "markup",
                                             "withheld_index": lambda a: a.strategy[1],
                                             "profit_eur": "profit_eur", "level": "level"}},
         )
@@ -131,7 +137,7 @@ class FlexMarketModel(mesa.Model):
             a.strategy = profile[a.name]
         out = self.current_outcome
         for a in self.fsps:
-            a.profit_eur = out.profit[a.name]
+            a.profit_eur = out.profit[a.fsp]
         for op in self.agents_by_type[MarketOperatorAgent]:
             op.cost_eur = op.accepted_mw = 0.0
         self.history.append(dict(profile))
@@ -139,15 +145,14 @@ class FlexMarketModel(mesa.Model):
         self.datacollector.collect(self)
 
     def _level0(self) -> dict:
-        r = self.reasoning
+        r, space = self.reasoning, self.bid_map.space
         names = [a.name for a in self.fsps]
-        if r.name in ("level_k", "cognitive_hierarchy") or r.level0 != "truthful":
-            if r.level0 == "random":
-                n = len(self.bid_map.space.markups)
-                return {f: (int(self.rng.integers(n)), 0) for f in names}
-            if r.level0 == "fixed":
-                return {f: (int(r.level0_markup_index), 0) for f in names}
-        return {f: (0, 0) for f in names}
+        if r.level0 == "random":
+            n = len(space.markups)
+            return {f: space.uniform(int(self.rng.integers(n))) for f in names}
+        if r.level0 == "fixed":
+            return {f: space.uniform(int(r.level0_markup_index)) for f in names}
+        return {f: space.truthful for f in names}
 
     # --- one reasoning round ---------------------------------------------------------------
     def step(self) -> None:

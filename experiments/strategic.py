@@ -33,7 +33,8 @@ def strategy_space(node: dict) -> StrategySpace:
     """The ``reasoning.strategy`` node as a :class:`StrategySpace`."""
     node = dict(node or {})
     _check_keys("reasoning.strategy", node,
-                ("kind", "markup_max", "markup_points", "price_cap", "withholding"))
+                ("kind", "markup_max", "markup_points", "price_cap", "withholding",
+                 "per_resource", "reprice_forwarded"))
     kind = node.get("kind", "multiplicative")
     require_choice("reasoning.strategy.kind", kind, ("multiplicative", "additive"))
     first = 1.0 if kind == "multiplicative" else 0.0
@@ -45,8 +46,13 @@ def strategy_space(node: dict) -> StrategySpace:
     withholding = node.get("withholding", [0.0])
     if not isinstance(withholding, list):
         raise FlexgameInputError(f"reasoning.strategy.withholding={withholding!r} must be a list")
+    flags = {}
+    for key in ("per_resource", "reprice_forwarded"):
+        flags[key] = node.get(key, False)
+        if not isinstance(flags[key], bool):
+            raise FlexgameInputError(f"reasoning.strategy.{key}={flags[key]!r} must be true or false")
     return StrategySpace(markups=list(np.round(np.linspace(first, top, points), 6)), kind=kind,
-                         price_cap=cap, withholding=[float(w) for w in withholding])
+                         price_cap=cap, withholding=[float(w) for w in withholding], **flags)
 
 
 def reasoning_config(node: dict) -> ReasoningConfig:
@@ -70,14 +76,16 @@ def run_strategic(cfg, out_dir) -> dict:
     rule = plain["settlement"]["name"]
     model = FlexMarketModel(truthful.scheme, space, reasoning, rule, seed=plain["seed"])
     model.run(progress=True)
-    price, quantity = model.bid_map.declare(model.profile)
-    result = truthful.scheme.clear(price, quantity)
+    price, quantity, forward = model.bid_map.declare(model.profile)
+    result = truthful.scheme.clear(price, quantity, forward)
     report = assess(system, bids, result.activation_mw)
     kpis = clearing_kpis(system, bids, result, common.cost_eur, report)
     strategic = strategic_metrics(model.evaluator, model.profile, model.status, model.round,
                                   model.cycle, common.cost_eur)
-    settlement = settle(truthful.scheme, result, rule, price, quantity)
+    settlement = settle(truthful.scheme, result, rule)
     declared = bids.assign(price_eur_per_mw=price, quantity_mw=quantity)
+    if forward is not None:
+        declared["forward_price_eur_per_mw"] = forward
     metrics = {
         "case": plain["case"]["name"], "settlement": rule, **kpis,
         "seed": plain["seed"], "liquidity": plain["liquidity"],
@@ -92,8 +100,10 @@ def run_strategic(cfg, out_dir) -> dict:
     out = Path(out_dir)
     write_csv(out / "rounds.csv", model.rounds_table())
     write_csv(out / "strategies.csv", pd.DataFrame(
-        [dict(fsp=a.name, level=a.level, markup_index=a.strategy[0],
+        [dict(player=a.name, fsp=a.fsp, level=a.level, markup_index=a.strategy[0],
               withheld_share=space.withholding[a.strategy[1]], markup=a.markup,
+              forward_markup=(space.markups[a.strategy[2]] if space.reprice_forwarded
+                              else a.markup),
               profit_eur=a.profit_eur) for a in model.fsps]))
     write_run(out, plain, declared, result, report, settlement, metrics)
     return metrics

@@ -33,8 +33,8 @@ class BestResponse:
 
 def best_response(evaluator: GameEvaluator, profile: dict[str, Strategy], fsp: str,
                   tol: float = TIE_TOLERANCE_EUR) -> BestResponse:
-    """Exhaustive best response of ``fsp`` to ``profile`` (its own entry is its current
-    strategy)."""
+    """Exhaustive best response of player ``fsp`` (an FSP, or one resource of an FSP that
+    prices per resource) to ``profile`` (its own entry is its current strategy)."""
     current = profile[fsp]
     payoffs = {}
     for s in evaluator.bid_map.space.strategies:

@@ -25,14 +25,14 @@ def hhi_by_layer(result, bids: pd.DataFrame) -> dict[str, float]:
 def pivotal_suppliers(evaluator: GameEvaluator, profile: dict, tol: float = 1e-6) -> list[str]:
     """FSPs without whose bids (the others as in ``profile``) the scheme leaves need unmet or
     pays more penalty for limits it cannot meet than with them."""
-    price, quantity = evaluator.bid_map.declare(profile)
-    base = evaluator.scheme.clear(price, quantity)
+    price, quantity, forward = evaluator.bid_map.declare(profile)
+    base = evaluator.scheme.clear(price, quantity, forward)
     base_penalty = base.objective_eur - base.cost_eur
     pivotal = []
-    for f, rows in evaluator.bid_map.rows.items():
+    for f, rows in evaluator.bid_map.fsp_rows.items():
         q = quantity.copy()
         q[rows] = 0.0
-        r = evaluator.scheme.clear(price, q)
+        r = evaluator.scheme.clear(price, q, forward)
         if r.unmet_need_mw > base.unmet_need_mw + tol or \
                 (r.objective_eur - r.cost_eur) > base_penalty + 1e-3:
             pivotal.append(f)
@@ -53,8 +53,7 @@ def strategic_metrics(evaluator: GameEvaluator, final: dict, status: str, rounds
     outcomes = [evaluator.outcome(p) for p in visited]
     cost = float(np.mean([o.cost_eur for o in outcomes]))
     markups = np.array([[evaluator.bid_map.markup_of(s) for s in p.values()] for p in visited])
-    price, quantity = evaluator.bid_map.declare(final)
-    result = evaluator.scheme.clear(price, quantity)
+    result = evaluator.scheme.clear(*evaluator.bid_map.declare(final))
     hhi = hhi_by_layer(result, evaluator.scheme.bids)
     return {
         "truthful_cost": truthful.cost_eur,

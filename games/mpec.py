@@ -47,14 +47,15 @@ class MPECResult:
 
 def mpec_best_response(evaluator: GameEvaluator, profile: dict[str, Strategy],
                        fsp: str) -> MPECResult:
-    """Exact best response of ``fsp`` by the MPEC MILP (common market, pay-as-bid,
-    markup-only strategy space)."""
+    """Exact best response of player ``fsp`` by the MPEC MILP (common market, pay-as-bid,
+    markup-only strategy space). A player pricing one resource of a larger FSP maximises the
+    whole FSP's profit: the FSP's other bids, at their fixed prices, add their margin."""
     scheme, space = evaluator.scheme, evaluator.bid_map.space
     if scheme.name != "common" or evaluator.settlement != "pay_as_bid":
         raise FlexgameInputError("the MPEC best response needs scheme=common, settlement=pay_as_bid")
-    if len(space.withholding) != 1:
+    if len(space.withholding) != 1 or space.reprice_forwarded:
         raise FlexgameInputError("the MPEC best response covers markup-only strategy spaces")
-    price, quantity = evaluator.bid_map.declare(profile)
+    price, quantity, _ = evaluator.bid_map.declare(profile)
     layer = scheme.common
     layer.solve(price, quantity, GridState.base(scheme.system), scheme.system.tso_need_mw)
     lp = layer.lp
@@ -130,6 +131,10 @@ def mpec_best_response(evaluator: GameEvaluator, profile: dict[str, Strategy],
     cost = np.zeros(n_var)
     cost[w] = -p.ravel()
     cost[x[cols_i]] = true_cost
+    bm = evaluator.bid_map
+    rows_o = np.setdiff1d(bm.fsp_rows[bm.owner[fsp]], rows_i)
+    cols_o = layer.a_cols[np.searchsorted(layer.candidates, rows_o)]
+    cost[x[cols_o]] = bm.cost[rows_o] - price[rows_o]
     var_l = np.zeros(n_var)
     var_u = np.full(n_var, np.inf)
     var_l[x], var_u[x] = col_l, col_u
@@ -138,4 +143,4 @@ def mpec_best_response(evaluator: GameEvaluator, profile: dict[str, Strategy],
                                   np.concatenate(hi), var_l, var_u, integer_cols=y)
     sol = milp.solve()
     k = int(np.argmax(sol.x[y])) if sol.optimal else profile[fsp][0]
-    return MPECResult((k, 0), -sol.objective if sol.optimal else float("nan"), sol.optimal)
+    return MPECResult(space.uniform(k), -sol.objective if sol.optimal else float("nan"), sol.optimal)

@@ -13,7 +13,8 @@ from markets.settlement import settle
 
 @dataclass(frozen=True)
 class Outcome:
-    """A cleared profile: procurement cost [EUR], FSP profits [EUR], unmet need [MW]."""
+    """A cleared profile: procurement cost [EUR], profit per FSP [EUR], unmet need [MW],
+    accepted MW per bid, total payment [EUR]."""
 
     cost_eur: float
     profit: dict[str, float]
@@ -46,19 +47,19 @@ class GameEvaluator:
         hit = self._cache.get(k)
         if hit is not None:
             return hit
-        price, quantity = self.bid_map.declare(profile)
-        result = self.scheme.clear(price, quantity)
+        result = self.scheme.clear(*self.bid_map.declare(profile))
         self.clearings += 1
         if self.settlement == "pay_as_bid":  # payments are the declared prices: no tables needed
-            payment = price * result.activation_mw
+            payment = result.declared_cost_by_bid()
         else:
-            payment = settle(self.scheme, result, self.settlement, price, quantity).bid_payment_eur
+            payment = settle(self.scheme, result, self.settlement).bid_payment_eur
         margin = payment - self.bid_map.cost * result.activation_mw
-        profit = {f: float(margin[r].sum()) for f, r in self.bid_map.rows.items()}
+        profit = {f: float(margin[r].sum()) for f, r in self.bid_map.fsp_rows.items()}
         out = Outcome(result.cost_eur, profit, result.unmet_need_mw, result.activation_mw,
                       float(payment.sum()))
         self._cache[k] = out
         return out
 
-    def payoff(self, profile: dict[str, Strategy], fsp: str) -> float:
-        return self.outcome(profile).profit[fsp]
+    def payoff(self, profile: dict[str, Strategy], player: str) -> float:
+        """Profit [EUR] of the FSP that owns ``player`` (the FSP itself when pooled)."""
+        return self.outcome(profile).profit[self.bid_map.owner[player]]

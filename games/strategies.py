@@ -1,13 +1,25 @@
 """Strategy spaces of FSPs (SPEC §7).
 
-A pure strategy of an FSP is a pair (markup index, withholding index) on a configurable
-grid; it applies to all its bids (pooled). Declared price of bid b under markup m:
+A pure strategy is a tuple of indices into configurable grids: (markup, withholding), or
+(markup, withholding, forwarded markup) when FSPs may re-price forwarded bids. Declared price
+of bid b under markup m:
 
 * multiplicative: p_b = min(c_b * m, cap)
 * additive:       p_b = min(c_b + m, cap)   [m in EUR/MW]
 
 with c_b the true cost; offered quantity q_b * (1 - w) for withheld share w. Index 0 of the
 markup grid is the truthful markup (1 multiplicative, 0 additive); the grid must be sorted.
+
+Who chooses (the players of the game): by default one player per FSP, whose strategy applies
+to all its bids (its pool); with ``per_resource`` one player per (FSP, resource), each choosing
+the strategy of one bid and maximising the profit of the whole FSP (its owner). A fixed point
+of best responses is then stable against every single-resource deviation of an FSP; a joint
+deviation of several of its resources is not searched (the product space grows as
+|strategies| ^ |pool|).
+
+Re-pricing (``reprice_forwarded``): in multi-level schemes a bid left uncleared by the first
+layer it was offered in is forwarded; its price in every later layer is set by the forwarded
+markup index (default: one price for all layers, i.e. this option off).
 """
 
 from __future__ import annotations
@@ -21,8 +33,8 @@ from markets.errors import FlexgameInputError, require_choice
 
 MARKUP_KINDS = ("multiplicative", "additive")
 
-Strategy = tuple[int, int]
-"""(markup index, withholding index)."""
+Strategy = tuple[int, ...]
+"""(markup index, withholding index[, forwarded markup index])."""
 
 
 @dataclass
@@ -34,12 +46,17 @@ class StrategySpace:
         kind: multiplicative or additive.
         price_cap: highest price a bid may declare [EUR/MW].
         withholding: shares of capacity an FSP may withhold, first entry 0.
+        reprice_forwarded: strategies carry a third index, the markup of forwarded bids.
+        per_resource: an FSP chooses one strategy per resource (bid) instead of one for its
+            pool; the players of the game are then its resources (see the module docstring).
     """
 
     markups: list[float] = field(default_factory=lambda: list(np.round(np.linspace(1.0, 2.4, 15), 3)))
     kind: str = "multiplicative"
     price_cap: float = 500.0
     withholding: list[float] = field(default_factory=lambda: [0.0])
+    reprice_forwarded: bool = False
+    per_resource: bool = False
 
     def __post_init__(self) -> None:
         require_choice("markup kind", self.kind, MARKUP_KINDS)
@@ -58,7 +75,18 @@ class StrategySpace:
     @property
     def strategies(self) -> list[Strategy]:
         """All pure strategies, lowest markup and least withholding first."""
-        return [(i, j) for i in range(len(self.markups)) for j in range(len(self.withholding))]
+        pairs = [(i, j) for i in range(len(self.markups)) for j in range(len(self.withholding))]
+        if not self.reprice_forwarded:
+            return pairs
+        return [(i, j, k) for i, j in pairs for k in range(len(self.markups))]
+
+    def uniform(self, markup_index: int) -> Strategy:
+        """The strategy bidding ``markup_index`` in every layer, withholding nothing."""
+        return (markup_index, 0, markup_index) if self.reprice_forwarded else (markup_index, 0)
+
+    @property
+    def truthful(self) -> Strategy:
+        return self.uniform(0)
 
     def price(self, cost: np.ndarray, markup_index: int) -> np.ndarray:
         m = self.markups[markup_index]
@@ -67,27 +95,48 @@ class StrategySpace:
 
 
 class BidMap:
-    """Turns a strategy profile (one strategy per FSP) into declared prices and quantities."""
+    """Turns a strategy profile (one strategy per player) into declared bids.
+
+    Attributes:
+        space: the strategy space.
+        fsps: FSP names (sorted); ``fsp_rows[f]``: rows of FSP f's bids.
+        players: who chooses a strategy: the FSPs, or "<fsp>/<resource>" per bid when the
+            space is ``per_resource``; ``rows[p]``: the bid rows player p prices;
+            ``owner[p]``: its FSP.
+    """
 
     def __init__(self, bids: pd.DataFrame, space: StrategySpace):
         self.space = space
         self.fsps = sorted(bids.fsp.unique())
-        self.rows = {f: np.flatnonzero((bids.fsp == f).to_numpy()) for f in self.fsps}
+        self.fsp_rows = {f: np.flatnonzero((bids.fsp == f).to_numpy()) for f in self.fsps}
+        if space.per_resource:
+            self.rows = {f"{f}/{bids.resource.iat[r]}": np.array([r])
+                         for f in self.fsps for r in self.fsp_rows[f]}
+            self.owner = {p: bids.fsp.iat[r[0]] for p, r in self.rows.items()}
+        else:
+            self.rows = dict(self.fsp_rows)
+            self.owner = {f: f for f in self.fsps}
+        self.players = list(self.rows)
         self.cost = bids.cost_eur_per_mw.to_numpy(float)
         self.quantity = bids.quantity_mw.to_numpy(float)
 
     def truthful(self) -> dict[str, Strategy]:
-        return {f: (0, 0) for f in self.fsps}
+        return {p: self.space.truthful for p in self.players}
 
-    def declare(self, profile: dict[str, Strategy]) -> tuple[np.ndarray, np.ndarray]:
-        """Declared price [EUR/MW] and offered quantity [MW] per bid."""
+    def declare(self, profile: dict[str, Strategy]) -> tuple[np.ndarray, np.ndarray,
+                                                             np.ndarray | None]:
+        """Declared price [EUR/MW], offered quantity [MW] and, when re-pricing is on, the
+        price of forwarded bids [EUR/MW] (else None), per bid."""
         price = self.cost.copy()
         quantity = self.quantity.copy()
-        for f, (mi, wi) in profile.items():
-            r = self.rows[f]
-            price[r] = self.space.price(self.cost[r], mi)
-            quantity[r] = self.quantity[r] * (1.0 - self.space.withholding[wi])
-        return price, quantity
+        forward = self.cost.copy() if self.space.reprice_forwarded else None
+        for p, strategy in profile.items():
+            r = self.rows[p]
+            price[r] = self.space.price(self.cost[r], strategy[0])
+            quantity[r] = self.quantity[r] * (1.0 - self.space.withholding[strategy[1]])
+            if forward is not None:
+                forward[r] = self.space.price(self.cost[r], strategy[2])
+        return price, quantity, forward
 
     def markup_of(self, strategy: Strategy) -> float:
         return float(self.space.markups[strategy[0]])

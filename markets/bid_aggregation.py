@@ -107,10 +107,11 @@ class BidAggregation:
         return rsf
 
     def clear(self, run) -> None:
+        price = run.price  # every bid is offered for the first time here
         rsf = self.residual_supply(run)
         lp, tx = self.milp, self.scheme.system.transmission
         if len(self.tx_bids):
-            lp.set_costs(self.a_cols, run.price[self.tx_bids] + tie_break(self.tx_bids))
+            lp.set_costs(self.a_cols, price[self.tx_bids] + tie_break(self.tx_bids))
             lp.set_col_bounds(self.a_cols, 0.0, run.remaining[self.tx_bids])
         for n in self.names:
             lp.set_costs(self.z_cols[n], [o.objective_eur for o in rsf[n]])
@@ -129,6 +130,6 @@ class BidAggregation:
                                       down_mw=float(run.remaining[members][~up].sum())))
             chosen = int(np.argmax(sol.x[self.z_cols[n]]))
             # disaggregation: the feeder LP solved for the chosen step
-            run.apply(f"rsf:{n}", f"DSO:{n}", rsf[n][chosen])
+            run.apply(f"rsf:{n}", f"DSO:{n}", rsf[n][chosen], price)
         # transmission bids given the chosen steps: an LP, which also yields their prices
         run.clear("tso", "TSO", self.tso)

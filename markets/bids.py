@@ -54,6 +54,22 @@ transmission bus it affects (its coupling bus for distribution bids); ``tan_phi`
 reactive change per active change of the activation [MVAr/MW]."""
 
 
+@dataclass(frozen=True)
+class DeclaredBids:
+    """What FSPs declare for one clearing, per bid (aligned with the bid table).
+
+    Attributes:
+        price_eur_per_mw: price in the first layer a bid is offered in [EUR/MW].
+        quantity_mw: offered quantity [MW] (>= 0).
+        forward_price_eur_per_mw: price in every later layer, for bids forwarded uncleared
+            [EUR/MW]; None = the same price in all layers.
+    """
+
+    price_eur_per_mw: np.ndarray
+    quantity_mw: np.ndarray
+    forward_price_eur_per_mw: np.ndarray | None = None
+
+
 @dataclass
 class BidConfig:
     """How resources, bids and FSPs are drawn.

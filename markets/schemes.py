@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from markets.bids import validate_bids
+from markets.bids import DeclaredBids, validate_bids
 from markets.errors import FlexgameInputError, require_choice
 from markets.grid_state import BidEffects, GridState
 from markets.market_layer import LayerOutcome, MarketLayer, Penalties
@@ -66,11 +66,14 @@ class ClearingConfig:
 
 @dataclass
 class LayerRecord:
-    """One cleared layer: its name, the operator buying, and the LP outcome."""
+    """One cleared layer: its name, the operator buying, the LP outcome, and the price each
+    bid declared in this layer [EUR/MW] (differs from the first layer's for forwarded bids
+    when FSPs re-price them)."""
 
     name: str
     operator: str
     outcome: LayerOutcome
+    price: np.ndarray
 
 
 @dataclass
@@ -88,6 +91,7 @@ class ClearingResult:
             capped off by prequalification [%] (nan without prequalification).
         runtime_s: wall time of the pipeline [s].
         available: bids and MW offered per layer (liquidity), one row per layer.
+        declared: the bids it was cleared with (price, quantity, forwarded price).
     """
 
     scheme: str
@@ -100,6 +104,11 @@ class ClearingResult:
     unqualified_down_pct: float
     runtime_s: float
     available: pd.DataFrame
+    declared: DeclaredBids
+
+    def declared_cost_by_bid(self) -> np.ndarray:
+        """Accepted MW x declared price of every layer, per bid [EUR] (pay-as-bid payment)."""
+        return np.sum([l.price * l.outcome.activation_mw for l in self.layers], axis=0)
 
     def cost_by_operator(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -116,7 +125,7 @@ class ClearingResult:
                 rows.append(dict(bid=int(b), layer=layer.name, operator=layer.operator,
                                  fsp=bids.fsp.iat[b], direction=bids.direction.iat[b],
                                  accepted_mw=o.activation_mw[b],
-                                 price_eur_per_mw=bids.price_eur_per_mw.iat[b],
+                                 price_eur_per_mw=layer.price[b],
                                  marginal_value_eur_per_mw=o.marginal_value[b]))
         columns = ["bid", "layer", "operator", "fsp", "direction", "accepted_mw",
                    "price_eur_per_mw", "marginal_value_eur_per_mw"]
@@ -126,13 +135,23 @@ class ClearingResult:
 class _Run:
     """Book-keeping of one pass through a pipeline."""
 
-    def __init__(self, system, bids, effects, price, quantity):
-        self.system, self.bids, self.effects, self.price = system, bids, effects, price
-        self.remaining = quantity.copy()
+    def __init__(self, system, bids, effects, declared: DeclaredBids):
+        self.system, self.bids, self.effects, self.declared = system, bids, effects, declared
+        self.remaining = declared.quantity_mw.copy()
+        self.offered_before = np.zeros(len(bids), dtype=bool)
         self.state = GridState.base(system)
         self.layers: list[LayerRecord] = []
         self.available: list[dict] = []
         self.unqualified = (np.nan, np.nan)
+
+    @property
+    def price(self) -> np.ndarray:
+        """Declared price per bid for the next layer [EUR/MW]: the forwarded price for bids
+        already offered in an earlier layer (when FSPs re-price them), else the bid price."""
+        d = self.declared
+        if d.forward_price_eur_per_mw is None:
+            return d.price_eur_per_mw
+        return np.where(self.offered_before, d.forward_price_eur_per_mw, d.price_eur_per_mw)
 
     def clear(self, name: str, operator: str, layer: MarketLayer, cap: np.ndarray | None = None,
               need: float | None = None, held_targets=None) -> LayerOutcome:
@@ -143,15 +162,18 @@ class _Run:
                                    up_mw=float(offered[cand][layer.sign > 0].sum()),
                                    down_mw=float(offered[cand][layer.sign < 0].sum())))
         need = self.state.residual_need_mw if need is None else need
-        out = layer.solve(self.price, offered, self.state, need, held_targets)
-        self.apply(name, operator, out)
+        price = self.price
+        out = layer.solve(price, offered, self.state, need, held_targets)
+        self.apply(name, operator, out, price)
+        self.offered_before[cand[offered[cand] > 0]] = True
         return out
 
-    def apply(self, name: str, operator: str, out: LayerOutcome) -> None:
-        """Deliver a layer's activations: update remaining quantities and the grid state."""
+    def apply(self, name: str, operator: str, out: LayerOutcome, price: np.ndarray) -> None:
+        """Deliver a layer's activations (cleared at ``price``): update remaining quantities
+        and the grid state."""
         self.remaining = self.remaining - out.activation_mw
         self.state = self.state.after(self.effects, out.activation_mw)
-        self.layers.append(LayerRecord(name, operator, out))
+        self.layers.append(LayerRecord(name, operator, out, price))
 
     def record_unqualified(self, offered: np.ndarray, cap: np.ndarray, mask: np.ndarray,
                            direction: np.ndarray) -> None:
@@ -173,6 +195,7 @@ class _Run:
             unqualified_up_pct=self.unqualified[0], unqualified_down_pct=self.unqualified[1],
             runtime_s=time.perf_counter() - start,
             available=pd.DataFrame(self.available),
+            declared=self.declared,
         )
 
 
@@ -240,17 +263,21 @@ class Scheme:
                                             self.config.polygon_sides)
 
     # --- clearing ---------------------------------------------------------------------------
-    def clear(self, price: np.ndarray | None = None,
-              quantity: np.ndarray | None = None) -> ClearingResult:
+    def clear(self, price: np.ndarray | None = None, quantity: np.ndarray | None = None,
+              forward_price: np.ndarray | None = None) -> ClearingResult:
         """Run the pipeline with declared ``price`` [EUR/MW] and offered ``quantity`` [MW] per
-        bid (defaults: the bid table's columns)."""
+        bid (defaults: the bid table's columns); ``forward_price`` [EUR/MW], when given, is
+        each bid's price in the layers after the first one it was offered in."""
         start = time.perf_counter()
         price = self.bids.price_eur_per_mw.to_numpy(float) if price is None else np.asarray(price, float)
         quantity = self.bids.quantity_mw.to_numpy(float) if quantity is None else np.asarray(quantity, float)
         if np.any(quantity < 0):
             bad = int(np.flatnonzero(quantity < 0)[0])
             raise FlexgameInputError(f"bid {bad} quantity {quantity[bad]} MW must be >= 0")
-        run = _Run(self.system, self.bids, self.effects, price, quantity)
+        if forward_price is not None:
+            forward_price = np.asarray(forward_price, float)
+        run = _Run(self.system, self.bids, self.effects,
+                   DeclaredBids(price, quantity, forward_price))
         s = self.name
         if s == "common":
             run.clear("common", "joint", self.common)

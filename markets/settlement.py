@@ -52,19 +52,14 @@ class Settlement:
         return float(self.bid_payment_eur.sum())
 
 
-def settle(scheme, result, rule: str = "pay_as_bid", price: np.ndarray | None = None,
-           quantity: np.ndarray | None = None) -> Settlement:
-    """Settle a clearing ``result`` of ``scheme`` under ``rule``.
-
-    ``price`` / ``quantity`` are the declared bids the result was cleared with (default: the
-    bid table's); VCG re-clears the scheme without each FSP's bids.
-    """
+def settle(scheme, result, rule: str = "pay_as_bid") -> Settlement:
+    """Settle a clearing ``result`` of ``scheme`` under ``rule`` (each activation at the price
+    declared in its layer; VCG re-clears the scheme without each FSP's bids, with the bids
+    the result was cleared with)."""
     require_choice("settlement", rule, SETTLEMENTS)
     bids = scheme.bids
-    price = bids.price_eur_per_mw.to_numpy(float) if price is None else np.asarray(price, float)
     table = result.activations(bids)
     rows = table.bid.to_numpy(dtype=int)
-    table["price_eur_per_mw"] = price[rows]
     if rule == "pay_as_bid":
         rate = table.price_eur_per_mw
     elif rule == "uniform":
@@ -73,7 +68,7 @@ def settle(scheme, result, rule: str = "pay_as_bid", price: np.ndarray | None = 
         rate = table.marginal_value_eur_per_mw
     else:
         # the Clarke payment of each bid, spread over the layers it cleared in by MW
-        per_bid = _vcg_payments(scheme, result, price, quantity)
+        per_bid = _vcg_payments(scheme, result)
         mw = np.maximum(result.activation_mw[rows], 1e-12)
         rate = pd.Series(per_bid[rows] / mw, index=table.index)
     table["payment_eur_per_mw"] = rate.astype(float)
@@ -87,19 +82,18 @@ def settle(scheme, result, rule: str = "pay_as_bid", price: np.ndarray | None = 
     return Settlement(rule, table, bid_payment, fsp.reset_index())
 
 
-def _vcg_payments(scheme, result, price, quantity) -> np.ndarray:
+def _vcg_payments(scheme, result) -> np.ndarray:
     """Clarke-pivot payment per bid: each FSP's payment split over its accepted bids by
     declared cost (by accepted MW where its declared cost is zero)."""
-    bids = scheme.bids
-    quantity = bids.quantity_mw.to_numpy(float) if quantity is None else np.asarray(quantity, float)
+    bids, d = scheme.bids, result.declared
     payment = np.zeros(len(bids))
-    declared = price * result.activation_mw
+    declared = result.declared_cost_by_bid()
     for fsp, rows in bids.groupby("fsp").indices.items():
         if result.activation_mw[rows].sum() <= 0:
             continue
-        q = quantity.copy()
+        q = d.quantity_mw.copy()
         q[rows] = 0.0
-        without = scheme.clear(price, q).objective_eur
+        without = scheme.clear(d.price_eur_per_mw, q, d.forward_price_eur_per_mw).objective_eur
         others_with = result.objective_eur - declared[rows].sum()
         total = without - others_with
         weights = declared[rows] if declared[rows].sum() > 0 else result.activation_mw[rows]

@@ -362,7 +362,7 @@ def test_vcg_truthful_bidding_is_a_best_response_in_common(pooled):
             deviated = price.copy()
             deviated[rows] *= markup
             result = scheme.clear(price=deviated)
-            profit = settle(scheme, result, "vcg", price=deviated).fsp.set_index("fsp")
+            profit = settle(scheme, result, "vcg").fsp.set_index("fsp")
             gains[fsp, markup] = profit.profit_eur[fsp] - truthful.profit_eur[fsp]
     scale = 1e-6 * max(1.0, abs(truthful_result.objective_eur))
     assert max(gains.values()) <= scale, {k: v for k, v in gains.items() if v > scale}

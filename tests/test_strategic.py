@@ -27,6 +27,7 @@ from games.strategies import BidMap, StrategySpace
 from markets.bids import BidConfig, generate_bids
 from markets.errors import FlexgameInputError
 from markets.schemes import build_scheme
+from markets.settlement import settle
 from tiny_market import (
     TOL, as_key, bid_table, brute_best_response, brute_round, deviation_payoffs,
     feeder_bid, payoff_table, pure_equilibria, regrets, tiny_system, tx_bid,
@@ -86,7 +87,7 @@ def make_evaluator(folder, game: str, scheme: str = "common", settlement: str = 
 def brute(evaluator):
     """(payoff table, FSP names, strategies, pure equilibria) of the evaluator's game."""
     table = payoff_table(evaluator)
-    fsps, strategies = evaluator.bid_map.fsps, evaluator.bid_map.space.strategies
+    fsps, strategies = evaluator.bid_map.players, evaluator.bid_map.space.strategies
     return table, fsps, strategies, pure_equilibria(table, fsps, strategies)
 
 
@@ -107,7 +108,7 @@ def assert_rounds_are_brute_force(history, table, fsps, strategies, order, mode)
 
 def top_profile(evaluator) -> dict:
     top = len(evaluator.bid_map.space.markups) - 1
-    return {f: (top, 0) for f in evaluator.bid_map.fsps}
+    return {f: evaluator.bid_map.space.uniform(top) for f in evaluator.bid_map.players}
 
 
 # --- the fixture itself ------------------------------------------------------------------------
@@ -570,3 +571,98 @@ def test_mpec_matches_the_grid_on_the_default_system(system):
             assert grid.payoffs[mpec.strategy] == pytest.approx(grid.payoff, abs=1e-4)
             gains.append(grid.payoff)
     assert max(gains) > 0  # some FSP has a profitable markup: the check is not all zeros
+
+
+# --- per-resource strategies of an aggregating FSP ------------------------------------------
+
+@pytest.mark.parametrize("mode", MODES)
+def test_per_resource_players_reach_a_brute_force_equilibrium(folder, mode):
+    """The pooled game with ``per_resource``: A and B each price their transmission and
+    distribution resource separately (4 players, payoff = the owning FSP's profit). Brute
+    force over the 4-player game: IBR from truthful converges to one of its pure equilibria
+    (every round the brute-force round), with a zero certificate."""
+    ev = make_evaluator(folder, "pooled", per_resource=True)
+    assert ev.bid_map.players == ["A/0", "A/1", "B/2", "B/3", "C/4"]
+    assert ev.bid_map.owner["A/1"] == "A" and ev.bid_map.fsps == ["A", "B", "C"]
+    table, players, strategies, equilibria = brute(ev)
+    assert equilibria
+    res = iterated_best_response(ev, ev.bid_map.truthful(), np.random.default_rng(0), mode)
+    assert res.status == "converged" and as_key(res.profile, players) in equilibria
+    assert certificate(ev, res.profile).epsilon == 0.0
+    assert_rounds_are_brute_force(res.history, table, players, strategies,
+                                  gs_order(players, 0, mode), mode)
+
+
+def test_per_resource_payoff_is_the_owner_profit(folder):
+    """Both resource players of A are paid A's total profit, and pricing one resource of A
+    differently from the other changes the declared prices of that bid only."""
+    ev = make_evaluator(folder, "pooled", per_resource=True)
+    profile = {**ev.bid_map.truthful(), "A/1": (2, 0)}
+    out = ev.outcome(profile)
+    assert ev.payoff(profile, "A/0") == ev.payoff(profile, "A/1") == out.profit["A"]
+    price, _, forward = ev.bid_map.declare(profile)
+    assert forward is None
+    assert price.tolist() == [10.0, 15.0 * 1.5, 12.0, 14.0, 20.0]
+
+
+def test_model_with_per_resource_players_names_each_resource(folder):
+    """The Mesa model makes one FSP agent per resource player, tagged with its FSP, and the
+    rounds table carries both."""
+    built, space = make_scheme(folder, "pooled", per_resource=True)
+    model = FlexMarketModel(built, space, ReasoningConfig("ibr", max_rounds=5), seed=0)
+    model.run()
+    table = model.rounds_table()
+    assert set(table.player) == {"A/0", "A/1", "B/2", "B/3", "C/4"}
+    assert set(table.fsp) == {"A", "B", "C"}
+    last = table[table.step == table.step.max()]
+    assert (last.groupby("fsp").profit_eur.nunique() == 1).all()  # one profit per FSP
+
+
+# --- re-pricing forwarded bids -----------------------------------------------------------------
+
+def forwarding_scheme(folder, scheme):
+    """Uncongested feeder (the DSO needs nothing): in ml01 the feeder bid F (3 MW, cost 15) is
+    offered first in the DSO layer (not cleared) and forwarded to the TSO layer; the TSO needs
+    5 MW, T offers 4 MW at 30."""
+    rows = [tx_bid("T", 2, 4, 30), feeder_bid("F", 3, 3, 15)]
+    return build_scheme(tiny_system(folder, 5.0), bid_table(rows), scheme)
+
+
+@pytest.mark.parametrize("scheme", ["ml01", "ml05", "common"])
+def test_forwarded_price_applies_after_the_first_layer(folder, scheme):
+    """F declares 15 for its first layer and 25 for later ones. ml01 (DSO first): the TSO
+    buys F's 3 MW at the forwarded 25 (pay-as-bid cost 3 x 25 + 2 x 30 = 135); common and
+    ml05 (TSO first): F clears in its first layer at 15 (3 x 15 + 2 x 30 = 105)."""
+    built = forwarding_scheme(folder, scheme)
+    price = np.array([30.0, 15.0])
+    result = built.clear(price, np.array([4.0, 3.0]), np.array([30.0, 25.0]))
+    f_price = 25.0 if scheme == "ml01" else 15.0
+    assert result.activation_mw.tolist() == pytest.approx([2.0, 3.0])
+    assert result.cost_eur == pytest.approx(3 * f_price + 2 * 30.0)
+    paid = settle(built, result, "pay_as_bid")
+    assert paid.bid_payment_eur.tolist() == pytest.approx([60.0, 3 * f_price])
+    rows = paid.payments.set_index("bid")
+    assert rows.price_eur_per_mw[1] == pytest.approx(f_price)
+
+
+def test_repricing_strategies_and_their_game(folder):
+    """With ``reprice_forwarded`` a strategy is (markup, withholding, forwarded markup). In
+    ml01 on the forwarding system only the TSO layer buys F, so F's first-layer markup is
+    irrelevant and its forwarded markup k sets its profit against truthful T (4 MW at 30,
+    ahead of F at equal price, lower bid id): k = 1.5 -> 22.5 sells 3 MW (3 x 7.5 = 22.5);
+    k = 2 -> 30 ties T, sells the 1 MW residual (15); k = 2.5 -> 37.5 sells the residual
+    (22.5). Best response: the lowest of the tied best, (0, 0, 1). IBR lands on a brute-force
+    equilibrium of the 3-index game."""
+    built = forwarding_scheme(folder, "ml01")
+    space = StrategySpace(markups=[1.0, 1.5, 2.0, 2.5], price_cap=100.0, reprice_forwarded=True)
+    assert len(space.strategies) == 16 and space.truthful == (0, 0, 0)
+    ev = GameEvaluator(built, BidMap(built.bids, space), "pay_as_bid")
+    br = best_response(ev, ev.bid_map.truthful(), "F")
+    expected = {0: 0.0, 1: 22.5, 2: 15.0, 3: 22.5}
+    for (first, _, forward), value in br.payoffs.items():
+        assert value == pytest.approx(expected[forward]), (first, forward)
+    assert br.strategy == (0, 0, 1) and br.payoff == pytest.approx(22.5)
+    table, players, strategies, equilibria = brute(ev)
+    res = iterated_best_response(ev, ev.bid_map.truthful(), np.random.default_rng(0))
+    assert res.status == "converged" and as_key(res.profile, players) in equilibria
+    assert certificate(ev, res.profile).epsilon == 0.0

@@ -135,12 +135,15 @@ TOL = 1e-6  # EUR; the tie tolerance of games.best_response
 
 
 def payoff_table(evaluator: GameEvaluator) -> dict[tuple[Strategy, ...], dict[str, float]]:
-    """Payoffs of every FSP at every pure profile (keys: strategies in FSP name order)."""
-    fsps = evaluator.bid_map.fsps
+    """Payoff of every player at every pure profile (keys: strategies in player order). A
+    player is an FSP, or one resource of an FSP that prices per resource; its payoff is its
+    FSP's profit."""
+    players = evaluator.bid_map.players
     strategies = evaluator.bid_map.space.strategies
     table = {}
-    for combo in itertools.product(strategies, repeat=len(fsps)):
-        table[combo] = dict(evaluator.outcome(dict(zip(fsps, combo))).profit)
+    for combo in itertools.product(strategies, repeat=len(players)):
+        profile = dict(zip(players, combo))
+        table[combo] = {p: evaluator.payoff(profile, p) for p in players}
     return table
 
 
