@@ -18,19 +18,27 @@ class FSPAgent(mesa.Agent):
         fsp: the FSP it bids for (its own name when it prices its whole pool).
         bid_rows: rows of the bids it prices in the bid table.
         level: reasoning level (k-level and cognitive hierarchy).
-        strategy: current strategy (markup index, withholding index[, forwarded markup]).
-        profit_eur: profit of its FSP at the current profile [EUR].
+        strategy: current strategy (markup index, withholding index[, forwarded markup]);
+            under logit response the most likely strategy of its mixed strategy.
+        mixed: its mixed strategy (probability per strategy of the space) under logit
+            response, else None.
+        profit_eur: profit of its FSP at the current profile [EUR] (expected, for mixed).
     """
 
     def __init__(self, model, name: str, fsp: str, bid_rows: np.ndarray, level: int):
         super().__init__(model)
         self.name, self.fsp, self.bid_rows, self.level = name, fsp, bid_rows, level
         self.strategy: Strategy = model.bid_map.space.truthful
+        self.mixed: np.ndarray | None = None
         self.profit_eur = 0.0
 
     @property
     def markup(self) -> float:
-        return self.model.bid_map.markup_of(self.strategy)
+        """Markup of its strategy (expected markup of its mixed strategy) [-, or EUR/MW]."""
+        space = self.model.bid_map.space
+        if self.mixed is None:
+            return self.model.bid_map.markup_of(self.strategy)
+        return float(self.mixed @ [space.markups[s[0]] for s in space.strategies])
 
     @property
     def true_cost_eur_per_mw(self) -> np.ndarray:

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from agents.agents import FSPAgent, MarketOperatorAgent, SystemOperatorAgent
-from games.dynamics import hierarchy_level, ibr_round, level_k_round, logit_round
-from games.payoff import GameEvaluator
+from games.dynamics import (hierarchy_level, ibr_round, level_k_round, logit_response,
+                            sample_profiles)
+from games.payoff import GameEvaluator, mean_outcome
 from games.strategies import BidMap, StrategySpace
 from markets.errors import FlexgameInputError, require_choice
 
@@ -36,7 +37,7 @@ class ReasoningConfig:
         level0: level-0 rule: truthful, random or fixed (``level0_markup_index``).
         level0_markup_index: markup index of the fixed level-0 rule.
         tau: Poisson mean of the cognitive hierarchy.
-        samples: opponent samples per expected payoff (cognitive hierarchy).
+        samples: opponent samples per expected payoff (cognitive hierarchy, logit).
         update: gauss_seidel or jacobi (ibr).
         max_rounds: iteration cap (ibr) or number of rounds (logit).
         rationality: logit lambda [1/EUR].
@@ -106,6 +107,7 @@ class FlexMarketModel(mesa.Model):
         self.status = "running"
         self.cycle: list[dict] = []
         self.sampling_error: dict[str, float] = {}
+        self.sample: list[dict] = []  # pure profiles drawn from the mixed profile (logit)
         self.history: list[dict] = []
         self._seen: dict[tuple, int] = {}
         self._level_plays: list[dict] = []
@@ -129,7 +131,17 @@ class FlexMarketModel(mesa.Model):
         return {a.name: a.strategy for a in self.fsps}
 
     @property
+    def mixed(self) -> dict[str, np.ndarray] | None:
+        """The players' mixed strategies (logit response), else None."""
+        if self.fsps[0].mixed is None:
+            return None
+        return {a.name: a.mixed for a in self.fsps}
+
+    @property
     def current_outcome(self):
+        """Outcome of the current profile; for a mixed profile, the mean over its sample."""
+        if self.sample:
+            return mean_outcome([self.evaluator.outcome(p) for p in self.sample])
         return self.evaluator.outcome(self.profile)
 
     def _set_profile(self, profile: dict) -> None:
@@ -200,10 +212,21 @@ class FlexMarketModel(mesa.Model):
             self.status, self.running = self.reasoning.name, False
 
     def _logit_round(self) -> None:
-        order = list(self.rng.permutation(self.order))
-        self._set_profile(logit_round(self.evaluator, self.profile, order,
-                                      self.reasoning.rationality, self.rng))
-        if self.round >= self.reasoning.max_rounds:
+        """Every player takes its logit response to the others' mixed strategies (a point
+        mass on the level-0 profile before round 1); the round's outcome is the mean over
+        ``samples`` profiles drawn from the new mixed profile."""
+        r, space = self.reasoning, self.bid_map.space
+        mixed = self.mixed
+        if mixed is None:
+            index = {s: i for i, s in enumerate(space.strategies)}
+            mixed = {a.name: np.eye(len(index))[index[a.strategy]] for a in self.fsps}
+        step = logit_response(self.evaluator, mixed, r.rationality, r.samples, self.rng)
+        self.sampling_error = step.standard_error
+        for a in self.fsps:
+            a.mixed = step.mixed[a.name]
+        self.sample = sample_profiles(space.strategies, step.mixed, r.samples, self.rng)
+        self._set_profile({a.name: space.strategies[int(np.argmax(a.mixed))] for a in self.fsps})
+        if self.round >= r.max_rounds:
             self.status, self.running = "logit", False
 
     # --- driving -----------------------------------------------------------------------------

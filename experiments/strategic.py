@@ -81,7 +81,8 @@ def run_strategic(cfg, out_dir) -> dict:
     report = assess(system, bids, result.activation_mw)
     kpis = clearing_kpis(system, bids, result, common.cost_eur, report)
     strategic = strategic_metrics(model.evaluator, model.profile, model.status, model.round,
-                                  model.cycle, common.cost_eur)
+                                  model.cycle, common.cost_eur, mixed=model.mixed,
+                                  samples=reasoning.samples, rng=model.rng)
     settlement = settle(truthful.scheme, result, rule)
     declared = bids.assign(price_eur_per_mw=price, quantity_mw=quantity)
     if forward is not None:

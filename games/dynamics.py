@@ -10,8 +10,10 @@ logit response (SPEC §7).
 * Cognitive hierarchy (Camerer, Ho & Chong 2004): a level-k FSP believes others are of
   levels 0..k-1 with Poisson(tau) weights normalised over 0..k-1; its expected payoff is
   estimated by seeded sampling of the opponents' levels, with the standard error reported.
-* Logit response (McKelvey & Palfrey 1995): each FSP draws its strategy with probability
-  proportional to exp(lambda * payoff), a noisy best response.
+* Logit quantal response (McKelvey & Palfrey 1995): each player's mixed strategy puts
+  probability proportional to exp(lambda * expected payoff) on each strategy, a noisy best
+  response; expected payoffs against mixed opponents come from seeded samples, with their
+  standard error.
 """
 
 from __future__ import annotations
@@ -121,15 +123,51 @@ def hierarchy_level(evaluator: GameEvaluator, plays: list[Profile], tau: float, 
     return out, errors
 
 
-def logit_round(evaluator: GameEvaluator, profile: Profile, order: list[str],
-                rationality: float, rng: np.random.Generator) -> Profile:
-    """Each FSP in ``order`` draws a strategy with probability proportional to
-    exp(lambda x payoff) against the others' current play (sequentially)."""
+@dataclass(frozen=True)
+class LogitRound:
+    """One round of logit responses.
+
+    Attributes:
+        mixed: each player's new mixed strategy (probabilities over the strategy list).
+        expected_payoff: per player, the sampled expected payoff of each strategy [EUR].
+        standard_error: per player, the largest standard error of those estimates [EUR].
+        regret: per player, best expected payoff minus the expected payoff of the mixed
+            strategy it played this round [EUR] (its epsilon, estimated by sampling).
+        draws: the sampled opponent profiles (pure), whose average is the round's outcome.
+    """
+
+    mixed: dict[str, np.ndarray]
+    expected_payoff: dict[str, np.ndarray]
+    standard_error: dict[str, float]
+    regret: dict[str, float]
+    draws: list[Profile]
+
+
+def sample_profiles(strategies: list, mixed: dict[str, np.ndarray], samples: int,
+                    rng: np.random.Generator) -> list[Profile]:
+    """``samples`` pure profiles drawn from independent mixed strategies (seeded)."""
+    players = sorted(mixed)
+    picks = {p: rng.choice(len(strategies), size=samples, p=mixed[p]) for p in players}
+    return [{p: strategies[int(picks[p][n])] for p in players} for n in range(samples)]
+
+
+def logit_response(evaluator: GameEvaluator, mixed: dict[str, np.ndarray], rationality: float,
+                   samples: int, rng: np.random.Generator) -> LogitRound:
+    """Logit quantal response (McKelvey & Palfrey, Games Econ. Behav. 10, 1995): every
+    player's new mixed strategy is p(s) ~ exp(lambda u(s)), with u(s) its expected payoff of
+    strategy s against the others' current mixed strategies (simultaneous update; a fixed
+    point is a logit quantal response equilibrium). Expectations are estimated over
+    ``samples`` seeded opponent draws, the same draws for every strategy of a player (common
+    random numbers)."""
     strategies = evaluator.bid_map.space.strategies
-    new = dict(profile)
-    for f in order:
-        values = np.array([evaluator.payoff({**new, f: s}, f) for s in strategies])
-        z = rationality * (values - values.max())
-        p = np.exp(z) / np.exp(z).sum()
-        new[f] = strategies[int(rng.choice(len(strategies), p=p))]
-    return new
+    draws = sample_profiles(strategies, mixed, samples, rng)
+    new, expected, errors, regret = {}, {}, {}, {}
+    for f in sorted(mixed):
+        values = np.array([[evaluator.payoff({**d, f: s}, f) for s in strategies] for d in draws])
+        mean = values.mean(axis=0)
+        z = rationality * (mean - mean.max())
+        new[f] = np.exp(z) / np.exp(z).sum()
+        expected[f] = mean
+        errors[f] = float(values.std(axis=0, ddof=1).max() / np.sqrt(samples)) if samples > 1 else 0.0
+        regret[f] = float(max(mean.max() - mixed[f] @ mean, 0.0))
+    return LogitRound(new, expected, errors, regret, draws)

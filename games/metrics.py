@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 
 from games.best_response import certificate
-from games.payoff import GameEvaluator
+from games.dynamics import logit_response
+from games.payoff import GameEvaluator, mean_outcome
 from markets.kpis import inefficiency_pct
 
 
@@ -40,33 +41,56 @@ def pivotal_suppliers(evaluator: GameEvaluator, profile: dict, tol: float = 1e-6
 
 
 def strategic_metrics(evaluator: GameEvaluator, final: dict, status: str, rounds: int,
-                      cycle: list[dict], truthful_common_cost: float) -> dict:
-    """Metrics of a strategic outcome; a cycle is evaluated by its time average.
+                      cycle: list[dict], truthful_common_cost: float,
+                      mixed: dict[str, np.ndarray] | None = None, samples: int = 20,
+                      rng: np.random.Generator | None = None) -> dict:
+    """Metrics of a strategic outcome: of the final profile, of a best-response cycle (its
+    time average) or of a mixed profile ``mixed`` (logit response: the mean over ``samples``
+    profiles drawn with ``rng``, its epsilon the largest sampled regret of a mixed strategy).
 
     Keys: truthful_cost, strategic_cost [EUR], price_of_anarchy [-] (strategic / truthful
     cost of the same scheme), inefficiency_vs_truthful_common_pct, mean_markup, max_markup
-    (over FSPs, of the final profile or the cycle), fsp_profit_total [EUR], status,
-    iterations, epsilon [EUR], cycle_length, cycle markup range, HHI per layer, pivotal FSPs.
+    (over players, of the final profile, the cycle or the sample), fsp_profit_total [EUR],
+    status, iterations, epsilon [EUR], outcome_basis, cost_standard_error and
+    epsilon_standard_error [EUR] (sampled outcomes only), cycle_length, cycle markup range,
+    HHI per layer, pivotal FSPs.
     """
     truthful = evaluator.outcome(evaluator.bid_map.truthful())
-    visited = cycle if cycle else [final]
+    cost_se = epsilon_se = float("nan")
+    if mixed is not None:
+        step = logit_response(evaluator, mixed, 0.0, samples,
+                              rng if rng is not None else np.random.default_rng(0))
+        visited, basis = step.draws, f"mixed profile, mean of {samples} sampled profiles"
+        epsilon = max(step.regret.values())
+        epsilon_se = max(step.standard_error.values())
+    else:
+        visited = cycle if cycle else [final]
+        basis = f"time average of a {len(cycle)}-profile cycle" if cycle else "final profile"
+        epsilon = certificate(evaluator, final).epsilon
     outcomes = [evaluator.outcome(p) for p in visited]
-    cost = float(np.mean([o.cost_eur for o in outcomes]))
+    mean = mean_outcome(outcomes)
+    if mixed is not None and len(outcomes) > 1:
+        cost_se = float(np.std([o.cost_eur for o in outcomes], ddof=1) / np.sqrt(len(outcomes)))
     markups = np.array([[evaluator.bid_map.markup_of(s) for s in p.values()] for p in visited])
     result = evaluator.scheme.clear(*evaluator.bid_map.declare(final))
     hhi = hhi_by_layer(result, evaluator.scheme.bids)
     return {
         "truthful_cost": truthful.cost_eur,
-        "strategic_cost": cost,
-        "price_of_anarchy": cost / truthful.cost_eur if truthful.cost_eur > 0 else float("nan"),
-        "inefficiency_vs_truthful_common_pct": inefficiency_pct(cost, truthful_common_cost),
+        "strategic_cost": mean.cost_eur,
+        "price_of_anarchy": (mean.cost_eur / truthful.cost_eur if truthful.cost_eur > 0
+                             else float("nan")),
+        "inefficiency_vs_truthful_common_pct": inefficiency_pct(mean.cost_eur,
+                                                                truthful_common_cost),
         "mean_markup": float(markups.mean()),
         "max_markup": float(markups.max()),
-        "fsp_profit_total": float(np.mean([sum(o.profit.values()) for o in outcomes])),
-        "strategic_unmet_need_mw": float(np.mean([o.unmet_need_mw for o in outcomes])),
+        "fsp_profit_total": float(sum(mean.profit.values())),
+        "strategic_unmet_need_mw": mean.unmet_need_mw,
         "status": status,
         "iterations": rounds,
-        "epsilon": certificate(evaluator, final).epsilon,
+        "epsilon": epsilon,
+        "outcome_basis": basis,
+        "cost_standard_error": cost_se,
+        "epsilon_standard_error": epsilon_se,
         "cycle_length": len(cycle),
         "cycle_min_markup": float(markups.min()) if cycle else float("nan"),
         "cycle_max_markup": float(markups.max()) if cycle else float("nan"),

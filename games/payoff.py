@@ -63,3 +63,17 @@ class GameEvaluator:
     def payoff(self, profile: dict[str, Strategy], player: str) -> float:
         """Profit [EUR] of the FSP that owns ``player`` (the FSP itself when pooled)."""
         return self.outcome(profile).profit[self.bid_map.owner[player]]
+
+
+def mean_outcome(outcomes: list[Outcome]) -> Outcome:
+    """The average of several outcomes (a cycle's time average, or the expectation of a
+    mixed profile estimated from sampled pure profiles)."""
+    if len(outcomes) == 1:
+        return outcomes[0]
+    return Outcome(
+        cost_eur=float(np.mean([o.cost_eur for o in outcomes])),
+        profit={f: float(np.mean([o.profit[f] for o in outcomes])) for f in outcomes[0].profit},
+        unmet_need_mw=float(np.mean([o.unmet_need_mw for o in outcomes])),
+        activation_mw=np.mean([o.activation_mw for o in outcomes], axis=0),
+        payment_eur=float(np.mean([o.payment_eur for o in outcomes])),
+    )

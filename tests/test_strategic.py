@@ -20,7 +20,8 @@ import pytest
 
 from agents.model import REASONINGS, FlexMarketModel, ReasoningConfig
 from games.best_response import best_response, certificate
-from games.dynamics import ibr_round, iterated_best_response, level_k_round
+from games.dynamics import ibr_round, iterated_best_response, level_k_round, logit_response
+from games.metrics import strategic_metrics
 from games.mpec import mpec_best_response
 from games.payoff import GameEvaluator
 from games.strategies import BidMap, StrategySpace
@@ -666,3 +667,68 @@ def test_repricing_strategies_and_their_game(folder):
     res = iterated_best_response(ev, ev.bid_map.truthful(), np.random.default_rng(0))
     assert res.status == "converged" and as_key(res.profile, players) in equilibria
     assert certificate(ev, res.profile).epsilon == 0.0
+
+
+# --- logit quantal response: mixed profiles evaluated by sampling ---------------------------
+
+def test_logit_response_estimates_expected_payoffs_by_sampling(folder):
+    """Edgeworth game (no pure equilibrium), opponents mixed: the sampled expected payoff of
+    every strategy lies within 4 standard errors of the exact expectation computed from the
+    brute-force payoff table; the new mixed strategy is the softmax of the estimates; the
+    reported regret is best estimate minus the estimate under the old mixed strategy."""
+    ev = make_evaluator(folder, "edgeworth")
+    table, players, strategies, _ = brute(ev)
+    rng = np.random.default_rng(4)
+    mixed = {p: rng.dirichlet(np.ones(len(strategies))) for p in players}
+    lam = 0.05
+    step = logit_response(ev, mixed, lam, 400, np.random.default_rng(9))
+    for i, f in enumerate(players):
+        other = players[1 - i]
+        exact = np.array([sum(mixed[other][t] * table[(s, ts) if i == 0 else (ts, s)][f]
+                              for t, ts in enumerate(strategies)) for s in strategies])
+        estimate = step.expected_payoff[f]
+        assert step.standard_error[f] > 0
+        assert np.all(np.abs(estimate - exact) <= 4 * step.standard_error[f])
+        z = np.exp(lam * (estimate - estimate.max()))
+        assert step.mixed[f] == pytest.approx(z / z.sum())
+        assert step.regret[f] == pytest.approx(estimate.max() - mixed[f] @ estimate)
+
+
+def test_logit_limits(folder):
+    """lambda = 0: the uniform mixed strategy; a large lambda against pure (point-mass)
+    opponents: the mass is spread evenly over the best responses to truthful bidding."""
+    ev = make_evaluator(folder, "three_tx")
+    n = len(ev.bid_map.space.strategies)
+    index = {s: i for i, s in enumerate(ev.bid_map.space.strategies)}
+    point = {p: np.eye(n)[index[s]] for p, s in ev.bid_map.truthful().items()}
+    uniform = logit_response(ev, point, 0.0, 3, np.random.default_rng(0))
+    assert all(m == pytest.approx(np.full(n, 1 / n)) for m in uniform.mixed.values())
+    sharp = logit_response(ev, point, 50.0, 3, np.random.default_rng(0))
+    for p, m in sharp.mixed.items():
+        payoffs = best_response(ev, ev.bid_map.truthful(), p).payoffs
+        best = [index[s] for s, v in payoffs.items() if v >= max(payoffs.values()) - 1e-9]
+        assert m[best] == pytest.approx(np.full(len(best), 1 / len(best)))
+    assert all(e == 0.0 for e in sharp.standard_error.values())  # opponents are pure
+
+
+def test_logit_model_reports_a_sampled_mixed_outcome(folder):
+    """The Mesa model under logit keeps a mixed strategy per player, reports the expected
+    markup and the sample mean cost per round, and the strategic metrics of its final mixed
+    profile come with standard errors."""
+    built, space = make_scheme(folder, "edgeworth")
+    reasoning = ReasoningConfig("logit", max_rounds=6, rationality=0.05, samples=30)
+    model = FlexMarketModel(built, space, reasoning, seed=3)
+    model.run()
+    assert model.status == "logit" and model.round == 6
+    assert all(a.mixed is not None and a.mixed.sum() == pytest.approx(1.0) for a in model.fsps)
+    frame = model.datacollector.get_model_vars_dataframe()
+    last = model.current_outcome
+    assert frame.procurement_cost_eur.iloc[-1] == pytest.approx(last.cost_eur)
+    assert last.cost_eur == pytest.approx(np.mean([model.evaluator.outcome(p).cost_eur
+                                                   for p in model.sample]))
+    metrics = strategic_metrics(model.evaluator, model.profile, model.status, model.round,
+                                model.cycle, 100.0, mixed=model.mixed, samples=30,
+                                rng=np.random.default_rng(0))
+    assert metrics["cost_standard_error"] > 0 and metrics["epsilon_standard_error"] > 0
+    assert metrics["outcome_basis"].startswith("mixed profile")
+    assert 100.0 <= metrics["strategic_cost"] <= 300.0  # 10 MW between cost 10 and the cap 30
