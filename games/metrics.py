@@ -23,20 +23,25 @@ def hhi_by_layer(result, bids: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def pivotal_suppliers(evaluator: GameEvaluator, profile: dict, tol: float = 1e-6) -> list[str]:
-    """FSPs without whose bids (the others as in ``profile``) the scheme leaves need unmet or
-    pays more penalty for limits it cannot meet than with them."""
+def pivotal_suppliers(evaluator: GameEvaluator, profile: dict,
+                      tol: float = 1e-6) -> dict[str, list[str]]:
+    """Pivotal FSPs per market layer: those without whose bids (the others as in
+    ``profile``) the layer leaves more need unmet, or pays more penalty for limits it cannot
+    meet, than with them (a pivotal FSP can ask up to the operator's penalty price)."""
     price, quantity, forward = evaluator.bid_map.declare(profile)
-    base = evaluator.scheme.clear(price, quantity, forward)
-    base_penalty = base.objective_eur - base.cost_eur
-    pivotal = []
+
+    def shortfall(result) -> dict[str, tuple[float, float]]:
+        return {l.name: (l.outcome.unmet_need_mw, l.outcome.objective_eur - l.outcome.cost_eur)
+                for l in result.layers}
+
+    base = shortfall(evaluator.scheme.clear(price, quantity, forward))
+    pivotal: dict[str, list[str]] = {name: [] for name in base}
     for f, rows in evaluator.bid_map.fsp_rows.items():
         q = quantity.copy()
         q[rows] = 0.0
-        r = evaluator.scheme.clear(price, q, forward)
-        if r.unmet_need_mw > base.unmet_need_mw + tol or \
-                (r.objective_eur - r.cost_eur) > base_penalty + 1e-3:
-            pivotal.append(f)
+        for name, (unmet, penalty) in shortfall(evaluator.scheme.clear(price, q, forward)).items():
+            if unmet > base[name][0] + tol or penalty > base[name][1] + 1e-3:
+                pivotal[name].append(f)
     return pivotal
 
 
@@ -53,7 +58,7 @@ def strategic_metrics(evaluator: GameEvaluator, final: dict, status: str, rounds
     (over players, of the final profile, the cycle or the sample), fsp_profit_total [EUR],
     status, iterations, epsilon [EUR], outcome_basis, cost_standard_error and
     epsilon_standard_error [EUR] (sampled outcomes only), cycle_length, cycle markup range,
-    HHI per layer, pivotal FSPs.
+    HHI per layer, pivotal FSPs per layer and their number.
     """
     truthful = evaluator.outcome(evaluator.bid_map.truthful())
     cost_se = epsilon_se = float("nan")
@@ -74,6 +79,7 @@ def strategic_metrics(evaluator: GameEvaluator, final: dict, status: str, rounds
     markups = np.array([[evaluator.bid_map.markup_of(s) for s in p.values()] for p in visited])
     result = evaluator.scheme.clear(*evaluator.bid_map.declare(final))
     hhi = hhi_by_layer(result, evaluator.scheme.bids)
+    pivotal = pivotal_suppliers(evaluator, final)
     return {
         "truthful_cost": truthful.cost_eur,
         "strategic_cost": mean.cost_eur,
@@ -96,5 +102,6 @@ def strategic_metrics(evaluator: GameEvaluator, final: dict, status: str, rounds
         "cycle_max_markup": float(markups.max()) if cycle else float("nan"),
         "hhi_max": max(hhi.values(), default=0.0),
         "hhi_by_layer": hhi,
-        "pivotal_fsps": pivotal_suppliers(evaluator, final),
+        "pivotal_fsps": len({f for fs in pivotal.values() for f in fs}),
+        "pivotal_fsps_by_layer": pivotal,
     }

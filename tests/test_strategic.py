@@ -21,7 +21,7 @@ import pytest
 from agents.model import REASONINGS, FlexMarketModel, ReasoningConfig
 from games.best_response import best_response, certificate
 from games.dynamics import ibr_round, iterated_best_response, level_k_round, logit_response
-from games.metrics import strategic_metrics
+from games.metrics import pivotal_suppliers, strategic_metrics
 from games.mpec import mpec_best_response
 from games.payoff import GameEvaluator
 from games.strategies import BidMap, StrategySpace
@@ -732,3 +732,14 @@ def test_logit_model_reports_a_sampled_mixed_outcome(folder):
     assert metrics["cost_standard_error"] > 0 and metrics["epsilon_standard_error"] > 0
     assert metrics["outcome_basis"].startswith("mixed profile")
     assert 100.0 <= metrics["strategic_cost"] <= 300.0  # 10 MW between cost 10 and the cap 30
+
+
+def test_pivotal_suppliers_per_layer(folder):
+    """The local game in ml01: L alone can relieve the congested feeder branch, so it is
+    pivotal in the DSO layer and only there (the TSO need is covered by T and T2 with room
+    to spare); in common the same FSP is pivotal in the one joint layer."""
+    for scheme, layer in (("ml01", "dso:feeder"), ("common", "common")):
+        ev = make_evaluator(folder, "local", scheme=scheme)
+        pivotal = pivotal_suppliers(ev, ev.bid_map.truthful())
+        assert pivotal.pop(layer) == ["L"]
+        assert all(fsps == [] for fsps in pivotal.values())
