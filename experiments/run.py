@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from experiments.scenario import build_scenario, plain_config
+from experiments.scenario import build_scenario, check_scenario, plain_config
 from experiments.store import provenance, write_csv, write_json, write_text
 from markets.errors import require_choice
 from markets.grid_assessment import TOLERANCE, GridReport, assess
@@ -103,13 +103,32 @@ def write_run(out: Path, plain: dict, bids, result: ClearingResult, report: Grid
     write_json(out / "metrics.json", metrics)
 
 
+def validate_config(cfg) -> str:
+    """Check every value of a run's config without building the system or clearing: the
+    scenario, the reasoning mode and, for strategic modes, the reasoning options and strategy
+    space. Returns the reasoning mode.
+
+    Raises:
+        FlexgameInputError: naming the offending key and what is allowed.
+    """
+    from agents.model import REASONINGS
+    from experiments.strategic import reasoning_config, strategy_space
+
+    plain = plain_config(cfg)
+    check_scenario(plain)
+    reasoning = plain.get("reasoning") or {}
+    require_choice("reasoning.name", reasoning.get("name"), REASONINGS)
+    if reasoning["name"] != "truthful":
+        strategy_space(reasoning.get("strategy"))
+        reasoning_config(reasoning)
+    return reasoning["name"]
+
+
 def run_experiment(cfg, out_dir) -> dict:
     """Run one simulation of ``cfg`` into ``out_dir``: truthful bids, or strategic FSPs."""
-    from agents.model import REASONINGS
     from experiments.strategic import run_strategic
 
-    name = plain_config(cfg).get("reasoning", {}).get("name")
-    require_choice("reasoning.name", name, REASONINGS)
+    name = validate_config(cfg)
     return run_truthful(cfg, out_dir) if name == "truthful" else run_strategic(cfg, out_dir)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from importlib import resources
 
 import numpy as np
 import pandas as pd
@@ -28,9 +29,9 @@ CONFIG_MODULE = "conf"
 """The package holding the Hydra config groups (``pkg://conf``)."""
 
 
-def load_config(overrides: list[str] = ()) -> DictConfig:
+def load_config(overrides: list[str] = (), return_hydra_config: bool = False) -> DictConfig:
     """Compose ``conf/config.yaml`` with Hydra overrides (``["scheme=ml03", "seed=3"]``),
-    outside a Hydra app (the ``hydra`` node is left out)."""
+    outside a Hydra app (the ``hydra`` node is left out unless ``return_hydra_config``)."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from hydra.initialize import get_gh_backup, restore_gh_from_backup
@@ -40,9 +41,47 @@ def load_config(overrides: list[str] = ()) -> DictConfig:
     try:
         with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3",
                                       job_name="flexgame"):
-            return compose(config_name="config", overrides=list(overrides))
+            return compose(config_name="config", overrides=list(overrides),
+                           return_hydra_config=return_hydra_config)
     finally:
         restore_gh_from_backup(running)
+
+
+GROUPS = ("system", "case", "scheme", "settlement", "aggregation", "reasoning", "experiment")
+"""Config groups users select by name (``scheme=ml03``, ``+experiment=ker2``)."""
+
+
+def group_options(group: str) -> list[str]:
+    """Names of the options of a config group (``conf/<group>/*.yaml``, except ``_*`` bases)."""
+    folder = resources.files(CONFIG_MODULE) / group
+    return sorted(p.name[:-5] for p in folder.iterdir()
+                  if p.name.endswith(".yaml") and not p.name.startswith("_"))
+
+
+def check_group_overrides(overrides: list[str]) -> None:
+    """Refuse ``group=option`` overrides naming an option that does not exist, listing the
+    allowed ones (Hydra's own message is a stack of search paths)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
+    from hydra.errors import OverrideParseException
+
+    candidates = [a for a in overrides if "=" in a and not a.startswith("-")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(candidates)
+    except OverrideParseException:
+        return  # Hydra reports syntax errors itself
+    for override in parsed:
+        group = override.key_or_group
+        if group not in GROUPS or override.is_delete():
+            continue
+        if override.value_type == ValueType.ELEMENT:
+            values = [override.get_value_element_as_str()]
+        elif override.value_type in (ValueType.CHOICE_SWEEP, ValueType.SIMPLE_CHOICE_SWEEP):
+            values = list(override.sweep_string_iterator())
+        else:
+            continue
+        for value in values:
+            require_choice(group, value, group_options(group))
 
 
 def plain_config(cfg) -> dict:
@@ -233,6 +272,21 @@ def build_system_for(cfg) -> InterconnectedSystem:
         return build_system(system, direction=TSO_NEED_DIRECTION[case])
     except FlexgameInputError as error:
         raise _relabel("system", error, SystemConfig) from None
+
+
+def check_scenario(cfg) -> None:
+    """Validate every value :func:`build_scenario` reads, without building the system (no
+    case loading, no power flow) or drawing bids: what a sweep checks of each job before
+    launching any.
+
+    Raises:
+        FlexgameInputError: naming the offending key and what is allowed.
+    """
+    plain = plain_config(cfg)
+    check_top_level(plain)
+    clearing_config(plain)
+    bid_config(plain)
+    system_config(plain)
 
 
 def build_scenario(cfg) -> tuple[InterconnectedSystem, pd.DataFrame, ClearingConfig]:
