@@ -27,7 +27,7 @@ from games.payoff import GameEvaluator
 from games.strategies import BidMap, StrategySpace
 from markets.bids import BidConfig, generate_bids
 from markets.errors import FlexgameInputError
-from markets.schemes import build_scheme
+from markets.schemes import SCHEMES, build_scheme
 from markets.settlement import settle
 from tiny_market import (
     TOL, as_key, bid_table, brute_best_response, brute_round, deviation_payoffs,
@@ -257,7 +257,7 @@ def test_pivotal_fsp_bids_the_price_cap(folder, cap):
     assert level_k_round(ev, ev.bid_map.truthful())["P"] == top
 
 
-@pytest.mark.parametrize("scheme", ["common", "fragmented", "ml01", "ml05"])
+@pytest.mark.parametrize("scheme", SCHEMES)
 def test_local_market_power_behind_a_congested_line(folder, scheme):
     """L is the only FSP below the congested feeder branch 2-3 (the DSO needs 0.5 MW up at
     feeder bus 3); transmission FSPs at 5 and 8 EUR/MW cover the TSO need. In every scheme the
