@@ -1,0 +1,233 @@
+"""Sweeps: ``flexgame sweep`` runs the ``flexgame run`` app as a Hydra multirun.
+
+:func:`plan` expands the overrides into jobs the way Hydra's basic sweeper does (comma lists,
+``range(...)``, the ``hydra.sweeper.params`` of a preset), composes every job's config and
+validates it (:func:`experiments.run.validate_config`) before any job starts, so a bad value
+stops the whole sweep with one line. The sweep directory is stable for the same overrides
+(``results/sweeps/<hash>``) and each job's subdirectory is its ``hydra.job.override_dirname``
+(``liquidity=0.5,scheme=ml01,seed=0``), so re-running a sweep finds its earlier runs.
+
+Every job runs :func:`run_job`: it skips a finished run (``metrics.json`` present and the
+stored ``config.yaml`` equal to the job's config), and otherwise runs the simulation and
+catches any failure into ``error.txt``, so a failed job never loses the others.
+:class:`Progress` draws a bar over the jobs by watching their directories (it works for every
+launcher: the jobs run in other processes or on other hosts), and :func:`outcome` sorts the
+jobs into done, skipped and failed afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from experiments.run import run_experiment, validate_config
+from experiments.scenario import check_group_overrides, load_config, plain_config
+from experiments.store import write_text
+from markets.errors import FlexgameInputError
+
+METRICS = "metrics.json"
+"""Written last by a run: its presence marks a complete run."""
+ERROR = "error.txt"
+"""The traceback of a failed job."""
+CONFIG = "config.yaml"
+"""The resolved config a run was computed with."""
+SWEEP_ROOT = Path("results") / "sweeps"
+"""Parent of the default sweep directories."""
+
+
+@dataclass
+class Job:
+    """One job of a sweep: its overrides, run directory and whether it is already complete."""
+
+    overrides: list[str]
+    run_dir: Path
+    complete: bool
+
+
+@dataclass
+class Plan:
+    """A validated sweep: the arguments for Hydra, the sweep directory and the jobs."""
+
+    argv: list[str]
+    sweep_dir: Path
+    jobs: list[Job] = field(default_factory=list)
+
+
+def _hydra_error(error: Exception) -> FlexgameInputError:
+    """A Hydra parse or composition error as one line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return FlexgameInputError(" ".join(lines[:2]) or type(error).__name__)
+
+
+def overrides_hash(lines: list[str]) -> str:
+    """A short stable hash of override lines (order-independent)."""
+    return hashlib.sha1(json.dumps(sorted(lines)).encode()).hexdigest()[:10]
+
+
+def job_config(cfg: DictConfig) -> dict:
+    """A composed config without its ``hydra`` node, resolved: what a job's run stores."""
+    return plain_config(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]))
+
+
+def is_complete(run_dir: Path, config: dict) -> bool:
+    """Whether ``run_dir`` holds a finished run (``metrics.json``) of exactly ``config``."""
+    run_dir = Path(run_dir)
+    if not (run_dir / METRICS).is_file() or not (run_dir / CONFIG).is_file():
+        return False
+    return OmegaConf.to_container(OmegaConf.load(run_dir / CONFIG)) == config
+
+
+def plan(overrides: list[str], default_dir: Path | None = None) -> Plan:
+    """Expand and validate a sweep before launching it.
+
+    Args:
+        overrides: Hydra overrides as typed (``scheme=common,ml01 seed=range(3)``).
+        default_dir: sweep directory unless ``hydra.sweep.dir`` is among the overrides;
+            default ``results/sweeps/<hash of the non-Hydra overrides>``.
+
+    Raises:
+        FlexgameInputError: for the first job whose config is invalid, naming the key and
+            what is allowed; no job has run.
+    """
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    parser = OverridesParser.create()
+    try:
+        parsed = parser.parse_overrides(overrides)
+    except HydraException as error:
+        raise _hydra_error(error) from None
+    hydra_lines = [o.input_line for o in parsed if o.is_hydra_override()]
+    task = [o for o in parsed if not o.is_hydra_override()]
+    for o in task:
+        if o.key_or_group == "experiment" and o.is_sweep_override():
+            raise FlexgameInputError(f"{o.input_line}: a sweep takes one experiment preset")
+    argv = list(overrides)
+    if not any(o.key_or_group == "hydra.sweep.dir" for o in parsed):
+        sweep_dir = default_dir or SWEEP_ROOT / overrides_hash([o.input_line for o in task])
+        argv.append(f"hydra.sweep.dir={sweep_dir}")
+        hydra_lines.append(argv[-1])
+    try:
+        fixed = [o.input_line for o in task if not o.is_sweep_override()]
+        master = load_config([*hydra_lines, *fixed], return_hydra_config=True)
+        params = master.hydra.sweeper.get("params") or {}
+        swept = parser.parse_overrides([*(f"{k}={v}" for k, v in params.items()),
+                                        *(o.input_line for o in task)])
+        batches = BasicSweeper.split_arguments(swept, None)[0]
+    except (HydraException, OmegaConfBaseException) as error:
+        raise _hydra_error(error) from None
+    result = Plan(argv=argv, sweep_dir=Path(master.hydra.sweep.dir))
+    for job_overrides in batches:
+        check_group_overrides(job_overrides)
+        try:
+            cfg = load_config([*hydra_lines, *job_overrides], return_hydra_config=True)
+            run_dir = Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)
+            config = job_config(cfg)
+        except (HydraException, OmegaConfBaseException) as error:
+            raise _hydra_error(error) from None
+        validate_config(config)
+        result.jobs.append(Job(job_overrides, run_dir, is_complete(run_dir, config)))
+    return result
+
+
+def clear_stale(sweep: Plan) -> None:
+    """Remove ``metrics.json`` and ``error.txt`` left by earlier attempts of the jobs that will
+    run (another config, a failure), so that afterwards these files report this sweep."""
+    for job in sweep.jobs:
+        if not job.complete:
+            for name in (METRICS, ERROR):
+                (job.run_dir / name).unlink(missing_ok=True)
+
+
+def run_job(cfg, out_dir) -> str:
+    """One job of a sweep (runs inside the launcher's worker): skip a complete run, else run
+    it and write any exception's traceback to ``error.txt``. Never raises an ``Exception``.
+    Returns ``"skipped"``, ``"done"`` or ``"failed"``."""
+    out = Path(out_dir)
+    if is_complete(out, plain_config(cfg)):
+        print(f"skipped (already complete): {out}", flush=True)
+        return "skipped"
+    try:
+        run_experiment(cfg, out)
+    except Exception:
+        write_text(out / ERROR, traceback.format_exc())
+        print(f"failed: {out} (traceback in {ERROR})", flush=True)
+        return "failed"
+    print(f"done: {out}", flush=True)
+    return "done"
+
+
+def finished(job: Job) -> bool:
+    """Whether a job has ended (complete before the sweep, or written metrics or an error)."""
+    return job.complete or any((job.run_dir / name).exists() for name in (METRICS, ERROR))
+
+
+class Progress:
+    """A tqdm bar over a sweep's jobs, advanced by a thread that polls the jobs' run
+    directories every ``interval`` seconds (shown on a terminal only)."""
+
+    def __init__(self, sweep: Plan, interval: float = 0.5):
+        self.jobs = sweep.jobs
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self.bar = tqdm(total=len(self.jobs), desc="sweep", unit="job", disable=None,
+                        initial=sum(job.complete for job in self.jobs))
+
+    def _update(self) -> None:
+        self.bar.n = sum(map(finished, self.jobs))
+        self.bar.refresh()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._update()
+
+    def __enter__(self) -> Progress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._update()
+        self.bar.close()
+
+
+@dataclass
+class Outcome:
+    """How the jobs of a sweep ended."""
+
+    done: list[Job]
+    skipped: list[Job]
+    failed: list[Job]
+
+    def summary(self, sweep_dir: Path) -> str:
+        """One line: counts and the failed jobs' directories."""
+        line = (f"sweep {sweep_dir}: {len(self.done)} done, {len(self.skipped)} skipped, "
+                f"{len(self.failed)} failed")
+        if self.failed:
+            line += " (" + ", ".join(str(job.run_dir) for job in self.failed) + ")"
+        return line
+
+
+def outcome(sweep: Plan) -> Outcome:
+    """Sort the jobs after the sweep: skipped (complete before), done (``metrics.json``),
+    failed (``error.txt``, or no output at all: the job was killed or never ran)."""
+    result = Outcome([], [], [])
+    for job in sweep.jobs:
+        if job.complete:
+            result.skipped.append(job)
+        elif (job.run_dir / METRICS).exists() and not (job.run_dir / ERROR).exists():
+            result.done.append(job)
+        else:
+            result.failed.append(job)
+    return result
