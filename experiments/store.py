@@ -72,6 +72,11 @@ def write_csv(path, table: pd.DataFrame, index: bool = False) -> Path:
     return _atomic(path, lambda tmp: table.to_csv(tmp, index=index))
 
 
+def write_parquet(path, table: pd.DataFrame) -> Path:
+    """Write a table as Parquet atomically (needs pyarrow)."""
+    return _atomic(path, lambda tmp: table.to_parquet(tmp, index=False))
+
+
 def write_figure(path, figure) -> Path:
     """Save a matplotlib figure atomically; the format follows the file suffix."""
     fmt = Path(path).suffix.lstrip(".")

@@ -93,7 +93,8 @@ def wide_table(table: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index()
 
 
-def _fmt(value, decimals: int) -> str:
+def format_value(value, decimals: int) -> str:
+    """A number with ``decimals`` decimals; ``-`` for a missing value."""
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "-"
     if decimals == 0:
@@ -117,7 +118,7 @@ def case_blocks(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
                  f", common cost {first.common_cost:.2f} EUR, seed {first.seed}")
         shown = pd.DataFrame({"scheme": part.scheme.to_numpy()})
         for metric, header in COLUMNS.items():
-            shown[header] = [_fmt(v, _decimals(metric)) for v in part[metric]]
+            shown[header] = [format_value(v, _decimals(metric)) for v in part[metric]]
         blocks.append((title, shown))
     return blocks
 
@@ -128,7 +129,8 @@ def format_table(table: pd.DataFrame) -> str:
     return "\n\n".join([*blocks, LEGEND])
 
 
-def _markdown(shown: pd.DataFrame) -> str:
+def markdown_table(shown: pd.DataFrame) -> str:
+    """A display table as a markdown table (first column left-aligned, others right)."""
     header = "| " + " | ".join(shown.columns) + " |"
     rule = "|" + "|".join(["---"] + ["---:"] * (len(shown.columns) - 1)) + "|"
     body = ["| " + " | ".join(map(str, row)) + " |" for row in shown.itertuples(index=False)]
@@ -203,7 +205,7 @@ def report(table: pd.DataFrame, system_summary: str, figure_name: str, seconds: 
         "",
     ]
     for title, shown in case_blocks(table):
-        parts += [f"## {title}", "", _markdown(shown), ""]
+        parts += [f"## {title}", "", markdown_table(shown), ""]
     parts += [f"![inefficiency per scheme and case]({figure_name})", "",
               f"{len(table)} runs in {seconds:.1f} s. Files: `d33_table_long.csv` (tidy: case, "
               "scheme, metric, value, unit), `d33_table_wide.csv` (one row per scheme), "

@@ -1,0 +1,172 @@
+"""``flexgame report DIR``: one tidy table, figures and a markdown report of a run or sweep.
+
+:func:`make_report` collects every complete run under ``DIR`` (:mod:`experiments.collect`),
+writes the table (``runs.csv`` or ``runs.parquet``), draws the figures of
+:data:`experiments.figures.FIGURES` that the runs hold data for (PNG and SVG) and writes
+``report.md``: what was swept, a summary table (mean over seeds, units in the headers), the
+figures with captions, the figures left out and why, and the failed runs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from experiments.collect import collect, config_columns, find_runs, rounds, strategies, write_table
+from experiments.figures import FIGURES, LeftOut, scheme_order, swept
+from experiments.store import write_figure, write_text
+from experiments.sweep import ERROR
+from experiments.table import UNITS, format_value, markdown_table
+
+SUMMARY = {
+    "total_cost": "cost",
+    "inefficiency_pct": "eta",
+    "price_of_anarchy": "price of anarchy",
+    "mean_markup": "mean markup",
+    "fsp_profit_total": "FSP profit",
+    "congestions": "cong.",
+    "max_congestion_pct": "max cong.",
+    "voltage_violations": "V viol.",
+    "max_voltage_violation_pct": "max V viol.",
+    "unmet_need_mw": "unmet",
+    "iterations": "rounds",
+    "epsilon": "epsilon",
+    "runtime_s": "runtime",
+}
+"""Metrics of the summary table -> short header (the unit is appended)."""
+
+REPORT_UNITS = {**UNITS, "price_of_anarchy": "-", "mean_markup": "-", "fsp_profit_total": "EUR",
+                "iterations": "-", "epsilon": "EUR"}
+"""Units of the summary metrics: those of the D3.3 table plus the strategic ones."""
+
+
+@dataclass
+class Report:
+    """What :func:`make_report` wrote."""
+
+    table: Path
+    report: Path
+    figures: dict[str, Path] = field(default_factory=dict)
+    left_out: list[str] = field(default_factory=list)
+    runs: int = 0
+    failed: int = 0
+
+
+def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean of the :data:`SUMMARY` metrics over seeds per combination of the other swept
+    values, formatted for display with units in the headers (``cost [EUR]``)."""
+    keys = [c for c in swept(runs) if c != "seed"] or ["scheme"]
+    metrics = [m for m in SUMMARY if m in runs and pd.to_numeric(runs[m], errors="coerce")
+               .notna().any()]
+    numeric = runs[keys].assign(**{m: pd.to_numeric(runs[m], errors="coerce") for m in metrics})
+    grouped = numeric.groupby(keys, sort=False, dropna=False)
+    table = grouped[metrics].mean()
+    table.insert(0, "runs", grouped.size())
+    if "status" in runs:
+        table["status"] = runs.groupby(keys, sort=False, dropna=False).status.agg(
+            lambda s: ", ".join(f"{k} x{n}" for k, n in s.dropna().value_counts().items()))
+    table = table.reset_index()
+    order = {s: i for i, s in enumerate(scheme_order(runs.scheme))}
+    table = table.sort_values(keys, key=lambda c: c.map(order) if c.name == "scheme" else c,
+                              kind="stable")
+    shown = table[keys].astype(str)
+    shown["runs"] = table["runs"].astype(str)
+    for metric in metrics:
+        decimals = 3 if metric in ("price_of_anarchy", "mean_markup", "runtime_s") else 2
+        shown[f"{SUMMARY[metric]} [{REPORT_UNITS[metric]}]"] = [
+            format_value(v, decimals) for v in table[metric]]
+    if "status" in table:
+        shown["status"] = table["status"]
+    return shown
+
+
+def _values(runs: pd.DataFrame, column: str) -> str:
+    values = runs[column].dropna().unique()
+    try:
+        values = sorted(values)
+    except TypeError:
+        pass
+    return ", ".join(map(str, scheme_order(values) if column == "scheme" else values))
+
+
+def markdown(root: Path, runs: pd.DataFrame, failed: list[Path], captions: dict[str, str],
+             left_out: list[str], table_name: str, seconds: float) -> str:
+    """The text of ``report.md``."""
+    varied = swept(runs)
+    fixed = [c for c in config_columns(runs) if c not in varied and runs[c].notna().any()]
+    parts = [
+        f"# flexgame report: {root}",
+        "",
+        f"{len(runs)} complete run{'s' * (len(runs) != 1)}"
+        + (f", {len(failed)} failed" if failed else "") + ". "
+        "Swept: " + ("; ".join(f"{c} = {_values(runs, c)}" for c in varied) or "nothing") + ". "
+        "Fixed: " + "; ".join(f"{c} = {_values(runs, c)}" for c in fixed) + ".",
+        "",
+        "Costs are procurement costs J (EUR, accepted MW x declared price); eta = (J - "
+        "J_common) / |J_common| x 100 % against the truthful common market on the same bids; "
+        "price of anarchy = strategic / truthful cost of the same scheme; markups are declared "
+        "price / true cost (multiplicative strategies; additive ones: price - cost in EUR/MW); "
+        "cong. and V viol. count congested lines and voltage violations in "
+        "the ex-post power flow, max = largest excess over a limit in % of it; epsilon = the "
+        "largest gain an FSP could still make by deviating (EUR).",
+        "",
+        "## Summary" + (" (mean over seeds)" if "seed" in varied else ""),
+        "",
+        markdown_table(summary_table(runs)),
+        "",
+        "## Figures",
+        "",
+    ]
+    for stem, caption in captions.items():
+        parts += [f"![{stem}]({stem}.png)", "", f"*{caption}* ([SVG]({stem}.svg))", ""]
+    if left_out:
+        parts += ["Left out:", "", *(f"* {why}." for why in left_out), ""]
+    if failed:
+        parts += ["## Failed runs", "", *(f"* `{run.relative_to(root)}`: "
+                                         f"{_last_line(run / ERROR)}" for run in failed), ""]
+    parts += ["## Files", "",
+              f"* `{table_name}`: one row per run: the swept config values, `run_dir`, then "
+              "every scalar of its `metrics.json`.",
+              "* Each run directory: `config.yaml`, `provenance.json`, `metrics.json`, "
+              "`bids.csv`, `clearing.csv`, `fsp.csv`, `grid.csv`, `liquidity.csv`; strategic "
+              "runs add `rounds.csv` and `strategies.csv`; failed jobs hold `error.txt`.",
+              "",
+              f"Report drawn in {seconds:.1f} s.", ""]
+    return "\n".join(parts)
+
+
+def _last_line(path: Path) -> str:
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "(empty error.txt)"
+
+
+def make_report(root, out=None, fmt: str = "csv") -> Report:
+    """Collect the runs under ``root`` and write the table, figures and ``report.md`` into
+    ``out`` (default ``root``).
+
+    Raises:
+        FlexgameInputError: ``root`` is not a directory or holds no run; unknown ``fmt`` or
+            parquet without pyarrow.
+    """
+    start = time.perf_counter()
+    root, out = Path(root), Path(out or root)
+    runs = collect(root)
+    _, failed = find_runs(root)
+    report = Report(table=write_table(runs, out / "runs", fmt), report=out / "report.md",
+                    runs=len(runs), failed=len(failed))
+    tables = (rounds(runs, root), strategies(runs, root))
+    captions = {}
+    for stem, draw in FIGURES.items():
+        try:
+            figure, captions[stem] = draw(runs, *tables)
+        except LeftOut as why:
+            report.left_out.append(str(why))
+            continue
+        for suffix in ("png", "svg"):
+            report.figures[f"{stem}.{suffix}"] = write_figure(out / f"{stem}.{suffix}", figure)
+    write_text(report.report, markdown(root, runs, failed, captions, report.left_out,
+                                       report.table.name, time.perf_counter() - start))
+    return report
