@@ -13,17 +13,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from importlib import resources
 
-from experiments.scenario import CONFIG_MODULE
+from experiments.scenario import CONFIG_MODULE, check_group_overrides, group_options
 from markets.bids import CASES
 from markets.errors import FlexgameInputError, require_choice
 from markets.schemes import SCHEMES
 
 PROG = "flexgame"
-GROUPS = ("system", "case", "scheme", "settlement", "aggregation", "reasoning")
-"""Config groups users select by name (``scheme=ml03``)."""
-
 USAGE = f"""\
 usage: {PROG} <command> [arguments]
 
@@ -46,52 +42,36 @@ Errors in the input print one line and exit with status 2.
 """
 
 
-def group_options(group: str) -> list[str]:
-    """Names of the options of a config group (``conf/<group>/*.yaml``, except ``_*`` bases)."""
-    folder = resources.files(CONFIG_MODULE) / group
-    return sorted(p.name[:-5] for p in folder.iterdir()
-                  if p.name.endswith(".yaml") and not p.name.startswith("_"))
-
-
-def check_group_overrides(overrides: list[str]) -> None:
-    """Refuse ``group=option`` overrides naming an option that does not exist, listing the
-    allowed ones (Hydra's own message is a stack of search paths)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.core.override_parser.types import ValueType
-    from hydra.errors import OverrideParseException
-
-    candidates = [a for a in overrides if "=" in a and not a.startswith("-")]
-    try:
-        parsed = OverridesParser.create().parse_overrides(candidates)
-    except OverrideParseException:
-        return  # Hydra reports syntax errors itself
-    for override in parsed:
-        group = override.key_or_group
-        if group not in GROUPS or override.is_delete():
-            continue
-        if override.value_type == ValueType.ELEMENT:
-            values = [override.get_value_element_as_str()]
-        elif override.value_type in (ValueType.CHOICE_SWEEP, ValueType.SIMPLE_CHOICE_SWEEP):
-            values = list(override.sweep_string_iterator())
-        else:
-            continue
-        for value in values:
-            require_choice(group, value, group_options(group))
-
-
-def _run(overrides: list[str]) -> None:
-    """``flexgame run``: the Hydra app; Hydra sees only the overrides."""
+def _launch(task, args: list[str], command: str) -> None:
+    """Run the Hydra app (config ``pkg://conf``) on ``args``: ``task(cfg, run_dir)`` is
+    called for the run, or for every job of a multirun (``--multirun`` in ``args``)."""
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
+    @hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name="config", version_base="1.3")
+    def app(cfg) -> None:
+        task(cfg, HydraConfig.get().runtime.output_dir)
+
+    argv = sys.argv
+    sys.argv = [f"{PROG} {command}", *args]
+    try:
+        app()
+    finally:
+        sys.argv = argv
+
+
+def _run(overrides: list[str]) -> None:
+    """``flexgame run``: one simulation; Hydra sees only the overrides."""
     from experiments.run import format_metrics, run_experiment
 
+    if any(a in ("-m", "--multirun") for a in overrides):
+        rest = " ".join(a for a in overrides if a not in ("-m", "--multirun"))
+        raise FlexgameInputError(f"{PROG} run runs one simulation; for a multirun use "
+                                 f"'{PROG} sweep {rest}'")
     check_group_overrides(overrides)
     failures: list[FlexgameInputError] = []
 
-    @hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name="config", version_base="1.3")
-    def app(cfg) -> None:
-        out_dir = HydraConfig.get().runtime.output_dir
+    def task(cfg, out_dir) -> None:
         try:
             metrics = run_experiment(cfg, out_dir)
         except FlexgameInputError as error:  # reported by main() without a traceback
@@ -100,14 +80,146 @@ def _run(overrides: list[str]) -> None:
         print(format_metrics(metrics))
         print(f"outputs: {out_dir}")
 
-    argv = sys.argv
-    sys.argv = [f"{PROG} run", *overrides]
-    try:
-        app()
-    finally:
-        sys.argv = argv
+    _launch(task, overrides, "run")
     if failures:
         raise failures[0]
+
+
+SWEEP_HELP = f"""\
+usage: {PROG} sweep [overrides]
+
+A Hydra multirun of '{PROG} run' over every combination of the overrides' values:
+  {PROG} sweep scheme=common,ml01 liquidity=1.0,0.5 seed=range(3)
+Every job's config is validated before any job starts. Jobs run on all local cores
+(hydra/launcher=joblib, hydra.launcher.n_jobs=N to limit), on SLURM with
+hydra/launcher=slurm hydra.launcher.partition=NAME, or one by one in subprocesses with
+hydra/launcher=submitit_local. Outputs go to hydra.sweep.dir (default
+results/sweeps/<hash of the overrides>), one directory per job named by its overrides.
+Re-running the same sweep skips finished runs (metrics.json present, same config) and
+recomputes missing or failed ones. A failed job writes error.txt and never stops the others;
+the sweep ends with a summary line and exit status 1 if any job failed.
+Presets: +experiment=NAME (conf/experiment/); '{PROG} study' also writes the report.
+"""
+
+
+def _sweep_jobs(overrides: list[str], default_dir=None):
+    """Validate, launch and sort the jobs of a sweep; returns (plan, outcome)."""
+    from unittest import mock
+
+    from experiments import sweep
+
+    check_group_overrides(overrides)
+    plan = sweep.plan(overrides, default_dir)
+    ready = sum(job.complete for job in plan.jobs)
+    print(f"sweep: {len(plan.jobs)} jobs ({ready} already complete) into {plan.sweep_dir}",
+          flush=True)
+    sweep.clear_stale(plan)
+    args = [*plan.argv, "--multirun"]
+    # the jobs' own progress bars (strategic rounds) would garble the sweep's bar
+    with mock.patch.dict(os.environ, {"TQDM_DISABLE": "1"}), sweep.Progress(plan):
+        try:
+            _launch(sweep.run_job, args, "sweep")
+        except SystemExit as stop:  # Hydra itself failed; the jobs' files tell what ran
+            print(f"{PROG} sweep: the launcher stopped with status {stop.code}",
+                  file=sys.stderr)
+    return plan, sweep.outcome(plan)
+
+
+def _sweep(overrides: list[str]) -> None:
+    """``flexgame sweep``: a multirun of the ``run`` app, with a summary line."""
+    if any(a in ("-h", "--help") for a in overrides):
+        print(SWEEP_HELP, end="")
+        return
+    if any(a.startswith("-") and a not in ("-m", "--multirun") for a in overrides):
+        _launch(None, [*overrides, "--multirun"], "sweep")  # --cfg, --info: Hydra answers
+        return
+    plan, outcome = _sweep_jobs([a for a in overrides if a not in ("-m", "--multirun")])
+    print(outcome.summary(plan.sweep_dir))
+    if outcome.failed:
+        raise SystemExit(1)
+
+
+def _report_parser() -> argparse.ArgumentParser:
+    from experiments.collect import FORMATS
+
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} report",
+        description="Collect every run under DIR (a run or sweep directory: every "
+                    "metrics.json at any depth) into one tidy table (one row per run: swept "
+                    "config values and scalar metrics) and write it with figures (PNG, SVG) "
+                    "and report.md.")
+    parser.add_argument("dir", metavar="DIR", help="run or sweep directory")
+    parser.add_argument("--out", help="output directory (default: DIR)")
+    parser.add_argument("--format", default="csv", choices=FORMATS,
+                        help="format of the runs table (default: csv; parquet needs pyarrow)")
+    return parser
+
+
+def _print_report(report) -> None:
+    for path in [report.table, *report.figures.values(), report.report]:
+        print(f"wrote {path}")
+    for why in report.left_out:
+        print(f"left out: {why}")
+
+
+def _report(args: list[str]) -> None:
+    """``flexgame report DIR``: table, figures and report.md of a run or sweep."""
+    from experiments.report import make_report
+
+    opts = _report_parser().parse_args(args)
+    _print_report(make_report(opts.dir, opts.out, opts.format))
+
+
+STUDY_DIR = "results/studies"
+"""Parent of the studies' sweep directories."""
+
+
+def _study_help() -> str:
+    from experiments.scenario import CONFIG_MODULE as module
+    from importlib import resources
+
+    lines = [f"usage: {PROG} study [NAME] [overrides]", "",
+             "Run a preset sweep (conf/experiment/NAME.yaml) and write its report into",
+             f"{STUDY_DIR}/NAME/ (NAME_<hash> when overrides are added, or hydra.sweep.dir).",
+             "Overrides as for 'sweep' (e.g. hydra/launcher=slurm, seed=0,1). Presets:", ""]
+    for name in group_options("experiment"):
+        text = (resources.files(module) / "experiment" / f"{name}.yaml").read_text()
+        about = next(line[1:].strip() for line in text.splitlines()
+                     if line.startswith("#") and "@package" not in line)
+        lines.append(f"  {name:<14} {about}")
+    lines.append(f"\nWithout NAME: {DEFAULT_STUDY}, the main job.")
+    return "\n".join(lines) + "\n"
+
+
+DEFAULT_STUDY = "default_study"
+
+
+def _study(args: list[str]) -> None:
+    """``flexgame study [NAME] [overrides]``: a preset sweep followed by its report."""
+    import time
+    from pathlib import Path
+
+    from experiments.report import make_report
+    from experiments.sweep import overrides_hash
+
+    if any(a in ("-h", "--help") for a in args):
+        print(_study_help(), end="")
+        return
+    start = time.perf_counter()
+    name = args[0] if args and "=" not in args[0] and not args[0].startswith("-") else None
+    extra = args[1:] if name else args
+    name = name or DEFAULT_STUDY
+    require_choice("study", name, group_options("experiment"))
+    folder = name if not extra else f"{name}_{overrides_hash(extra)}"
+    plan, outcome = _sweep_jobs([f"+experiment={name}", *extra], Path(STUDY_DIR) / folder)
+    print(outcome.summary(plan.sweep_dir))
+    if len(outcome.done) + len(outcome.skipped):
+        report = make_report(plan.sweep_dir)
+        _print_report(report)
+        print(f"study {name}: {len(plan.jobs)} runs in {time.perf_counter() - start:.0f} s; "
+              f"report: {report.report}")
+    if outcome.failed:
+        raise SystemExit(1)
 
 
 def _table_parser() -> argparse.ArgumentParser:
@@ -154,7 +266,8 @@ def _summary(overrides: list[str]) -> None:
     print(build_system_for(load_config(overrides)).summary())
 
 
-COMMANDS = {"run": _run, "table": _table, "summary": _summary}
+COMMANDS = {"run": _run, "sweep": _sweep, "report": _report, "study": _study,
+            "table": _table, "summary": _summary}
 
 
 def main(argv: list[str] | None = None) -> None:
