@@ -28,6 +28,7 @@ from agents.model import FlexMarketModel, ReasoningConfig
 from games.metrics import strategic_metrics
 from games.strategies import StrategySpace
 from markets.bids import TSO_NEED_DIRECTION, BidConfig, generate_bids
+from markets.grid_assessment import assess
 from markets.schemes import build_scheme
 from markets.system import build_system
 
@@ -77,13 +78,14 @@ def main() -> None:
     ap.add_argument("--liquidity", nargs="+", type=float, default=[1.0, 0.4])
     ap.add_argument("--aggregation", nargs="+", default=["random_pools", "by_feeder"])
     ap.add_argument("--pool-size", type=int, default=14)
-    ap.add_argument("--markups", type=int, default=15, help="points of the markup grid 1..2.4")
+    ap.add_argument("--markups", type=int, default=15, help="points of the markup grid")
+    ap.add_argument("--markup-max", type=float, default=2.4, help="top of the markup grid")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="CSV file for the table")
     args = ap.parse_args()
     system = build_system(direction=TSO_NEED_DIRECTION[args.case])
-    space = StrategySpace(markups=list(np.round(np.linspace(1.0, 2.4, args.markups), 3)))
+    space = StrategySpace(markups=list(np.round(np.linspace(1.0, args.markup_max, args.markups), 3)))
     rows = []
     for liquidity in args.liquidity:
         for aggregation in args.aggregation:
@@ -104,6 +106,9 @@ def main() -> None:
                 rate = model.evaluator.clearings / elapsed
                 m = strategic_metrics(model.evaluator, model.profile, model.status, model.round,
                                       model.cycle, common_truthful)
+                final = scheme.clear(*model.bid_map.declare(model.profile))
+                report = assess(system, bids, final.activation_mw)
+                violations = report.congestions + report.voltage_violations
                 rows.append(dict(scheme=scheme_name, liquidity=liquidity, aggregation=aggregation,
                                  fsps=len(model.bid_map.fsps), rounds=model.round,
                                  clearings=model.evaluator.clearings,
@@ -115,6 +120,8 @@ def main() -> None:
                                  cost_ratio=round(m["price_of_anarchy"], 3),
                                  eta_vs_truthful_common_pct=round(m["inefficiency_vs_truthful_common_pct"], 2),
                                  mean_markup=round(m["mean_markup"], 3),
+                                 unmet_need_mw=round(m["strategic_unmet_need_mw"], 3),
+                                 violations=violations,
                                  epsilon_eur=round(m["epsilon"], 3), status=m["status"],
                                  cycle_length=m["cycle_length"]))
                 print(pd.DataFrame(rows[-1:]).to_string(index=False), flush=True)
