@@ -1,6 +1,9 @@
 """The ``flexgame`` command.
 
     flexgame run [overrides]     one simulation (a Hydra app: scheme=ml03 case=B seed=3 ...)
+    flexgame sweep [overrides]   a multirun of the same app (scheme=common,ml01 seed=range(3))
+    flexgame report DIR          table, figures and report.md of a run or sweep directory
+    flexgame study [NAME]        a preset sweep (conf/experiment/) followed by its report
     flexgame table [options]     the D3.3 table: every scheme on cases A-D, truthful bids
     flexgame summary [overrides] the test system and its base state
 
@@ -32,6 +35,14 @@ commands:
                        values: seed, liquidity; Hydra's own (hydra.run.dir=DIR, --cfg job).
                        Outputs go to results/runs/<time>_<scheme>_<case>_s<seed>/.
                        '{PROG} run --help' shows every group and option.
+  sweep [overrides]    every combination of comma lists / range(...) as one job each, on
+                       all local cores (SLURM: hydra/launcher=slurm), into
+                       results/sweeps/<hash>/; re-running skips finished jobs.
+                       '{PROG} sweep --help' for details.
+  report DIR           one tidy table (runs.csv), figures (PNG, SVG) and report.md of the
+                       runs under DIR (a run or sweep directory); '{PROG} report --help'.
+  study [NAME]         a preset sweep and its report into results/studies/NAME/; without
+                       NAME the main job (default_study). '{PROG} study --help' lists them.
   table [options]      the D3.3 table: every scheme on cases A-D with truthful bids,
                        printed and saved (CSV, PNG/SVG figure, report.md) to results/d33_table/
                        '{PROG} table --help' for options.
@@ -172,10 +183,12 @@ def _report(args: list[str]) -> None:
 
 STUDY_DIR = "results/studies"
 """Parent of the studies' sweep directories."""
+DEFAULT_STUDY = "default_study"
+"""The main job: ``flexgame study`` without a name."""
 
 
 def _study_help() -> str:
-    from experiments.scenario import CONFIG_MODULE as module
+    """Usage of ``flexgame study`` with every preset and the first line of its comment."""
     from importlib import resources
 
     lines = [f"usage: {PROG} study [NAME] [overrides]", "",
@@ -183,15 +196,12 @@ def _study_help() -> str:
              f"{STUDY_DIR}/NAME/ (NAME_<hash> when overrides are added, or hydra.sweep.dir).",
              "Overrides as for 'sweep' (e.g. hydra/launcher=slurm, seed=0,1). Presets:", ""]
     for name in group_options("experiment"):
-        text = (resources.files(module) / "experiment" / f"{name}.yaml").read_text()
+        text = (resources.files(CONFIG_MODULE) / "experiment" / f"{name}.yaml").read_text()
         about = next(line[1:].strip() for line in text.splitlines()
                      if line.startswith("#") and "@package" not in line)
         lines.append(f"  {name:<14} {about}")
     lines.append(f"\nWithout NAME: {DEFAULT_STUDY}, the main job.")
     return "\n".join(lines) + "\n"
-
-
-DEFAULT_STUDY = "default_study"
 
 
 def _study(args: list[str]) -> None:

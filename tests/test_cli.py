@@ -118,7 +118,7 @@ def test_usage_lists_subcommands(monkeypatch, capsys):
     assert stop.value.code == 2
     _flexgame(monkeypatch, "--help")
     out = capsys.readouterr().out
-    for command in ("run", "table", "summary"):
+    for command in ("run", "sweep", "report", "study", "table", "summary"):
         assert f"\n  {command} " in out
 
 
