@@ -210,7 +210,7 @@ def _study(args: list[str]) -> None:
     from pathlib import Path
 
     from experiments.report import make_report
-    from experiments.sweep import overrides_hash
+    from experiments.sweep import overrides_hash, run_overrides
 
     if any(a in ("-h", "--help") for a in args):
         print(_study_help(), end="")
@@ -220,7 +220,7 @@ def _study(args: list[str]) -> None:
     extra = args[1:] if name else args
     name = name or DEFAULT_STUDY
     require_choice("study", name, group_options("experiment"))
-    folder = name if not extra else f"{name}_{overrides_hash(extra)}"
+    folder = f"{name}_{overrides_hash(extra)}" if run_overrides(extra) else name
     plan, outcome = _sweep_jobs([f"+experiment={name}", *extra], Path(STUDY_DIR) / folder)
     print(outcome.summary(plan.sweep_dir))
     if len(outcome.done) + len(outcome.skipped):

@@ -66,9 +66,27 @@ def _hydra_error(error: Exception) -> FlexgameInputError:
     return FlexgameInputError(" ".join(lines[:2]) or type(error).__name__)
 
 
-def overrides_hash(lines: list[str]) -> str:
-    """A short stable hash of override lines (order-independent)."""
-    return hashlib.sha1(json.dumps(sorted(lines)).encode()).hexdigest()[:10]
+def _parse(overrides: list[str]) -> list:
+    """Hydra's parse of override lines; a syntax error as one line."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        return OverridesParser.create().parse_overrides(overrides)
+    except HydraException as error:
+        raise _hydra_error(error) from None
+
+
+def run_overrides(overrides: list[str]) -> list[str]:
+    """The overrides that define the runs: all but Hydra's own (launcher, directories)."""
+    return [o.input_line for o in _parse(overrides) if not o.is_hydra_override()]
+
+
+def overrides_hash(overrides: list[str]) -> str:
+    """A short hash of :func:`run_overrides` (order-independent): the same sweep on another
+    launcher keeps its directory."""
+    lines = sorted(run_overrides(overrides))
+    return hashlib.sha1(json.dumps(lines).encode()).hexdigest()[:10]
 
 
 def job_config(cfg: DictConfig) -> dict:
@@ -97,15 +115,10 @@ def plan(overrides: list[str], default_dir: Path | None = None) -> Plan:
             what is allowed; no job has run.
     """
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    parser = OverridesParser.create()
-    try:
-        parsed = parser.parse_overrides(overrides)
-    except HydraException as error:
-        raise _hydra_error(error) from None
+    parsed = _parse(overrides)
     hydra_lines = [o.input_line for o in parsed if o.is_hydra_override()]
     task = [o for o in parsed if not o.is_hydra_override()]
     for o in task:
@@ -113,15 +126,14 @@ def plan(overrides: list[str], default_dir: Path | None = None) -> Plan:
             raise FlexgameInputError(f"{o.input_line}: a sweep takes one experiment preset")
     argv = list(overrides)
     if not any(o.key_or_group == "hydra.sweep.dir" for o in parsed):
-        sweep_dir = default_dir or SWEEP_ROOT / overrides_hash([o.input_line for o in task])
+        sweep_dir = default_dir or SWEEP_ROOT / overrides_hash(overrides)
         argv.append(f"hydra.sweep.dir={sweep_dir}")
         hydra_lines.append(argv[-1])
     try:
         fixed = [o.input_line for o in task if not o.is_sweep_override()]
         master = load_config([*hydra_lines, *fixed], return_hydra_config=True)
         params = master.hydra.sweeper.get("params") or {}
-        swept = parser.parse_overrides([*(f"{k}={v}" for k, v in params.items()),
-                                        *(o.input_line for o in task)])
+        swept = _parse([*(f"{k}={v}" for k, v in params.items()), *(o.input_line for o in task)])
         batches = BasicSweeper.split_arguments(swept, None)[0]
     except (HydraException, OmegaConfBaseException) as error:
         raise _hydra_error(error) from None
