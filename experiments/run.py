@@ -99,7 +99,7 @@ def write_run(out: Path, plain: dict, bids, result: ClearingResult, report: Grid
     write_csv(out / "clearing.csv", settlement.payments)
     write_csv(out / "fsp.csv", settlement.fsp)
     write_csv(out / "grid.csv", report.elements.assign(violated=report.elements.excess_pct > 100 * TOLERANCE))
-    write_csv(out / "liquidity.csv", result.available)
+    write_csv(out / "liquidity.csv", result.liquidity())
     write_json(out / "metrics.json", metrics)
 
 

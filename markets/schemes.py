@@ -90,7 +90,8 @@ class ClearingResult:
         unqualified_up_pct, unqualified_down_pct: share of forwarded distribution volume
             capped off by prequalification [%] (nan without prequalification).
         runtime_s: wall time of the pipeline [s].
-        available: bids and MW offered per layer (liquidity), one row per layer.
+        offered: bids and MW offered per layer (liquidity), one record per layer; see
+            :meth:`liquidity`.
         declared: the bids it was cleared with (price, quantity, forwarded price).
     """
 
@@ -103,8 +104,13 @@ class ClearingResult:
     unqualified_up_pct: float
     unqualified_down_pct: float
     runtime_s: float
-    available: pd.DataFrame
+    offered: list[dict]
     declared: DeclaredBids
+
+    def liquidity(self) -> pd.DataFrame:
+        """Per layer: the layer, its operator, bids offered, MW offered up and down."""
+        return pd.DataFrame(self.offered, columns=["layer", "operator", "bids", "up_mw",
+                                                   "down_mw"])
 
     def declared_cost_by_bid(self) -> np.ndarray:
         """Accepted MW x declared price of every layer, per bid [EUR] (pay-as-bid payment)."""
@@ -194,7 +200,7 @@ class _Run:
             objective_eur=float(sum(l.outcome.objective_eur for l in self.layers)),
             unqualified_up_pct=self.unqualified[0], unqualified_down_pct=self.unqualified[1],
             runtime_s=time.perf_counter() - start,
-            available=pd.DataFrame(self.available),
+            offered=self.available,
             declared=self.declared,
         )
 
