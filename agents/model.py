@@ -58,12 +58,16 @@ class ReasoningConfig:
         require_choice("reasoning", self.name, REASONINGS)
         require_choice("level0", self.level0, ("truthful", "random", "fixed"))
         require_choice("update", self.update, ("gauss_seidel", "jacobi"))
-        if self.level < 0 or any(v < 0 for v in self.levels.values()):
-            raise FlexgameInputError(f"level={self.level} must be >= 0")
-        if self.max_rounds < 1:
-            raise FlexgameInputError(f"max_rounds={self.max_rounds} must be >= 1")
-        if self.tau <= 0 or self.samples < 1 or self.rationality < 0:
-            raise FlexgameInputError("tau must be > 0, samples >= 1, rationality >= 0")
+        for key, value in (("level", self.level), *(("levels." + k, v)
+                                                    for k, v in self.levels.items())):
+            if not value >= 0:
+                raise FlexgameInputError(f"{key}={value} is out of range; allowed: >= 0")
+        for key, low, strict in (("max_rounds", 1, False), ("samples", 1, False),
+                                 ("tau", 0, True), ("rationality", 0, False)):
+            value = getattr(self, key)
+            if value < low or (strict and value == low):
+                raise FlexgameInputError(
+                    f"{key}={value} is out of range; allowed: {'>' if strict else '>='} {low}")
 
 
 class FlexMarketModel(mesa.Model):

@@ -2,8 +2,12 @@
 logit) against a built scheme; the outcome is compared with truthful bidding.
 
 Writes, beside the truthful run's files, ``rounds.csv`` (one row per reasoning round and
-FSP: markup, profit, the round's procurement cost) and ``strategies.csv`` (final strategy,
-markup and profit per FSP), and adds the strategic keys of SPEC §9 to ``metrics.json``.
+player: markup, its FSP's profit, the round's procurement cost) and ``strategies.csv``
+(final strategy, markup and FSP profit per player), and adds the strategic keys of SPEC §9
+to ``metrics.json``. There ``total_cost`` and ``inefficiency_pct`` are those of the strategic
+outcome (``outcome_basis``: the final profile, the time average of a best-response cycle, or
+the sampled mean of a mixed profile); the grid KPIs, the tables of bids, clearing and FSPs,
+and ``final_profile_cost`` describe the final profile itself.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import pandas as pd
 
 from agents.model import REASONINGS, FlexMarketModel, ReasoningConfig
 from experiments.run import METRIC_KEYS, evaluate, write_run
-from experiments.scenario import _check_keys, _number, build_scenario, plain_config
+from experiments.scenario import _check_keys, _number, _relabel, build_scenario, plain_config
 from experiments.store import write_csv
 from games.metrics import strategic_metrics
 from games.strategies import StrategySpace
@@ -51,8 +55,12 @@ def strategy_space(node: dict) -> StrategySpace:
         flags[key] = node.get(key, False)
         if not isinstance(flags[key], bool):
             raise FlexgameInputError(f"reasoning.strategy.{key}={flags[key]!r} must be true or false")
-    return StrategySpace(markups=list(np.round(np.linspace(first, top, points), 6)), kind=kind,
-                         price_cap=cap, withholding=[float(w) for w in withholding], **flags)
+    try:
+        return StrategySpace(markups=list(np.round(np.linspace(first, top, points), 6)),
+                             kind=kind, price_cap=cap, withholding=[float(w) for w in withholding],
+                             **flags)
+    except FlexgameInputError as error:
+        raise _relabel("reasoning.strategy", error, StrategySpace) from None
 
 
 def reasoning_config(node: dict) -> ReasoningConfig:
@@ -62,7 +70,10 @@ def reasoning_config(node: dict) -> ReasoningConfig:
     allowed = {f for f in ReasoningConfig.__dataclass_fields__}
     _check_keys("reasoning", node, allowed)
     config = ReasoningConfig(**node)
-    config.validate()
+    try:
+        config.validate()
+    except FlexgameInputError as error:
+        raise _relabel("reasoning", error, ReasoningConfig) from None
     return config
 
 
@@ -89,6 +100,11 @@ def run_strategic(cfg, out_dir) -> dict:
         declared["forward_price_eur_per_mw"] = forward
     metrics = {
         "case": plain["case"]["name"], "settlement": rule, **kpis,
+        # cost and eta of the strategic outcome (final profile, cycle average or mixed mean)
+        "total_cost": strategic["strategic_cost"],
+        "inefficiency_pct": strategic["inefficiency_vs_truthful_common_pct"],
+        "final_profile_cost": kpis["total_cost"],
+        "final_profile_inefficiency_pct": kpis["inefficiency_pct"],
         "seed": plain["seed"], "liquidity": plain["liquidity"],
         "aggregation": plain["aggregation"]["mode"], "reasoning": reasoning.name,
         **{k: strategic[k] for k in STRATEGIC_KEYS},

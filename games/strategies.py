@@ -64,11 +64,11 @@ class StrategySpace:
         truthful = 1.0 if self.kind == "multiplicative" else 0.0
         if len(m) == 0 or m[0] != truthful or np.any(np.diff(m) <= 0):
             raise FlexgameInputError(
-                f"markups={list(m)} must be increasing and start at the truthful {truthful}"
+                f"markups={m.tolist()} must be increasing and start at the truthful {truthful}"
             )
         w = np.asarray(self.withholding, dtype=float)
         if len(w) == 0 or w[0] != 0 or np.any((w < 0) | (w >= 1)):
-            raise FlexgameInputError(f"withholding={list(w)} must start at 0 with shares in [0, 1)")
+            raise FlexgameInputError(f"withholding={w.tolist()} must start at 0 with shares in [0, 1)")
         if self.price_cap <= 0:
             raise FlexgameInputError(f"price_cap={self.price_cap} must be > 0 EUR/MW")
 
