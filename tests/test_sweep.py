@@ -128,8 +128,8 @@ def test_presets_expand_to_their_studies(tmp_path):
     job = study.jobs[0]
     assert job.run_dir == tmp_path / "liquidity=1.0,reasoning=truthful,scheme=common"
     ibr = load_config(["+experiment=default_study", "reasoning=ibr"])
-    assert (ibr.reasoning.max_rounds, ibr.aggregation.mode, ibr.case.name) == (8, "random_pools",
-                                                                               "A")
+    assert (ibr.reasoning.max_rounds, ibr.aggregation.mode, ibr.case.name) == (20, "random_pools",
+                                                                               "B")
     sizes = {name: math.prod(len(str(v).split(",")) for v in load_config(
         [f"+experiment={name}"], return_hydra_config=True).hydra.sweeper.params.values())
         for name in ("ker2", "d33_table")}
