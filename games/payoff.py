@@ -38,9 +38,9 @@ class GameEvaluator:
         self._cache: dict[tuple, Outcome] = {}
         self.clearings = 0
 
-    @staticmethod
-    def key(profile: dict[str, Strategy]) -> tuple:
-        return tuple(sorted(profile.items()))
+    def key(self, profile: dict[str, Strategy]) -> tuple:
+        """Hashable identity of a (complete) profile: the strategies in player order."""
+        return tuple(profile[p] for p in self.bid_map.players)
 
     def outcome(self, profile: dict[str, Strategy]) -> Outcome:
         k = self.key(profile)
@@ -54,7 +54,9 @@ class GameEvaluator:
         else:
             payment = settle(self.scheme, result, self.settlement).bid_payment_eur
         margin = payment - self.bid_map.cost * result.activation_mw
-        profit = {f: float(margin[r].sum()) for f, r in self.bid_map.fsp_rows.items()}
+        by_fsp = np.bincount(self.bid_map.fsp_of_bid, weights=margin,
+                             minlength=len(self.bid_map.fsps))
+        profit = dict(zip(self.bid_map.fsps, by_fsp.tolist()))
         out = Outcome(result.cost_eur, profit, result.unmet_need_mw, result.activation_mw,
                       float(payment.sum()))
         self._cache[k] = out

@@ -88,8 +88,10 @@ class StrategySpace:
     def truthful(self) -> Strategy:
         return self.uniform(0)
 
-    def price(self, cost: np.ndarray, markup_index: int) -> np.ndarray:
-        m = self.markups[markup_index]
+    def price(self, cost: np.ndarray, markup_index) -> np.ndarray:
+        """Declared price [EUR/MW] of true cost ``cost`` [EUR/MW] under a markup index (or
+        one index per entry of ``cost``); never below the true cost."""
+        m = np.asarray(self.markups, dtype=float)[markup_index]
         raw = cost * m if self.kind == "multiplicative" else cost + m
         return np.minimum(raw, np.maximum(self.price_cap, cost))
 
@@ -103,6 +105,8 @@ class BidMap:
         players: who chooses a strategy: the FSPs, or "<fsp>/<resource>" per bid when the
             space is ``per_resource``; ``rows[p]``: the bid rows player p prices;
             ``owner[p]``: its FSP.
+        player_of_bid, fsp_of_bid: per bid, the position of its player in ``players`` and
+            of its FSP in ``fsps``.
     """
 
     def __init__(self, bids: pd.DataFrame, space: StrategySpace):
@@ -117,6 +121,10 @@ class BidMap:
             self.rows = dict(self.fsp_rows)
             self.owner = {f: f for f in self.fsps}
         self.players = list(self.rows)
+        self.player_of_bid = np.empty(len(bids), dtype=int)
+        for i, p in enumerate(self.players):
+            self.player_of_bid[self.rows[p]] = i
+        self.fsp_of_bid = np.searchsorted(self.fsps, bids.fsp.to_numpy())
         self.cost = bids.cost_eur_per_mw.to_numpy(float)
         self.quantity = bids.quantity_mw.to_numpy(float)
 
@@ -126,16 +134,12 @@ class BidMap:
     def declare(self, profile: dict[str, Strategy]) -> tuple[np.ndarray, np.ndarray,
                                                              np.ndarray | None]:
         """Declared price [EUR/MW], offered quantity [MW] and, when re-pricing is on, the
-        price of forwarded bids [EUR/MW] (else None), per bid."""
-        price = self.cost.copy()
-        quantity = self.quantity.copy()
-        forward = self.cost.copy() if self.space.reprice_forwarded else None
-        for p, strategy in profile.items():
-            r = self.rows[p]
-            price[r] = self.space.price(self.cost[r], strategy[0])
-            quantity[r] = self.quantity[r] * (1.0 - self.space.withholding[strategy[1]])
-            if forward is not None:
-                forward[r] = self.space.price(self.cost[r], strategy[2])
+        price of forwarded bids [EUR/MW] (else None), per bid, for a strategy per player."""
+        chosen = np.array([profile[p] for p in self.players])[self.player_of_bid]
+        price = self.space.price(self.cost, chosen[:, 0])
+        withheld = np.asarray(self.space.withholding, dtype=float)[chosen[:, 1]]
+        quantity = self.quantity * (1.0 - withheld)
+        forward = self.space.price(self.cost, chosen[:, 2]) if self.space.reprice_forwarded else None
         return price, quantity, forward
 
     def markup_of(self, strategy: Strategy) -> float:

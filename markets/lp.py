@@ -41,6 +41,12 @@ class LPSolution:
     reduced_cost: np.ndarray
 
 
+def _per_entry(values, n: int) -> np.ndarray:
+    """``values`` (a scalar or n values) as n contiguous floats."""
+    a = np.asarray(values, dtype=float)
+    return np.full(n, float(a)) if a.ndim == 0 else np.ascontiguousarray(a)
+
+
 class CompiledLP:
     """A persistent HiGHS model with named access to columns and rows.
 
@@ -139,15 +145,13 @@ class CompiledLP:
 
     def set_col_bounds(self, cols: np.ndarray, lower, upper) -> None:
         cols = np.asarray(cols, dtype=np.int32)
-        lo = np.broadcast_to(np.asarray(lower, dtype=float), cols.shape).copy()
-        hi = np.broadcast_to(np.asarray(upper, dtype=float), cols.shape).copy()
-        self.highs.changeColsBounds(len(cols), cols, lo, hi)
+        self.highs.changeColsBounds(len(cols), cols, _per_entry(lower, len(cols)),
+                                    _per_entry(upper, len(cols)))
 
     def set_row_bounds(self, rows: np.ndarray, lower, upper) -> None:
         rows = np.asarray(rows, dtype=np.int32)
-        lo = np.broadcast_to(np.asarray(lower, dtype=float), rows.shape).copy()
-        hi = np.broadcast_to(np.asarray(upper, dtype=float), rows.shape).copy()
-        self.highs.changeRowsBounds(len(rows), rows, lo, hi)
+        self.highs.changeRowsBounds(len(rows), rows, _per_entry(lower, len(rows)),
+                                    _per_entry(upper, len(rows)))
 
     # --- solve --------------------------------------------------------------------------
     def solve(self) -> LPSolution:
