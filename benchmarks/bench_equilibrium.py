@@ -75,7 +75,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--case", default="A")
     ap.add_argument("--schemes", nargs="+", default=["common", "fragmented", "ml01", "ml03"])
-    ap.add_argument("--liquidity", nargs="+", type=float, default=[1.0, 0.4])
+    ap.add_argument("--liquidity", nargs="+", type=float, default=[1.0, 0.5])
     ap.add_argument("--aggregation", nargs="+", default=["random_pools", "by_feeder"])
     ap.add_argument("--pool-size", type=int, default=14)
     ap.add_argument("--markups", type=int, default=15, help="points of the markup grid")
