@@ -12,7 +12,7 @@ whole pipeline (Python book-keeping, state updates, settlement) over bare solves
 LPs; ``bare_common_lp_solves_per_s`` times the common LP alone in HiGHS with perturbed costs.
 
     python benchmarks/bench_equilibrium.py --schemes common fragmented ml01 ml03 \
-        --liquidity 1.0 0.4 --aggregation random_pools by_feeder --rounds 10
+        --liquidity 1.0 0.5 --aggregation random_pools by_feeder --rounds 10
 """
 
 from __future__ import annotations
