@@ -122,9 +122,13 @@ class FlexMarketModel(mesa.Model):
                 "unmet_need_mw": lambda m: m.current_outcome.unmet_need_mw,
                 "mean_markup": lambda m: float(np.mean([a.markup for a in m.fsps])),
             },
-            agenttype_reporters={FSPAgent: {"player": "name", "fsp": "fsp", "markup": "markup",
-                                            "withheld_index": lambda a: a.strategy[1],
-                                            "profit_eur": "profit_eur", "level": "level"}},
+            agenttype_reporters={
+                FSPAgent: {"player": "name", "fsp": "fsp", "markup": "markup",
+                           "withheld_index": lambda a: a.strategy[1],
+                           "profit_eur": "profit_eur", "level": "level"},
+                MarketOperatorAgent: {"layer": "layer", "operator": "operator",
+                                      "cost_eur": "cost_eur", "accepted_mw": "accepted_mw"},
+            },
         )
         self._set_profile(self._level0())
         self.running = reasoning.name != "truthful"
@@ -155,7 +159,8 @@ class FlexMarketModel(mesa.Model):
         for a in self.fsps:
             a.profit_eur = out.profit[a.fsp]
         for op in self.agents_by_type[MarketOperatorAgent]:
-            op.cost_eur = op.accepted_mw = 0.0
+            op.cost_eur = out.layer_cost_eur[op.layer]
+            op.accepted_mw = out.layer_accepted_mw[op.layer]
         self.history.append(dict(profile))
         self._seen.setdefault(self.evaluator.key(profile), len(self.history) - 1)
         self.datacollector.collect(self)

@@ -14,13 +14,16 @@ from markets.settlement import settle
 @dataclass(frozen=True)
 class Outcome:
     """A cleared profile: procurement cost [EUR], profit per FSP [EUR], unmet need [MW],
-    accepted MW per bid, total payment [EUR]."""
+    accepted MW per bid, total payment [EUR], and per market layer its procurement cost
+    [EUR] and accepted MW."""
 
     cost_eur: float
     profit: dict[str, float]
     unmet_need_mw: float
     activation_mw: np.ndarray
     payment_eur: float
+    layer_cost_eur: dict[str, float]
+    layer_accepted_mw: dict[str, float]
 
 
 class GameEvaluator:
@@ -58,7 +61,9 @@ class GameEvaluator:
                              minlength=len(self.bid_map.fsps))
         profit = dict(zip(self.bid_map.fsps, by_fsp.tolist()))
         out = Outcome(result.cost_eur, profit, result.unmet_need_mw, result.activation_mw,
-                      float(payment.sum()))
+                      float(payment.sum()),
+                      {l.name: l.outcome.cost_eur for l in result.layers},
+                      {l.name: float(l.outcome.activation_mw.sum()) for l in result.layers})
         self._cache[k] = out
         return out
 
@@ -78,4 +83,8 @@ def mean_outcome(outcomes: list[Outcome]) -> Outcome:
         unmet_need_mw=float(np.mean([o.unmet_need_mw for o in outcomes])),
         activation_mw=np.mean([o.activation_mw for o in outcomes], axis=0),
         payment_eur=float(np.mean([o.payment_eur for o in outcomes])),
+        layer_cost_eur={k: float(np.mean([o.layer_cost_eur[k] for o in outcomes]))
+                        for k in outcomes[0].layer_cost_eur},
+        layer_accepted_mw={k: float(np.mean([o.layer_accepted_mw[k] for o in outcomes]))
+                           for k in outcomes[0].layer_accepted_mw},
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from agents.agents import MarketOperatorAgent
 from agents.model import REASONINGS, FlexMarketModel, ReasoningConfig
 from games.best_response import best_response, certificate
 from games.dynamics import ibr_round, iterated_best_response, level_k_round, logit_response
@@ -411,6 +412,20 @@ def test_model_collects_cost_and_profits_every_round(folder):
         assert row.profit_eur == pytest.approx(outcome.profit[row.fsp])
         assert row.markup == pytest.approx(
             model.bid_map.markup_of(model.history[row.step][row.fsp]))
+
+
+def test_market_operator_agents_record_their_layers(folder):
+    """In ml01 the market-operator agents (one DSO layer, the TSO layer) record their layer's
+    procurement cost and accepted MW every round; the layers' costs add up to the round's
+    procurement cost."""
+    built, space = make_scheme(folder, "local", scheme="ml01")
+    model = FlexMarketModel(built, space, ReasoningConfig("ibr", max_rounds=5), seed=0)
+    model.run()
+    ops = model.datacollector.get_agenttype_vars_dataframe(MarketOperatorAgent).reset_index()
+    assert set(ops.layer) == {"dso:feeder", "tso"}
+    totals = model.datacollector.get_model_vars_dataframe().procurement_cost_eur
+    assert ops.groupby("Step").cost_eur.sum().to_numpy() == pytest.approx(totals.to_numpy())
+    assert (ops[ops.layer == "dso:feeder"].accepted_mw > 0).all()  # L relieves the feeder
 
 
 def test_model_truthful_reasoning_does_not_move(folder):
