@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import contextmanager
 
 from experiments.scenario import CONFIG_MODULE, check_group_overrides, group_options
 from markets.bids import CASES
@@ -113,10 +114,23 @@ Presets: +experiment=NAME (conf/experiment/); '{PROG} study' also writes the rep
 """
 
 
+@contextmanager
+def _environment(**values: str):
+    """Set environment variables (seen by the jobs' worker processes) for the block."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def _sweep_jobs(overrides: list[str], default_dir=None):
     """Validate, launch and sort the jobs of a sweep; returns (plan, outcome)."""
-    from unittest import mock
-
     from experiments import sweep
 
     check_group_overrides(overrides)
@@ -127,7 +141,7 @@ def _sweep_jobs(overrides: list[str], default_dir=None):
     sweep.clear_stale(plan)
     args = [*plan.argv, "--multirun"]
     # the jobs' own progress bars (strategic rounds) would garble the sweep's bar
-    with mock.patch.dict(os.environ, {"TQDM_DISABLE": "1"}), sweep.Progress(plan):
+    with _environment(TQDM_DISABLE="1"), sweep.Progress(plan):
         try:
             _launch(sweep.run_job, args, "sweep")
         except SystemExit as stop:  # Hydra itself failed; the jobs' files tell what ran

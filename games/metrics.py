@@ -63,8 +63,9 @@ def strategic_metrics(evaluator: GameEvaluator, final: dict, status: str, rounds
     truthful = evaluator.outcome(evaluator.bid_map.truthful())
     cost_se = epsilon_se = float("nan")
     if mixed is not None:
-        step = logit_response(evaluator, mixed, 0.0, samples,
-                              rng if rng is not None else np.random.default_rng(0))
+        if rng is None:
+            raise ValueError("a mixed profile is evaluated by sampling: pass its seeded rng")
+        step = logit_response(evaluator, mixed, 0.0, samples, rng)
         visited, basis = step.draws, f"mixed profile, mean of {samples} sampled profiles"
         epsilon = max(step.regret.values())
         epsilon_se = max(step.standard_error.values())
