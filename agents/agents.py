@@ -6,7 +6,7 @@ from __future__ import annotations
 import mesa
 import numpy as np
 
-from games.strategies import Strategy
+from flexgame.games.strategies import Strategy
 
 
 class FSPAgent(mesa.Agent):

@@ -15,12 +15,12 @@ import mesa
 import numpy as np
 import pandas as pd
 
-from agents.agents import FSPAgent, MarketOperatorAgent, SystemOperatorAgent
-from games.dynamics import (hierarchy_level, ibr_round, level_k_round, logit_response,
+from flexgame.agents.agents import FSPAgent, MarketOperatorAgent, SystemOperatorAgent
+from flexgame.games.dynamics import (hierarchy_level, ibr_round, level_k_round, logit_response,
                             sample_profiles)
-from games.payoff import GameEvaluator, mean_outcome
-from games.strategies import BidMap, StrategySpace
-from markets.errors import FlexgameInputError, require_choice
+from flexgame.games.payoff import GameEvaluator, mean_outcome
+from flexgame.games.strategies import BidMap, StrategySpace
+from flexgame.markets.errors import FlexgameInputError, require_choice
 
 REASONINGS = ("truthful", "level_k", "cognitive_hierarchy", "ibr", "logit")
 

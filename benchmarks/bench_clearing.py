@@ -22,10 +22,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from experiments import table as d33
-from experiments.scenario import build_scenario, clearing_config, load_config
-from markets.bids import CASES
-from markets.schemes import SCHEMES, Scheme
+from flexgame.experiments import table as d33
+from flexgame.experiments.scenario import build_scenario, clearing_config, load_config
+from flexgame.markets.bids import CASES
+from flexgame.markets.schemes import SCHEMES, Scheme
 
 
 def _median_time(fn, repeats: int) -> float:

@@ -24,13 +24,13 @@ import highspy
 import numpy as np
 import pandas as pd
 
-from agents.model import FlexMarketModel, ReasoningConfig
-from games.metrics import strategic_metrics
-from games.strategies import StrategySpace
-from markets.bids import TSO_NEED_DIRECTION, BidConfig, generate_bids
-from markets.grid_assessment import assess
-from markets.schemes import build_scheme
-from markets.system import build_system
+from flexgame.agents.model import FlexMarketModel, ReasoningConfig
+from flexgame.games.metrics import strategic_metrics
+from flexgame.games.strategies import StrategySpace
+from flexgame.markets.bids import TSO_NEED_DIRECTION, BidConfig, generate_bids
+from flexgame.markets.grid_assessment import assess
+from flexgame.markets.schemes import build_scheme
+from flexgame.markets.system import build_system
 
 
 def bare_resolve_rate(system, bids, n: int = 200) -> float:

@@ -18,16 +18,17 @@ import os
 import sys
 from contextlib import contextmanager
 
-from experiments.scenario import CONFIG_MODULE, check_group_overrides, group_options
-from markets.bids import CASES
-from markets.errors import FlexgameInputError, require_choice
-from markets.schemes import SCHEMES
+from flexgame.experiments.scenario import CONFIG_MODULE, check_group_overrides, group_options
+from flexgame.markets.bids import CASES
+from flexgame.markets.errors import FlexgameInputError, require_choice
+from flexgame.markets.schemes import SCHEMES
 
 PROG = "flexgame"
 USAGE = f"""\
 usage: {PROG} <command> [arguments]
 
 Agent-based game-theory simulator of TSO-DSO flexibility markets.
+'{PROG} --version' prints the version.
 
 commands:
   run [overrides]      one simulation; Hydra overrides such as
@@ -74,7 +75,7 @@ def _launch(task, args: list[str], command: str) -> None:
 
 def _run(overrides: list[str]) -> None:
     """``flexgame run``: one simulation; Hydra sees only the overrides."""
-    from experiments.run import format_metrics, run_experiment
+    from flexgame.experiments.run import format_metrics, run_experiment
 
     if any(a in ("-m", "--multirun") for a in overrides):
         rest = " ".join(a for a in overrides if a not in ("-m", "--multirun"))
@@ -131,7 +132,7 @@ def _environment(**values: str):
 
 def _sweep_jobs(overrides: list[str], default_dir=None):
     """Validate, launch and sort the jobs of a sweep; returns (plan, outcome)."""
-    from experiments import sweep
+    from flexgame.experiments import sweep
 
     check_group_overrides(overrides)
     plan = sweep.plan(overrides, default_dir)
@@ -165,7 +166,7 @@ def _sweep(overrides: list[str]) -> None:
 
 
 def _report_parser() -> argparse.ArgumentParser:
-    from experiments.collect import FORMATS
+    from flexgame.experiments.collect import FORMATS
 
     parser = argparse.ArgumentParser(
         prog=f"{PROG} report",
@@ -189,7 +190,7 @@ def _print_report(report) -> None:
 
 def _report(args: list[str]) -> None:
     """``flexgame report DIR``: table, figures and report.md of a run or sweep."""
-    from experiments.report import make_report
+    from flexgame.experiments.report import make_report
 
     opts = _report_parser().parse_args(args)
     _print_report(make_report(opts.dir, opts.out, opts.format))
@@ -223,8 +224,8 @@ def _study(args: list[str]) -> None:
     import time
     from pathlib import Path
 
-    from experiments.report import make_report
-    from experiments.sweep import overrides_hash, run_overrides
+    from flexgame.experiments.report import make_report
+    from flexgame.experiments.sweep import overrides_hash, run_overrides
 
     if any(a in ("-h", "--help") for a in args):
         print(_study_help(), end="")
@@ -247,7 +248,7 @@ def _study(args: list[str]) -> None:
 
 
 def _table_parser() -> argparse.ArgumentParser:
-    from experiments.table import DEFAULT_OUT
+    from flexgame.experiments.table import DEFAULT_OUT
 
     parser = argparse.ArgumentParser(
         prog=f"{PROG} table",
@@ -266,7 +267,7 @@ def _table_parser() -> argparse.ArgumentParser:
 
 
 def _table(args: list[str]) -> None:
-    from experiments.table import format_table, run_table
+    from flexgame.experiments.table import format_table, run_table
 
     opts = _table_parser().parse_args(args)
     if opts.seed < 0:
@@ -284,7 +285,7 @@ def _summary(overrides: list[str]) -> None:
         print(f"usage: {PROG} summary [overrides]\n\nPrints the test system and its base "
               "state; overrides as for 'run' (e.g. case=D system.dg_share=0.5).")
         return
-    from experiments.scenario import build_system_for, load_config
+    from flexgame.experiments.scenario import build_system_for, load_config
 
     check_group_overrides(overrides)
     print(build_system_for(load_config(overrides)).summary())
@@ -302,6 +303,11 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE, file=stream, end="")
         if not args:
             raise SystemExit(2)
+        return
+    if args[0] in ("-V", "--version"):
+        from flexgame import __version__
+
+        print(f"{PROG} {__version__}")
         return
     command, rest = args[0], args[1:]
     if command not in COMMANDS:

@@ -16,9 +16,9 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from experiments.store import write_csv, write_parquet
-from experiments.sweep import CONFIG, ERROR, METRICS
-from markets.errors import FlexgameInputError
+from flexgame.experiments.store import write_csv, write_parquet
+from flexgame.experiments.sweep import CONFIG, ERROR, METRICS
+from flexgame.markets.errors import FlexgameInputError
 
 CONFIG_COLUMNS = {"scheme": "scheme.name", "case": "case.name",
                   "settlement": "settlement.name", "reasoning": "reasoning.name",

@@ -15,8 +15,8 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from experiments.collect import config_columns
-from markets.schemes import SCHEMES
+from flexgame.experiments.collect import config_columns
+from flexgame.markets.schemes import SCHEMES
 
 LABELS = {
     "price_of_anarchy": "price of anarchy [-]",

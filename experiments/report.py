@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.collect import collect, config_columns, find_runs, rounds, strategies, write_table
-from experiments.figures import FIGURES, LeftOut, scheme_order, swept
-from experiments.store import write_figure, write_text
-from experiments.sweep import ERROR
-from experiments.table import UNITS, format_value, markdown_table
+from flexgame.experiments.collect import collect, config_columns, find_runs, rounds, strategies, write_table
+from flexgame.experiments.figures import FIGURES, LeftOut, scheme_order, swept
+from flexgame.experiments.store import write_figure, write_text
+from flexgame.experiments.sweep import ERROR
+from flexgame.experiments.table import UNITS, format_value, markdown_table
 
 SUMMARY = {
     "total_cost": "cost",

@@ -13,13 +13,13 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from experiments.scenario import build_scenario, check_scenario, plain_config
-from experiments.store import provenance, write_csv, write_json, write_text
-from markets.errors import require_choice
-from markets.grid_assessment import TOLERANCE, GridReport, assess
-from markets.kpis import clearing_kpis
-from markets.schemes import ClearingConfig, ClearingResult, Scheme
-from markets.settlement import settle
+from flexgame.experiments.scenario import build_scenario, check_scenario, plain_config
+from flexgame.experiments.store import provenance, write_csv, write_json, write_text
+from flexgame.markets.errors import require_choice
+from flexgame.markets.grid_assessment import TOLERANCE, GridReport, assess
+from flexgame.markets.kpis import clearing_kpis
+from flexgame.markets.schemes import ClearingConfig, ClearingResult, Scheme
+from flexgame.markets.settlement import settle
 
 METRIC_KEYS = (
     "scheme", "case", "settlement", "total_cost", "inefficiency_pct", "congestions",
@@ -111,8 +111,8 @@ def validate_config(cfg) -> str:
     Raises:
         FlexgameInputError: naming the offending key and what is allowed.
     """
-    from agents.model import REASONINGS
-    from experiments.strategic import reasoning_config, strategy_space
+    from flexgame.agents.model import REASONINGS
+    from flexgame.experiments.strategic import reasoning_config, strategy_space
 
     plain = plain_config(cfg)
     check_scenario(plain)
@@ -126,7 +126,7 @@ def validate_config(cfg) -> str:
 
 def run_experiment(cfg, out_dir) -> dict:
     """Run one simulation of ``cfg`` into ``out_dir``: truthful bids, or strategic FSPs."""
-    from experiments.strategic import run_strategic
+    from flexgame.experiments.strategic import run_strategic
 
     name = validate_config(cfg)
     return run_truthful(cfg, out_dir) if name == "truthful" else run_strategic(cfg, out_dir)

@@ -18,15 +18,15 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from markets.bids import AGGREGATIONS, CASES, TSO_NEED_DIRECTION, BidConfig, generate_bids
-from markets.errors import FlexgameInputError, require_choice
-from markets.market_layer import Penalties
-from markets.schemes import SCHEMES, ClearingConfig
-from markets.settlement import SETTLEMENTS
-from markets.system import FeederSpec, InterconnectedSystem, SystemConfig, build_system
+from flexgame.markets.bids import AGGREGATIONS, CASES, TSO_NEED_DIRECTION, BidConfig, generate_bids
+from flexgame.markets.errors import FlexgameInputError, require_choice
+from flexgame.markets.market_layer import Penalties
+from flexgame.markets.schemes import SCHEMES, ClearingConfig
+from flexgame.markets.settlement import SETTLEMENTS
+from flexgame.markets.system import FeederSpec, InterconnectedSystem, SystemConfig, build_system
 
-CONFIG_MODULE = "conf"
-"""The package holding the Hydra config groups (``pkg://conf``)."""
+CONFIG_MODULE = "flexgame.conf"
+"""The package holding the Hydra config groups (``pkg://flexgame.conf``)."""
 
 
 def load_config(overrides: list[str] = (), return_hydra_config: bool = False) -> DictConfig:

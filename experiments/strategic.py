@@ -17,16 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from agents.model import REASONINGS, FlexMarketModel, ReasoningConfig
-from experiments.run import METRIC_KEYS, evaluate, write_run
-from experiments.scenario import _check_keys, _number, _relabel, build_scenario, plain_config
-from experiments.store import write_csv
-from games.metrics import strategic_metrics
-from games.strategies import StrategySpace
-from markets.errors import FlexgameInputError, require_choice
-from markets.grid_assessment import assess
-from markets.kpis import clearing_kpis
-from markets.settlement import settle
+from flexgame.agents.model import REASONINGS, FlexMarketModel, ReasoningConfig
+from flexgame.experiments.run import METRIC_KEYS, evaluate, write_run
+from flexgame.experiments.scenario import _check_keys, _number, _relabel, build_scenario, plain_config
+from flexgame.experiments.store import write_csv
+from flexgame.games.metrics import strategic_metrics
+from flexgame.games.strategies import StrategySpace
+from flexgame.markets.errors import FlexgameInputError, require_choice
+from flexgame.markets.grid_assessment import assess
+from flexgame.markets.kpis import clearing_kpis
+from flexgame.markets.settlement import settle
 
 STRATEGIC_KEYS = ("truthful_cost", "strategic_cost", "price_of_anarchy", "mean_markup",
                   "fsp_profit_total", "status", "iterations", "epsilon")

@@ -27,10 +27,10 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from experiments.run import run_experiment, validate_config
-from experiments.scenario import check_group_overrides, load_config, plain_config
-from experiments.store import write_text
-from markets.errors import FlexgameInputError
+from flexgame.experiments.run import run_experiment, validate_config
+from flexgame.experiments.scenario import check_group_overrides, load_config, plain_config
+from flexgame.experiments.store import write_text
+from flexgame.markets.errors import FlexgameInputError
 
 METRICS = "metrics.json"
 """Written last by a run: its presence marks a complete run."""

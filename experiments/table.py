@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from experiments.run import evaluate
-from experiments.scenario import build_scenario, build_system_for, clearing_config, load_config
-from experiments.store import provenance, write_csv, write_figure, write_json, write_text
-from markets.bids import CASES
-from markets.errors import require_choice
-from markets.schemes import SCHEMES
+from flexgame.experiments.run import evaluate
+from flexgame.experiments.scenario import build_scenario, build_system_for, clearing_config, load_config
+from flexgame.experiments.store import provenance, write_csv, write_figure, write_json, write_text
+from flexgame.markets.bids import CASES
+from flexgame.markets.errors import require_choice
+from flexgame.markets.schemes import SCHEMES
 
 COLUMNS = {
     "inefficiency_pct": "ineff. [%]",

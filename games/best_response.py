@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from games.payoff import GameEvaluator
-from games.strategies import Strategy
+from flexgame.games.payoff import GameEvaluator
+from flexgame.games.strategies import Strategy
 
 TIE_TOLERANCE_EUR = 1e-6
 

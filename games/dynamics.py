@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import poisson
 
-from games.best_response import best_response
-from games.payoff import GameEvaluator
-from games.strategies import Strategy
+from flexgame.games.best_response import best_response
+from flexgame.games.payoff import GameEvaluator
+from flexgame.games.strategies import Strategy
 
 Profile = dict[str, Strategy]
 

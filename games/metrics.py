@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from games.best_response import certificate
-from games.dynamics import logit_response
-from games.payoff import GameEvaluator, mean_outcome
-from markets.kpis import inefficiency_pct
+from flexgame.games.best_response import certificate
+from flexgame.games.dynamics import logit_response
+from flexgame.games.payoff import GameEvaluator, mean_outcome
+from flexgame.markets.kpis import inefficiency_pct
 
 
 def hhi_by_layer(result, bids: pd.DataFrame) -> dict[str, float]:

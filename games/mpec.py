@@ -28,12 +28,12 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from games.payoff import GameEvaluator
-from games.strategies import Strategy
-from markets.errors import FlexgameInputError
-from markets.grid_state import GridState
-from markets.lp import CompiledLP
-from markets.market_layer import tie_break
+from flexgame.games.payoff import GameEvaluator
+from flexgame.games.strategies import Strategy
+from flexgame.markets.errors import FlexgameInputError
+from flexgame.markets.grid_state import GridState
+from flexgame.markets.lp import CompiledLP
+from flexgame.markets.market_layer import tie_break
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from games.strategies import BidMap, Strategy
-from markets.settlement import settle
+from flexgame.games.strategies import BidMap, Strategy
+from flexgame.markets.settlement import settle
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from markets.errors import FlexgameInputError, require_choice
+from flexgame.markets.errors import FlexgameInputError, require_choice
 
 MARKUP_KINDS = ("multiplicative", "additive")
 

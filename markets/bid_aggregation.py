@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pyomo.environ as pyo
 
-from markets.lp import CompiledLP
-from markets.market_layer import tie_break
+from flexgame.markets.lp import CompiledLP
+from flexgame.markets.market_layer import tie_break
 
 
 class BidAggregation:

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from markets.errors import FlexgameInputError, require_choice
-from markets.system import InterconnectedSystem
+from flexgame.markets.errors import FlexgameInputError, require_choice
+from flexgame.markets.system import InterconnectedSystem
 
 CASES = ("A", "B", "C", "D")
 AGGREGATIONS = ("none", "by_feeder", "random_pools")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 from matpowercaseframes import CaseFrames
 
-from markets.errors import FlexgameInputError
+from flexgame.markets.errors import FlexgameInputError
 
 EMBEDDED_CASES = ("case14", "case69", "case141")
 """Cases shipped inside the package (available offline)."""
@@ -74,7 +74,7 @@ def resolve_case_path(case: str | Path) -> Path:
             raise FlexgameInputError(f"case file {text!r} does not exist")
         return path
     stem = text.removesuffix(".m")
-    embedded = resources.files("markets") / "cases" / f"{stem}.m"
+    embedded = resources.files("flexgame.markets") / "cases" / f"{stem}.m"
     if embedded.is_file():
         return Path(str(embedded))
     try:

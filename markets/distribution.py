@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from markets.case_loading import MatpowerCase
-from markets.errors import FlexgameInputError
+from flexgame.markets.case_loading import MatpowerCase
+from flexgame.markets.errors import FlexgameInputError
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from markets.grid_state import BidEffects, GridState
-from markets.system import InterconnectedSystem
+from flexgame.markets.grid_state import BidEffects, GridState
+from flexgame.markets.system import InterconnectedSystem
 
 TOLERANCE = 1e-6
 """Relative tolerance below which an excess is numerical noise, not a violation."""

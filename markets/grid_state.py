@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from markets.system import InterconnectedSystem
+from flexgame.markets.system import InterconnectedSystem
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from markets.grid_assessment import GridReport, assess
+from flexgame.markets.grid_assessment import GridReport, assess
 
 
 def inefficiency_pct(cost_eur: float, common_cost_eur: float) -> float:

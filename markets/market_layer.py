@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
-from markets.distribution import limit_directions
-from markets.grid_state import GridState
-from markets.lp import CompiledLP
-from markets.system import InterconnectedSystem
+from flexgame.markets.distribution import limit_directions
+from flexgame.markets.grid_state import GridState
+from flexgame.markets.lp import CompiledLP
+from flexgame.markets.system import InterconnectedSystem
 
 
 TIE_BREAK_EUR_PER_MW = 1e-6

@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from markets.distribution import Feeder, limit_directions
-from markets.errors import require_choice
-from markets.grid_state import GridState
-from markets.lp import CompiledLP
-from markets.system import InterconnectedSystem
+from flexgame.markets.distribution import Feeder, limit_directions
+from flexgame.markets.errors import require_choice
+from flexgame.markets.grid_state import GridState
+from flexgame.markets.lp import CompiledLP
+from flexgame.markets.system import InterconnectedSystem
 
 METHODS = ("envelope", "iterative")
 WEIGHTINGS = ("price", "uniform")

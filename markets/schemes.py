@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from markets.bids import DeclaredBids, validate_bids
-from markets.errors import FlexgameInputError, require_choice
-from markets.grid_state import BidEffects, GridState
-from markets.market_layer import LayerOutcome, MarketLayer, Penalties
-from markets.prequalification import Prequalification
-from markets.system import InterconnectedSystem
+from flexgame.markets.bids import DeclaredBids, validate_bids
+from flexgame.markets.errors import FlexgameInputError, require_choice
+from flexgame.markets.grid_state import BidEffects, GridState
+from flexgame.markets.market_layer import LayerOutcome, MarketLayer, Penalties
+from flexgame.markets.prequalification import Prequalification
+from flexgame.markets.system import InterconnectedSystem
 
 SCHEMES = ("common", "fragmented", "ml01", "ml02", "ml03", "ml04", "ml05", "ml06",
            "bid_aggregation")
@@ -260,7 +260,7 @@ class Scheme:
             self.tso = self._layer(all_bids, balance=True, transmission=True, feeders=[])
             self.dso = self._dso_layers(held=True)
         else:
-            from markets.bid_aggregation import BidAggregation
+            from flexgame.markets.bid_aggregation import BidAggregation
 
             self.aggregation = BidAggregation(self)
         if s in ("ml03", "ml06"):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from markets.errors import require_choice
+from flexgame.markets.errors import require_choice
 
 SETTLEMENTS = ("pay_as_bid", "uniform", "nodal", "vcg")
 

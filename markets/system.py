@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from markets.case_loading import load_case
-from markets.distribution import LINE_LIMITS, Feeder, build_feeder
-from markets.errors import FlexgameInputError, require_choice
-from markets.transmission import TransmissionNetwork, build_transmission
+from flexgame.markets.case_loading import load_case
+from flexgame.markets.distribution import LINE_LIMITS, Feeder, build_feeder
+from flexgame.markets.errors import FlexgameInputError, require_choice
+from flexgame.markets.transmission import TransmissionNetwork, build_transmission
 
 
 @dataclass
@@ -131,7 +131,7 @@ class InterconnectedSystem:
 
     def summary(self) -> str:
         """A short human-readable description of the system and its base state."""
-        from markets.grid_assessment import assess_base_state
+        from flexgame.markets.grid_assessment import assess_base_state
 
         tx = self.transmission
         lines = [

@@ -12,8 +12,8 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from markets.case_loading import MatpowerCase
-from markets.errors import FlexgameInputError
+from flexgame.markets.case_loading import MatpowerCase
+from flexgame.markets.errors import FlexgameInputError
 
 
 def dc_susceptances(case: MatpowerCase) -> np.ndarray:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from markets.bids import BidConfig, generate_bids
-from markets.system import InterconnectedSystem, build_system
+from flexgame.markets.bids import BidConfig, generate_bids
+from flexgame.markets.system import InterconnectedSystem, build_system
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from markets.bids import BidConfig, generate_bids
-from markets.errors import FlexgameInputError
-from markets.schemes import SCHEMES, ClearingConfig, Scheme, build_scheme
-from markets.settlement import SETTLEMENTS, settle
+from flexgame.markets.bids import BidConfig, generate_bids
+from flexgame.markets.errors import FlexgameInputError
+from flexgame.markets.schemes import SCHEMES, ClearingConfig, Scheme, build_scheme
+from flexgame.markets.settlement import SETTLEMENTS, settle
 
 
 @pytest.fixture(scope="module")

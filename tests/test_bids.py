@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from markets.bids import (
+from flexgame.markets.bids import (
     AGGREGATIONS, BID_COLUMNS, CASES, DEFAULT_PRICES, TSO_NEED_DIRECTION, BidConfig,
     critical_buses, generate_bids, validate_bids,
 )
-from markets.errors import FlexgameInputError
+from flexgame.markets.errors import FlexgameInputError
 
 
 def _bids(system, seed=0, **kwargs) -> pd.DataFrame:

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from markets.case_loading import EMBEDDED_CASES, load_case, resolve_case_path
-from markets.errors import FlexgameInputError
+from flexgame.markets.case_loading import EMBEDDED_CASES, load_case, resolve_case_path
+from flexgame.markets.errors import FlexgameInputError
 
 CASES_DIR = Path(__file__).resolve().parents[1] / "markets" / "cases"
 

@@ -11,17 +11,17 @@ import pandas as pd
 import pytest
 import yaml
 
-from agents.model import REASONINGS
-from experiments.cli import group_options, main
-from experiments.run import run_experiment
-from experiments.scenario import (bid_config, build_scenario, clearing_config, load_config,
+from flexgame.agents.model import REASONINGS
+from flexgame.experiments.cli import group_options, main
+from flexgame.experiments.run import run_experiment
+from flexgame.experiments.scenario import (bid_config, build_scenario, clearing_config, load_config,
                                   system_config)
-from experiments.store import write_json
-from markets.bids import CASES, BidConfig
-from markets.errors import FlexgameInputError
-from markets.schemes import SCHEMES, ClearingConfig
-from markets.settlement import SETTLEMENTS
-from markets.system import SystemConfig
+from flexgame.experiments.store import write_json
+from flexgame.markets.bids import CASES, BidConfig
+from flexgame.markets.errors import FlexgameInputError
+from flexgame.markets.schemes import SCHEMES, ClearingConfig
+from flexgame.markets.settlement import SETTLEMENTS
+from flexgame.markets.system import SystemConfig
 
 SPEC_KEYS = {"scheme", "case", "settlement", "total_cost", "inefficiency_pct", "congestions",
              "max_congestion_pct", "voltage_violations", "max_voltage_violation_pct",

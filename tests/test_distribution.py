@@ -39,9 +39,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from markets.case_loading import load_case
-from markets.distribution import Feeder, build_feeder
-from markets.errors import FlexgameInputError
+from flexgame.markets.case_loading import load_case
+from flexgame.markets.distribution import Feeder, build_feeder
+from flexgame.markets.errors import FlexgameInputError
 
 
 def ac_sweep(feeder: Feeder, p_mw: np.ndarray, q_mvar: np.ndarray, tol: float = 1e-10,

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from markets.system import SystemConfig, build_system
+from flexgame.markets.system import SystemConfig, build_system
 
-from markets.bids import BID_COLUMNS
-from markets.grid_assessment import assess, assess_base_state
+from flexgame.markets.bids import BID_COLUMNS
+from flexgame.markets.grid_assessment import assess, assess_base_state
 
 
 def _descendants(feeder, bus: int) -> list[int]:

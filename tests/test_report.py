@@ -9,9 +9,9 @@ import sys
 import pandas as pd
 import pytest
 
-from experiments.cli import main
-from experiments.run import run_experiment
-from experiments.scenario import load_config
+from flexgame.experiments.cli import main
+from flexgame.experiments.run import run_experiment
+from flexgame.experiments.scenario import load_config
 
 
 def _flexgame(monkeypatch, *args):

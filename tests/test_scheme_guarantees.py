@@ -37,13 +37,13 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from markets.bids import TSO_NEED_DIRECTION, BidConfig, generate_bids
-from markets.grid_assessment import TOLERANCE, GridReport, assess
-from markets.grid_state import GridState
-from markets.kpis import clearing_kpis
-from markets.schemes import SCHEMES, ClearingResult, Scheme, build_scheme
-from markets.settlement import SETTLEMENTS, settle
-from markets.system import SystemConfig, build_system
+from flexgame.markets.bids import TSO_NEED_DIRECTION, BidConfig, generate_bids
+from flexgame.markets.grid_assessment import TOLERANCE, GridReport, assess
+from flexgame.markets.grid_state import GridState
+from flexgame.markets.kpis import clearing_kpis
+from flexgame.markets.schemes import SCHEMES, ClearingResult, Scheme, build_scheme
+from flexgame.markets.settlement import SETTLEMENTS, settle
+from flexgame.markets.system import SystemConfig, build_system
 
 SCENARIOS = ([(case, seed, "active") for case in "ABCD" for seed in (0, 1, 2)]
              + [("B", 2, "apparent"), ("C", 2, "apparent")])

@@ -41,11 +41,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from markets.bids import BID_COLUMNS
-from markets.grid_assessment import assess
-from markets.schemes import build_scheme
-from markets.settlement import settle
-from markets.system import FeederSpec, SystemConfig, build_system
+from flexgame.markets.bids import BID_COLUMNS
+from flexgame.markets.grid_assessment import assess
+from flexgame.markets.schemes import build_scheme
+from flexgame.markets.settlement import settle
+from flexgame.markets.system import FeederSpec, SystemConfig, build_system
 
 TX_CASE = """function mpc = tiny_tx
 mpc.version = '2';

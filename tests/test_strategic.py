@@ -18,18 +18,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.agents import MarketOperatorAgent
-from agents.model import REASONINGS, FlexMarketModel, ReasoningConfig
-from games.best_response import best_response, certificate
-from games.dynamics import ibr_round, iterated_best_response, level_k_round, logit_response
-from games.metrics import pivotal_suppliers, strategic_metrics
-from games.mpec import mpec_best_response
-from games.payoff import GameEvaluator
-from games.strategies import BidMap, StrategySpace
-from markets.bids import BidConfig, generate_bids
-from markets.errors import FlexgameInputError
-from markets.schemes import SCHEMES, build_scheme
-from markets.settlement import settle
+from flexgame.agents.agents import MarketOperatorAgent
+from flexgame.agents.model import REASONINGS, FlexMarketModel, ReasoningConfig
+from flexgame.games.best_response import best_response, certificate
+from flexgame.games.dynamics import ibr_round, iterated_best_response, level_k_round, logit_response
+from flexgame.games.metrics import pivotal_suppliers, strategic_metrics
+from flexgame.games.mpec import mpec_best_response
+from flexgame.games.payoff import GameEvaluator
+from flexgame.games.strategies import BidMap, StrategySpace
+from flexgame.markets.bids import BidConfig, generate_bids
+from flexgame.markets.errors import FlexgameInputError
+from flexgame.markets.schemes import SCHEMES, build_scheme
+from flexgame.markets.settlement import settle
 from tiny_market import (
     TOL, as_key, bid_table, brute_best_response, brute_round, deviation_payoffs,
     feeder_bid, payoff_table, pure_equilibria, regrets, tiny_system, tx_bid,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from markets.case_loading import load_case
-from markets.errors import FlexgameInputError
-from markets.grid_assessment import assess_base_state
-from markets.system import FeederSpec, SystemConfig, build_system
+from flexgame.markets.case_loading import load_case
+from flexgame.markets.errors import FlexgameInputError
+from flexgame.markets.grid_assessment import assess_base_state
+from flexgame.markets.system import FeederSpec, SystemConfig, build_system
 
 CASE14_LOAD_MW = 259.0
 

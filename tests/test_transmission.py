@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from markets.case_loading import load_case
-from markets.errors import FlexgameInputError
-from markets.transmission import build_transmission, ptdf_matrix
+from flexgame.markets.case_loading import load_case
+from flexgame.markets.errors import FlexgameInputError
+from flexgame.markets.transmission import build_transmission, ptdf_matrix
 
 
 @pytest.fixture(scope="module")

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from games.payoff import GameEvaluator
-from games.strategies import Strategy
-from markets.bids import BID_COLUMNS
-from markets.system import FeederSpec, InterconnectedSystem, SystemConfig, build_system
+from flexgame.games.payoff import GameEvaluator
+from flexgame.games.strategies import Strategy
+from flexgame.markets.bids import BID_COLUMNS
+from flexgame.markets.system import FeederSpec, InterconnectedSystem, SystemConfig, build_system
 
 _GEN_TAIL = "\t0" * 11  # Pc1 Pc2 Qc1min Qc1max Qc2min Qc2max ramp_agc ramp_10 ramp_30 ramp_q apf
 _BRANCH = "\t{f}\t{t}\t{r}\t{x}\t0\t0\t0\t0\t0\t0\t1\t-360\t360;"
