@@ -9,8 +9,6 @@ All randomness comes from the model's seeded generator ``self.rng``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import mesa
 import numpy as np
 import pandas as pd
@@ -19,56 +17,9 @@ from flexgame.agents.agents import FSPAgent, MarketOperatorAgent, SystemOperator
 from flexgame.games.dynamics import (hierarchy_level, ibr_round, level_k_round, logit_response,
                             sample_profiles)
 from flexgame.games.payoff import GameEvaluator, mean_outcome
+from flexgame.games.reasoning import REASONINGS, ReasoningConfig
 from flexgame.games.strategies import BidMap, StrategySpace
 from flexgame.markets.errors import FlexgameInputError, require_choice
-
-REASONINGS = ("truthful", "level_k", "cognitive_hierarchy", "ibr", "logit")
-
-
-@dataclass
-class ReasoningConfig:
-    """How FSPs reason.
-
-    Attributes:
-        name: truthful, level_k, cognitive_hierarchy, ibr or logit.
-        level: reasoning level k of every FSP (level_k, cognitive_hierarchy) unless
-            ``levels`` gives one per FSP.
-        levels: explicit level per FSP name.
-        level0: level-0 rule: truthful, random or fixed (``level0_markup_index``).
-        level0_markup_index: markup index of the fixed level-0 rule.
-        tau: Poisson mean of the cognitive hierarchy.
-        samples: opponent samples per expected payoff (cognitive hierarchy, logit).
-        update: gauss_seidel or jacobi (ibr).
-        max_rounds: iteration cap (ibr) or number of rounds (logit).
-        rationality: logit lambda [1/EUR].
-    """
-
-    name: str = "ibr"
-    level: int = 2
-    levels: dict[str, int] = field(default_factory=dict)
-    level0: str = "truthful"
-    level0_markup_index: int = 0
-    tau: float = 1.5
-    samples: int = 20
-    update: str = "gauss_seidel"
-    max_rounds: int = 30
-    rationality: float = 0.5
-
-    def validate(self) -> None:
-        require_choice("reasoning", self.name, REASONINGS)
-        require_choice("level0", self.level0, ("truthful", "random", "fixed"))
-        require_choice("update", self.update, ("gauss_seidel", "jacobi"))
-        for key, value in (("level", self.level), *(("levels." + k, v)
-                                                    for k, v in self.levels.items())):
-            if not value >= 0:
-                raise FlexgameInputError(f"{key}={value} is out of range; allowed: >= 0")
-        for key, low, strict in (("max_rounds", 1, False), ("samples", 1, False),
-                                 ("tau", 0, True), ("rationality", 0, False)):
-            value = getattr(self, key)
-            if value < low or (strict and value == low):
-                raise FlexgameInputError(
-                    f"{key}={value} is out of range; allowed: {'>' if strict else '>='} {low}")
-
 
 class FlexMarketModel(mesa.Model):
     """Strategic FSPs bidding into a built coordination scheme.

@@ -24,7 +24,8 @@ import highspy
 import numpy as np
 import pandas as pd
 
-from flexgame.agents.model import FlexMarketModel, ReasoningConfig
+from flexgame.agents.model import FlexMarketModel
+from flexgame.games.reasoning import ReasoningConfig
 from flexgame.games.metrics import strategic_metrics
 from flexgame.games.strategies import StrategySpace
 from flexgame.markets.bids import TSO_NEED_DIRECTION, BidConfig, generate_bids

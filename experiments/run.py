@@ -111,7 +111,7 @@ def validate_config(cfg) -> str:
     Raises:
         FlexgameInputError: naming the offending key and what is allowed.
     """
-    from flexgame.agents.model import REASONINGS
+    from flexgame.games.reasoning import REASONINGS
     from flexgame.experiments.strategic import reasoning_config, strategy_space
 
     plain = plain_config(cfg)

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flexgame.agents.model import REASONINGS, FlexMarketModel, ReasoningConfig
+from flexgame.agents.model import FlexMarketModel
+from flexgame.games.reasoning import REASONINGS, ReasoningConfig
 from flexgame.experiments.run import METRIC_KEYS, evaluate, write_run
 from flexgame.experiments.scenario import _check_keys, _number, _relabel, build_scenario, plain_config
 from flexgame.experiments.store import write_csv

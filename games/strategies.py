@@ -30,8 +30,60 @@ import numpy as np
 import pandas as pd
 
 from flexgame.markets.errors import FlexgameInputError, require_choice
+from flexgame.markets.options import check, option
 
 MARKUP_KINDS = ("multiplicative", "additive")
+TRUTHFUL_MARKUP = {"multiplicative": 1.0, "additive": 0.0}
+"""The markup that declares the true cost, per kind."""
+
+
+def _withholding_rule(value) -> str | None:
+    if len(value) == 0 or value[0] != 0 or any(not 0 <= w < 1 for w in value):
+        return "must start at 0, with shares in [0, 1)"
+    return None
+
+
+@dataclass
+class StrategyConfig:
+    """The FSPs' strategy space as settings: an evenly spaced markup grid from the truthful
+    markup to ``markup_max`` (see :meth:`space`).
+
+    Attributes:
+        kind: multiplicative (price = cost x markup) or additive (cost + markup [EUR/MW]).
+        markup_max: the largest markup of the grid [-, or EUR/MW when additive].
+        markup_points: points of the grid, the first one truthful.
+        price_cap: no declared price above this [EUR/MW].
+        withholding: shares of capacity an FSP may withhold (the first must be 0).
+        per_resource: an FSP prices each resource on its own instead of its pool as one.
+        reprice_forwarded: FSPs may re-price bids forwarded to later layers.
+    """
+
+    kind: str = option("multiplicative", choices=MARKUP_KINDS)
+    markup_max: float = option(2.4)
+    markup_points: int = option(15, low=2)
+    price_cap: float = option(500.0, low=0, low_open=True)
+    withholding: list[float] = option(factory=lambda: [0.0], rule=_withholding_rule)
+    per_resource: bool = option(False)
+    reprice_forwarded: bool = option(False)
+
+    def cross_check(self):
+        first = TRUTHFUL_MARKUP.get(self.kind, 0.0)
+        if not self.markup_max > first:
+            yield "markup_max", f"must exceed the truthful {self.kind} markup {first}"
+
+    def validate(self) -> None:
+        """Raise :class:`FlexgameInputError` naming the first invalid setting."""
+        check(self)
+
+    def space(self) -> "StrategySpace":
+        """The strategy space these settings describe."""
+        self.validate()
+        first = TRUTHFUL_MARKUP[self.kind]
+        return StrategySpace(
+            markups=list(np.round(np.linspace(first, self.markup_max, self.markup_points), 6)),
+            kind=self.kind, price_cap=self.price_cap,
+            withholding=[float(w) for w in self.withholding],
+            reprice_forwarded=self.reprice_forwarded, per_resource=self.per_resource)
 
 Strategy = tuple[int, ...]
 """(markup index, withholding index[, forwarded markup index])."""
@@ -51,7 +103,7 @@ class StrategySpace:
             pool; the players of the game are then its resources (see the module docstring).
     """
 
-    markups: list[float] = field(default_factory=lambda: list(np.round(np.linspace(1.0, 2.4, 15), 3)))
+    markups: list[float] = field(default_factory=lambda: StrategyConfig().space().markups)
     kind: str = "multiplicative"
     price_cap: float = 500.0
     withholding: list[float] = field(default_factory=lambda: [0.0])
@@ -61,15 +113,15 @@ class StrategySpace:
     def __post_init__(self) -> None:
         require_choice("markup kind", self.kind, MARKUP_KINDS)
         m = np.asarray(self.markups, dtype=float)
-        truthful = 1.0 if self.kind == "multiplicative" else 0.0
+        truthful = TRUTHFUL_MARKUP[self.kind]
         if len(m) == 0 or m[0] != truthful or np.any(np.diff(m) <= 0):
             raise FlexgameInputError(
                 f"markups={m.tolist()} must be increasing and start at the truthful {truthful}"
             )
-        w = np.asarray(self.withholding, dtype=float)
-        if len(w) == 0 or w[0] != 0 or np.any((w < 0) | (w >= 1)):
-            raise FlexgameInputError(f"withholding={w.tolist()} must start at 0 with shares in [0, 1)")
-        if self.price_cap <= 0:
+        problem = _withholding_rule(list(self.withholding))
+        if problem:
+            raise FlexgameInputError(f"withholding={list(self.withholding)} {problem}")
+        if not self.price_cap > 0:
             raise FlexgameInputError(f"price_cap={self.price_cap} must be > 0 EUR/MW")
 
     @property

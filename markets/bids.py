@@ -16,12 +16,14 @@ change. Prices follow the D3.3 cases (ALEXANDER D3.3 §4.2, SPEC §3):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from flexgame.markets.errors import FlexgameInputError, require_choice
+from flexgame.markets.errors import FlexgameInputError
+from flexgame.markets.options import check, option, pair_rule
 from flexgame.markets.system import InterconnectedSystem
 
 CASES = ("A", "B", "C", "D")
@@ -70,48 +72,62 @@ class DeclaredBids:
     forward_price_eur_per_mw: np.ndarray | None = None
 
 
+PRICE_CLASSES = ("transmission_up", "transmission_down", "distribution_up",
+                 "distribution_down", "critical_up", "critical_down")
+
+
+@dataclass
+class PriceRanges:
+    """Price ranges [EUR/MW] that replace a case's defaults (:data:`DEFAULT_PRICES`); None
+    keeps the case's own range. ``critical_*`` apply to case C's extra bids at critical
+    nodes."""
+
+    transmission_up: tuple[float, float] | None = option(None, rule=pair_rule(0.0, False))
+    transmission_down: tuple[float, float] | None = option(None, rule=pair_rule(0.0, False))
+    distribution_up: tuple[float, float] | None = option(None, rule=pair_rule(0.0, False))
+    distribution_down: tuple[float, float] | None = option(None, rule=pair_rule(0.0, False))
+    critical_up: tuple[float, float] | None = option(None, rule=pair_rule(0.0, False))
+    critical_down: tuple[float, float] | None = option(None, rule=pair_rule(0.0, False))
+
+
 @dataclass
 class BidConfig:
     """How resources, bids and FSPs are drawn.
 
     Attributes:
-        case: D3.3 case A, B, C or D.
-        liquidity: share of resources that participate, in (0, 1].
+        case: D3.3 case A, B, C or D (ALEXANDER D3.3 §4.2): the price ranges and the
+            direction of the TSO need.
+        liquidity: share of the potential resources that bid, in (0, 1].
         aggregation: none (one FSP per resource), by_feeder (one FSP per feeder, each
             transmission resource its own FSP) or random_pools (pools of ``pool_size``).
         pool_size: resources per FSP for random_pools.
         quantity_share: (low, high) share of the local load or generation offered [-].
         critical_bids_per_feeder: case C extra bid pairs per feeder at critical nodes.
-        prices: price ranges per case (overrides DEFAULT_PRICES entries).
+        prices: price ranges replacing the case's defaults.
     """
 
-    case: str = "A"
-    liquidity: float = 1.0
-    aggregation: str = "none"
-    pool_size: int = 10
-    quantity_share: tuple[float, float] = (0.1, 0.3)
-    critical_bids_per_feeder: int = 4
-    prices: dict[str, dict[str, PriceRange]] = field(default_factory=dict)
+    case: str = option("A", choices=CASES)
+    liquidity: float = option(1.0, low=0, high=1, low_open=True)
+    aggregation: str = option("none", choices=AGGREGATIONS)
+    pool_size: int = option(10, low=1, only_for=("aggregation", ("random_pools",)))
+    quantity_share: tuple[float, float] = option((0.1, 0.3), rule=pair_rule(0.0))
+    critical_bids_per_feeder: int = option(4, low=0, only_for=("case", ("C",)))
+    prices: PriceRanges = option(factory=PriceRanges)
 
     def validate(self) -> None:
-        require_choice("case", self.case, CASES)
-        require_choice("aggregation", self.aggregation, AGGREGATIONS)
-        if not 0 < self.liquidity <= 1:
-            raise FlexgameInputError(
-                f"liquidity={self.liquidity} is impossible; it is a share in (0, 1]"
-            )
-        if self.pool_size < 1:
-            raise FlexgameInputError(f"pool_size={self.pool_size} must be >= 1")
-        lo, hi = self.quantity_share
-        if not 0 < lo <= hi:
-            raise FlexgameInputError(f"quantity_share={self.quantity_share} needs 0 < low <= high")
+        """Raise :class:`FlexgameInputError` naming the first invalid setting."""
+        check(self)
+
+    @property
+    def direction(self) -> str:
+        """Direction of the TSO need in this case: "up" or "down"."""
+        return TSO_NEED_DIRECTION[self.case]
 
     def price_ranges(self) -> dict[str, PriceRange]:
+        """The case's price ranges with the overrides of :attr:`prices` applied [EUR/MW]."""
         ranges = dict(DEFAULT_PRICES[self.case])
-        ranges.update(self.prices.get(self.case, {}))
-        for key, (lo, hi) in ranges.items():
-            if not 0 <= lo <= hi:
-                raise FlexgameInputError(f"price range {key}={lo, hi} needs 0 <= low <= high")
+        ranges.update({k: tuple(v) for k, v in dataclasses.asdict(self.prices).items()
+                       if v is not None})
         return ranges
 
 
@@ -185,8 +201,18 @@ def generate_bids(system: InterconnectedSystem, cfg: BidConfig,
 
     Same system, config and generator state give the same table. Returns a bid table with
     ``BID_COLUMNS``, index 0..n-1 (the bid id).
+
+    Raises:
+        FlexgameInputError: an invalid setting, or a system whose TSO need points the other
+            way than the case's (case D is a downward need; build the system with
+            ``build_system(config, direction=cfg.direction)``).
     """
     cfg.validate()
+    if system.direction != cfg.direction:
+        raise FlexgameInputError(
+            f"case {cfg.case} has a {'down' if cfg.direction == 'down' else 'up'}ward TSO need "
+            f"but the system's need is {system.direction}ward; build the system with "
+            f"direction={cfg.direction!r} (flexgame.Scenario.from_case does both)")
     pool = _resources(system, cfg, rng)
     n_keep = max(1, int(round(cfg.liquidity * len(pool))))
     keep = np.sort(rng.choice(len(pool), size=n_keep, replace=False))

@@ -26,6 +26,7 @@ import pyomo.environ as pyo
 from flexgame.markets.distribution import limit_directions
 from flexgame.markets.grid_state import GridState
 from flexgame.markets.lp import CompiledLP
+from flexgame.markets.options import option
 from flexgame.markets.system import InterconnectedSystem
 
 
@@ -51,10 +52,10 @@ class Penalties:
         interface: EUR per MW of deviation from a held interface flow.
     """
 
-    unmet_need: float = 1e4
-    line: float = 1e4
-    voltage: float = 1e6
-    interface: float = 1e4
+    unmet_need: float = option(1e4, low=0, low_open=True)
+    line: float = option(1e4, low=0, low_open=True)
+    voltage: float = option(1e6, low=0, low_open=True)
+    interface: float = option(1e4, low=0, low_open=True)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ remaining quantity (uncleared distribution bids are forwarded automatically).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -21,12 +21,23 @@ from flexgame.markets.bids import DeclaredBids, validate_bids
 from flexgame.markets.errors import FlexgameInputError, require_choice
 from flexgame.markets.grid_state import BidEffects, GridState
 from flexgame.markets.market_layer import LayerOutcome, MarketLayer, Penalties
-from flexgame.markets.prequalification import Prequalification
+from flexgame.markets.options import check, option
+from flexgame.markets.prequalification import METHODS as PREQUALIFICATIONS
+from flexgame.markets.prequalification import WEIGHTINGS, Prequalification
 from flexgame.markets.system import InterconnectedSystem
 
 SCHEMES = ("common", "fragmented", "ml01", "ml02", "ml03", "ml04", "ml05", "ml06",
            "bid_aggregation")
 INTERFACES = ("free", "fixed")
+
+
+SCHEME_OPTIONS = {
+    "interface": ("fragmented", "ml01", "ml02", "ml03", "ml04"),
+    "prequalification": ("ml03", "ml06"),
+    "envelope_weighting": ("ml03", "ml06"),
+    "delta_mw": ("bid_aggregation",),
+}
+"""Clearing options that only some schemes have, and those schemes."""
 
 
 @dataclass
@@ -45,23 +56,21 @@ class ClearingConfig:
         penalties: slack prices.
     """
 
-    scheme: str = "common"
-    interface: str = "free"
-    prequalification: str = "envelope"
-    envelope_weighting: str = "price"
-    delta_mw: float = 0.25
-    polygon_sides: int = 12
-    penalties: Penalties = field(default_factory=Penalties)
+    scheme: str = option("common", choices=SCHEMES)
+    interface: str = option("free", choices=INTERFACES,
+                            only_for=("scheme", SCHEME_OPTIONS["interface"]))
+    prequalification: str = option("envelope", choices=PREQUALIFICATIONS,
+                                   only_for=("scheme", SCHEME_OPTIONS["prequalification"]))
+    envelope_weighting: str = option("price", choices=WEIGHTINGS,
+                                     only_for=("scheme", SCHEME_OPTIONS["envelope_weighting"]))
+    delta_mw: float = option(0.25, low=0, low_open=True,
+                             only_for=("scheme", SCHEME_OPTIONS["delta_mw"]))
+    polygon_sides: int = option(12, low=4)
+    penalties: Penalties = option(factory=Penalties)
 
     def validate(self) -> None:
-        require_choice("scheme", self.scheme, SCHEMES)
-        require_choice("interface", self.interface, INTERFACES)
-        require_choice("prequalification", self.prequalification, ("envelope", "iterative"))
-        require_choice("envelope_weighting", self.envelope_weighting, ("price", "uniform"))
-        if not self.delta_mw > 0:
-            raise FlexgameInputError(f"delta_mw={self.delta_mw} must be > 0 MW")
-        if self.polygon_sides < 4:
-            raise FlexgameInputError(f"polygon_sides={self.polygon_sides} must be >= 4")
+        """Raise :class:`FlexgameInputError` naming the first invalid setting."""
+        check(self)
 
 
 @dataclass

@@ -11,32 +11,60 @@ generation differ by the TSO's imbalance (the TSO need).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from flexgame.markets.case_loading import load_case
 from flexgame.markets.distribution import LINE_LIMITS, Feeder, build_feeder
 from flexgame.markets.errors import FlexgameInputError, require_choice
+from flexgame.markets.options import check, option, pair_rule
 from flexgame.markets.transmission import TransmissionNetwork, build_transmission
+
+COUPLING_LOADS = ("replace", "add")
+DIRECTIONS = ("up", "down")
+
+
+def _case_source(value) -> str | None:
+    """Rule of a case option: a name or path, or an in-memory case (CaseFrames or dict)."""
+    if isinstance(value, (str, Mapping)) or hasattr(value, "bus"):
+        return None
+    return "must be a case name, a path of a MATPOWER file, a CaseFrames or a dict"
+
+
+def _positive_values(value: Mapping) -> str | None:
+    bad = [k for k, v in value.items() if not v > 0]
+    return f"needs ratings > 0 MW (line {bad[0]!r})" if bad else None
 
 
 @dataclass
 class FeederSpec:
-    """One feeder to attach: a MATPOWER case (name or path) at a transmission bus."""
+    """One feeder to attach: a MATPOWER case at a transmission bus.
 
-    case: str
-    bus: int
+    Attributes:
+        case: case name (embedded or of the ``matpower`` package), path of a ``.m`` file, or
+            an in-memory case (matpowercaseframes ``CaseFrames`` or a dict of its tables).
+        bus: transmission bus number the feeder's root is coupled to.
+        name: feeder name (default: the case name, made unique).
+    """
+
+    case: Any = option("case69", rule=_case_source)
+    bus: int = option(14, low=1)
     name: str | None = None
 
 
 @dataclass
 class SystemConfig:
-    """Settings of the interconnected system (every default of SPEC §2 is a field here).
+    """Settings of the interconnected system: IEEE 14-bus transmission with case69 and case141
+    feeders by default (ALEXANDER D3.3 §4.1.2 uses a transmission case with distribution
+    feeders attached at load buses).
 
     Attributes:
-        transmission_case: MATPOWER case of the transmission grid.
-        feeders: feeders and the transmission bus each root is coupled to.
+        transmission_case: MATPOWER case of the transmission grid (as ``FeederSpec.case``).
+        feeders: feeders and the transmission bus each root is coupled to; empty for a
+            transmission-only system.
         coupling_load: "replace" (feeder load is carved out of the bus load) or "add".
         tx_rating_factor: transmission rating = factor x |base DC flow| [-].
         tx_min_rating_mw: floor of transmission ratings [MW].
@@ -53,28 +81,36 @@ class SystemConfig:
         dg_share: distributed generation per feeder as a share of its active load [-].
         dg_buses_per_feeder: number of far-end buses that host the DG.
         imbalance_share: TSO imbalance as a share of total demand net of DG [-].
-        imbalance_mw: explicit TSO imbalance [MW] (overrides imbalance_share).
+        imbalance_mw: explicit TSO imbalance [MW] (overrides imbalance_share); its direction
+            comes from the case (upward or downward need).
     """
 
-    transmission_case: str = "case14"
-    feeders: list[FeederSpec] = field(
-        default_factory=lambda: [FeederSpec("case69", 14), FeederSpec("case141", 9)]
-    )
-    coupling_load: str = "replace"
-    tx_rating_factor: float = 1.5
-    tx_min_rating_mw: float = 10.0
-    tx_ratings_mw: dict[str, float] = field(default_factory=dict)
-    feeder_rating_factor: float = 1.3
-    feeder_min_rating_share: float = 0.1
-    congested_branches_per_feeder: int = 1
-    congestion_factor: float = 0.9
-    congested_branches: dict[str, list[str]] = field(default_factory=dict)
-    feeder_line_limit: str = "active"
-    v_limits: tuple[float, float] | None = None
-    dg_share: float = 0.3
-    dg_buses_per_feeder: int = 3
-    imbalance_share: float = 0.05
-    imbalance_mw: float | None = None
+    transmission_case: Any = option("case14", rule=_case_source)
+    feeders: list[FeederSpec] = option(
+        factory=lambda: [FeederSpec("case69", 14), FeederSpec("case141", 9)])
+    coupling_load: str = option("replace", choices=COUPLING_LOADS)
+    tx_rating_factor: float = option(1.5, low=0, low_open=True)
+    tx_min_rating_mw: float = option(10.0, low=0)
+    tx_ratings_mw: dict[str, float] = option(factory=dict, open_keys=True,
+                                             rule=_positive_values)
+    feeder_rating_factor: float = option(1.3, low=0, low_open=True)
+    feeder_min_rating_share: float = option(0.1, low=0)
+    congested_branches_per_feeder: int = option(1, low=0)
+    congestion_factor: float = option(0.9, low=0, low_open=True)
+    congested_branches: dict[str, list[str]] = option(factory=dict, open_keys=True)
+    feeder_line_limit: str = option("active", choices=LINE_LIMITS)
+    v_limits: tuple[float, float] | None = option(None, rule=pair_rule(low=0.0))
+    dg_share: float = option(0.3, low=0)
+    dg_buses_per_feeder: int = option(3, low=0)
+    imbalance_share: float = option(0.05, low=0)
+    imbalance_mw: float | None = option(None, low=0)
+
+    def __post_init__(self) -> None:
+        self.feeders = [FeederSpec(**f) if isinstance(f, Mapping) else f for f in self.feeders]
+
+    def validate(self) -> None:
+        """Raise :class:`FlexgameInputError` naming the first invalid setting."""
+        check(self)
 
 
 @dataclass
@@ -90,6 +126,7 @@ class InterconnectedSystem:
         tso_need_mw: upward need > 0 (demand exceeds generation), downward need < 0 [MW].
         congested: tightened branch indices per feeder name.
         feeder_line_limit: "active" or "apparent" (see SystemConfig).
+        direction: direction of the TSO need, "up" or "down" (it follows the D3.3 case).
     """
 
     transmission: TransmissionNetwork
@@ -100,6 +137,7 @@ class InterconnectedSystem:
     tso_need_mw: float
     congested: dict[str, list[int]]
     feeder_line_limit: str = "active"
+    direction: str = "up"
 
     def feeder(self, name: str) -> Feeder:
         for f in self.feeders:
@@ -181,18 +219,8 @@ def build_system(config: SystemConfig | None = None, direction: str = "up") -> I
         FlexgameInputError: a missing coupling bus, an unknown case, a negative rating, ...
     """
     cfg = config or SystemConfig()
-    require_choice("direction", direction, ("up", "down"))
-    require_choice("coupling_load", cfg.coupling_load, ("replace", "add"))
-    require_choice("feeder_line_limit", cfg.feeder_line_limit, LINE_LIMITS)
-    for key in ("feeder_rating_factor", "congestion_factor", "tx_rating_factor"):
-        if getattr(cfg, key) <= 0:
-            raise FlexgameInputError(f"{key}={getattr(cfg, key)} must be > 0")
-    if cfg.feeder_min_rating_share < 0:
-        raise FlexgameInputError(
-            f"feeder_min_rating_share={cfg.feeder_min_rating_share} must be >= 0"
-        )
-    if not 0 <= cfg.dg_share:
-        raise FlexgameInputError(f"dg_share={cfg.dg_share} must be >= 0")
+    require_choice("direction", direction, DIRECTIONS)
+    cfg.validate()
     tx_case = load_case(cfg.transmission_case)
     transmission = build_transmission(
         tx_case, cfg.tx_rating_factor, cfg.tx_min_rating_mw, cfg.tx_ratings_mw
@@ -201,7 +229,6 @@ def build_system(config: SystemConfig | None = None, direction: str = "up") -> I
     feeders, dg, congested = [], {}, {}
     names = set()
     for spec in cfg.feeders:
-        spec = spec if isinstance(spec, FeederSpec) else FeederSpec(**spec)
         idx = transmission.bus_index(spec.bus)  # raises with the list of buses
         name = spec.name or spec.case
         while name in names:
@@ -245,8 +272,6 @@ def build_system(config: SystemConfig | None = None, direction: str = "up") -> I
         )
     demand = tx_load.sum() + sum(f.load_mw.sum() - dg[f.name].sum() for f in feeders)
     need = cfg.imbalance_mw if cfg.imbalance_mw is not None else cfg.imbalance_share * demand
-    if need < 0:
-        raise FlexgameInputError(f"imbalance {need} must be >= 0 (give its sign by direction)")
     need = need if direction == "up" else -need
     gen = np.zeros(len(transmission.buses))
     for bus, pg in zip(tx_case.gen.GEN_BUS, tx_case.gen.PG):
@@ -255,4 +280,4 @@ def build_system(config: SystemConfig | None = None, direction: str = "up") -> I
         raise FlexgameInputError(f"case {tx_case.source} has no generation to scale")
     gen *= (demand - need) / gen.sum()
     return InterconnectedSystem(transmission, feeders, dg, tx_load, gen, float(need), congested,
-                                cfg.feeder_line_limit)
+                                cfg.feeder_line_limit, direction)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from flexgame.markets.bids import (
+    PriceRanges,
     AGGREGATIONS, BID_COLUMNS, CASES, DEFAULT_PRICES, TSO_NEED_DIRECTION, BidConfig,
     critical_buses, generate_bids, validate_bids,
 )
@@ -39,9 +40,19 @@ def test_bid_table_shape(bids_a, system):
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_same_seed_same_bids(system, case):
+def test_same_seed_same_bids(system, system_down, case):
+    sys_ = system_down if TSO_NEED_DIRECTION[case] == "down" else system
     kwargs = dict(case=case, liquidity=0.7, aggregation="random_pools", pool_size=4)
-    pd.testing.assert_frame_equal(_bids(system, 3, **kwargs), _bids(system, 3, **kwargs))
+    pd.testing.assert_frame_equal(_bids(sys_, 3, **kwargs), _bids(sys_, 3, **kwargs))
+
+
+@pytest.mark.parametrize("case, direction", [("D", "up"), ("A", "down")])
+def test_case_and_need_direction_must_agree(system, system_down, case, direction):
+    """A case fixes the direction of the TSO need (D3.3 §4.2): drawing case D's bids for a
+    system with an upward need (or A's for a downward one) is refused, naming the fix."""
+    sys_ = system if direction == "up" else system_down
+    with pytest.raises(FlexgameInputError, match=f"case {case} .* direction="):
+        _bids(sys_, case=case)
 
 
 def test_different_seed_different_bids(system):
@@ -74,8 +85,8 @@ def _extreme(bids, level, direction, fn, critical=False):
 
 
 @pytest.mark.parametrize("case", ["A", "D"])
-def test_case_a_d_distribution_dearer_than_transmission(system, case):
-    bids = _bids(system, 4, case=case)
+def test_case_a_d_distribution_dearer_than_transmission(system, system_down, case):
+    bids = _bids(system_down if case == "D" else system, 4, case=case)
     for direction in ("up", "down"):
         assert (_extreme(bids, "distribution", direction, min)
                 >= _extreme(bids, "transmission", direction, max))
@@ -179,13 +190,13 @@ def test_bad_pool_size(system):
 
 
 def test_bad_price_range_override(system):
-    cfg = BidConfig(prices={"A": {"transmission_up": (50.0, 40.0)}})
+    cfg = BidConfig(prices=PriceRanges(transmission_up=(50.0, 40.0)))
     with pytest.raises(FlexgameInputError, match="transmission_up"):
         generate_bids(system, cfg, np.random.default_rng(0))
 
 
 def test_price_override_used(system):
-    cfg = BidConfig(prices={"A": {"transmission_up": (70.0, 71.0)}})
+    cfg = BidConfig(prices=PriceRanges(transmission_up=(70.0, 71.0)))
     bids = generate_bids(system, cfg, np.random.default_rng(0))
     sel = bids[(bids.level == "transmission") & (bids.direction == "up")]
     assert sel.price_eur_per_mw.between(70.0, 71.0).all()

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from flexgame.agents.model import REASONINGS
+from flexgame.games.reasoning import REASONINGS
 from flexgame.experiments.cli import group_options, main
 from flexgame.experiments.run import run_experiment
 from flexgame.experiments.scenario import (bid_config, build_scenario, clearing_config, load_config,

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from flexgame.agents.agents import MarketOperatorAgent
-from flexgame.agents.model import REASONINGS, FlexMarketModel, ReasoningConfig
+from flexgame.agents.model import FlexMarketModel
+from flexgame.games.reasoning import REASONINGS, ReasoningConfig
 from flexgame.games.best_response import best_response, certificate
 from flexgame.games.dynamics import ibr_round, iterated_best_response, level_k_round, logit_response
 from flexgame.games.metrics import pivotal_suppliers, strategic_metrics
@@ -443,7 +444,7 @@ def test_unknown_reasoning_is_rejected_with_the_allowed_names(folder):
         assert name in str(err.value)
     assert "best_guess" in str(err.value)
     built, space = make_scheme(folder, "edgeworth")
-    with pytest.raises(FlexgameInputError, match="reasoning"):
+    with pytest.raises(FlexgameInputError, match="best_guess"):
         FlexMarketModel(built, space, ReasoningConfig("best_guess"))
 
 

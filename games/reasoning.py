@@ -1,0 +1,63 @@
+"""How FSPs reason: the settings of the reasoning processes of :mod:`flexgame.games.dynamics`.
+
+Iterated best response (Gauss-Seidel or Jacobi), k-level reasoning (Stahl & Wilson, Games
+Econ. Behav. 10, 1995; Nagel, Am. Econ. Rev. 85, 1995), cognitive hierarchy (Camerer, Ho &
+Chong, Q. J. Econ. 119, 2004) and logit quantal response (McKelvey & Palfrey, Games Econ.
+Behav. 10, 1995), the strategic behaviour of FSPs studied in ALEXANDER D4.1 (KER 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flexgame.games.strategies import StrategyConfig
+from flexgame.markets.options import check, option
+
+REASONINGS = ("truthful", "level_k", "cognitive_hierarchy", "ibr", "logit")
+"""Reasoning modes; ``truthful`` bids the true cost (no game is played)."""
+STRATEGIC = REASONINGS[1:]
+LEVEL0_RULES = ("truthful", "random", "fixed")
+UPDATES = ("gauss_seidel", "jacobi")
+
+
+def _levels_rule(value) -> str | None:
+    bad = [k for k, v in value.items() if not (isinstance(v, int) and v >= 0)]
+    return f"needs integer levels >= 0 (FSP {bad[0]!r})" if bad else None
+
+
+@dataclass
+class ReasoningConfig:
+    """How FSPs reason.
+
+    Attributes:
+        name: truthful, level_k, cognitive_hierarchy, ibr or logit.
+        level: reasoning level k of every FSP (level_k, cognitive_hierarchy) unless
+            ``levels`` gives one per FSP.
+        levels: explicit level per FSP (or player) name.
+        level0: level-0 rule, also the start of ibr and logit: truthful, random or fixed
+            (``level0_markup_index``).
+        level0_markup_index: markup index of the fixed level-0 rule.
+        tau: Poisson mean of the cognitive hierarchy.
+        samples: opponent samples per expected payoff (cognitive hierarchy, logit).
+        update: gauss_seidel or jacobi (ibr).
+        max_rounds: iteration cap (ibr) or number of rounds (logit).
+        rationality: logit lambda [1/EUR].
+        strategy: the FSPs' strategy space.
+    """
+
+    name: str = option("ibr", choices=REASONINGS)
+    level: int = option(2, low=0, only_for=("name", ("level_k", "cognitive_hierarchy")))
+    levels: dict[str, int] = option(factory=dict, open_keys=True, rule=_levels_rule,
+                                    only_for=("name", ("level_k", "cognitive_hierarchy")))
+    level0: str = option("truthful", choices=LEVEL0_RULES, only_for=("name", STRATEGIC))
+    level0_markup_index: int = option(0, low=0, only_for=("name", STRATEGIC))
+    tau: float = option(1.5, low=0, low_open=True, only_for=("name", ("cognitive_hierarchy",)))
+    samples: int = option(20, low=1, only_for=("name", ("cognitive_hierarchy", "logit")))
+    update: str = option("gauss_seidel", choices=UPDATES, only_for=("name", ("ibr",)))
+    max_rounds: int = option(30, low=1, only_for=("name", ("ibr", "logit")))
+    rationality: float = option(0.5, low=0, only_for=("name", ("logit",)))
+    strategy: StrategyConfig = option(factory=StrategyConfig, only_for=("name", STRATEGIC))
+
+    def validate(self) -> None:
+        """Raise :class:`FlexgameInputError` naming the first invalid setting."""
+        check(self)
