@@ -7,8 +7,8 @@
     flexgame table [options]     the D3.3 table: every scheme on cases A-D, truthful bids
     flexgame summary [overrides] the test system and its base state
 
-A :class:`markets.errors.FlexgameInputError` (a wrong config value, an unknown option) prints
-one line to stderr and exits with status 2.
+A :class:`flexgame.markets.errors.FlexgameInputError` (a wrong config value, an unknown option)
+prints one line to stderr and exits with status 2.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import os
 import sys
 from contextlib import contextmanager
 
-from flexgame.experiments.scenario import CONFIG_MODULE, check_group_overrides, group_options
+from flexgame.experiments.config import CONFIG_MODULE, group_options, load_config, settings
 from flexgame.markets.bids import CASES
 from flexgame.markets.errors import FlexgameInputError, require_choice
 from flexgame.markets.schemes import SCHEMES
@@ -61,6 +61,10 @@ def _launch(task, args: list[str], command: str) -> None:
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
+    from flexgame.experiments.models import register_schemas
+
+    register_schemas()
+
     @hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name="config", version_base="1.3")
     def app(cfg) -> None:
         task(cfg, HydraConfig.get().runtime.output_dir)
@@ -81,12 +85,13 @@ def _run(overrides: list[str]) -> None:
         rest = " ".join(a for a in overrides if a not in ("-m", "--multirun"))
         raise FlexgameInputError(f"{PROG} run runs one simulation; for a multirun use "
                                  f"'{PROG} sweep {rest}'")
-    check_group_overrides(overrides)
+    if not any(a.startswith("-") for a in overrides):  # --cfg, --help: Hydra answers
+        settings(load_config(overrides), overrides)  # every value checked before running
     failures: list[FlexgameInputError] = []
 
     def task(cfg, out_dir) -> None:
         try:
-            metrics = run_experiment(cfg, out_dir)
+            metrics = run_experiment(cfg, out_dir, overrides)
         except FlexgameInputError as error:  # reported by main() without a traceback
             failures.append(error)
             return
@@ -134,7 +139,6 @@ def _sweep_jobs(overrides: list[str], default_dir=None):
     """Validate, launch and sort the jobs of a sweep; returns (plan, outcome)."""
     from flexgame.experiments import sweep
 
-    check_group_overrides(overrides)
     plan = sweep.plan(overrides, default_dir)
     ready = sum(job.complete for job in plan.jobs)
     print(f"sweep: {len(plan.jobs)} jobs ({ready} already complete) into {plan.sweep_dir}",
@@ -285,10 +289,10 @@ def _summary(overrides: list[str]) -> None:
         print(f"usage: {PROG} summary [overrides]\n\nPrints the test system and its base "
               "state; overrides as for 'run' (e.g. case=D system.dg_share=0.5).")
         return
-    from flexgame.experiments.scenario import build_system_for, load_config
+    from flexgame.markets.system import build_system
 
-    check_group_overrides(overrides)
-    print(build_system_for(load_config(overrides)).summary())
+    run = settings(load_config(overrides), overrides)
+    print(build_system(run.system, direction=run.bid_config().direction).summary())
 
 
 COMMANDS = {"run": _run, "sweep": _sweep, "report": _report, "study": _study,

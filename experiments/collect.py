@@ -1,10 +1,10 @@
 """Collecting run directories into tidy tables.
 
 A run directory is any directory holding ``metrics.json`` (a complete run); a sweep directory
-holds many, at any depth. :func:`collect` makes one row per run: the swept config values
-(scheme, case, settlement, reasoning, liquidity, aggregation, seed, and any other config
-value that differs between the runs, by its dotted key) followed by every scalar of
-``metrics.json``. :func:`rounds` and :func:`strategies` stack the per-run tables of strategic
+holds many, at any depth. :func:`collect` makes one row per run: the config columns of the
+runs' model (:attr:`flexgame.experiments.models.Model.columns`; for the TSO-DSO game scheme,
+case, settlement, reasoning, liquidity, aggregation, seed), any other config value that
+differs between the runs (by its dotted key), then every scalar of ``metrics.json``. :func:`rounds` and :func:`strategies` stack the per-run tables of strategic
 runs with the run's config values in front.
 """
 
@@ -16,18 +16,15 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
+from flexgame.experiments.config import effective
+from flexgame.experiments.models import model_of
 from flexgame.experiments.store import write_csv, write_parquet
 from flexgame.experiments.sweep import CONFIG, ERROR, METRICS
 from flexgame.markets.errors import FlexgameInputError
 
-CONFIG_COLUMNS = {"scheme": "scheme.name", "case": "case.name",
-                  "settlement": "settlement.name", "reasoning": "reasoning.name",
-                  "liquidity": "liquidity", "aggregation": "aggregation.mode", "seed": "seed"}
-"""Columns of every collected table -> their dotted config key."""
-
 OPTIONAL_COLUMNS = {"markup_kind": "reasoning.strategy.kind"}
 """Columns added when some run has the key: the unit of markups (multiplicative [-] or
-additive [EUR/MW]) of strategic runs."""
+additive [EUR/MW]) of strategic runs (truthful runs have no strategy space)."""
 
 FORMATS = ("csv", "parquet")
 
@@ -47,9 +44,13 @@ def find_runs(root) -> tuple[list[Path], list[Path]]:
     return done, failed
 
 
-def _flat_config(run_dir: Path) -> dict:
-    """A run's ``config.yaml`` as ``{dotted key: scalar value}`` (lists are left out)."""
-    config = OmegaConf.to_container(OmegaConf.load(run_dir / CONFIG))
+def _load_config(run_dir: Path) -> dict:
+    """A run's ``config.yaml`` without the options that had no effect in it."""
+    return effective(OmegaConf.to_container(OmegaConf.load(run_dir / CONFIG)))
+
+
+def _flat(config: dict) -> dict:
+    """A config as ``{dotted key: scalar value}`` (lists are left out)."""
     flat = pd.json_normalize(config, sep=".").iloc[0].to_dict()
     return {k: v for k, v in flat.items() if not isinstance(v, (list, dict))}
 
@@ -60,7 +61,7 @@ def _scalars(mapping: dict) -> dict:
 
 
 def collect(root) -> pd.DataFrame:
-    """One row per complete run under ``root``: config columns (:data:`CONFIG_COLUMNS`,
+    """One row per complete run under ``root``: config columns (the model's, then
     :data:`OPTIONAL_COLUMNS`, then other config values that vary between runs, by dotted key),
     ``run_dir`` (relative to ``root``), then the scalar metrics. Rows are sorted by the config
     columns.
@@ -72,8 +73,12 @@ def collect(root) -> pd.DataFrame:
     runs, _ = find_runs(root)
     if not runs:
         raise FlexgameInputError(f"DIR={root} holds no run (no {METRICS} at any depth)")
-    configs = pd.DataFrame([_flat_config(run) for run in runs])
-    known = {**CONFIG_COLUMNS, **{k: v for k, v in OPTIONAL_COLUMNS.items() if v in configs}}
+    loaded = [_load_config(run) for run in runs]
+    configs = pd.DataFrame([_flat(config) for config in loaded])
+    columns = {}
+    for config in loaded:
+        columns.update(model_of(config).columns)
+    known = {**columns, **{k: v for k, v in OPTIONAL_COLUMNS.items() if v in configs}}
     # values that differ between runs of the same group option (not only present or absent)
     varying = [k for k in configs.columns
                if k not in known.values() and configs[k].dropna().astype(str).nunique() > 1]

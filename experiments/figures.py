@@ -16,15 +16,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from flexgame.experiments.collect import config_columns
+from flexgame.markets.metrics import metric as registered
 from flexgame.markets.schemes import SCHEMES
 
-LABELS = {
-    "price_of_anarchy": "price of anarchy [-]",
-    "inefficiency_pct": "eta vs truthful common [%]",
-    "mean_markup": "mean markup [-]",
-    "procurement_cost_eur": "procurement cost [EUR]",
-}
-"""Axis labels with units."""
+
+def metric_label(name: str) -> str:
+    """Axis label with unit, from the metric registry."""
+    return registered(name).axis_label
 
 PANEL_WIDTH, PANEL_HEIGHT = 4.2, 3.0
 """Size of one panel [inch]."""
@@ -173,8 +171,8 @@ def efficiency_vs_liquidity(runs: pd.DataFrame, rounds: pd.DataFrame,
                 ax.plot(x, stats["mean"], marker=scheme_marker(scheme), color=color,
                         label=scheme)
                 ax.fill_between(x, stats.low, stats.high, color=color, alpha=0.15, linewidth=0)
-            ax.set_xlabel("liquidity (share of resources bidding) [-]")
-            ax.set_ylabel(LABELS[metric])
+            ax.set_xlabel(metric_label("liquidity"))
+            ax.set_ylabel(metric_label(metric))
             _readable_y(ax, MIN_SPAN[metric])
             ax.set_xticks(levels)
             ax.set_title(title, fontsize=9)
@@ -220,7 +218,7 @@ def aggregation_effect(runs: pd.DataFrame, rounds: pd.DataFrame,
                 ax.axhline(1.0, color="black", linewidth=0.8)
             ax.set_xticks(np.arange(len(schemes)), schemes, rotation=30, ha="right")
             ax.set_xlabel("coordination scheme")
-            ax.set_ylabel(LABELS[metric])
+            ax.set_ylabel(metric_label(metric))
             ax.set_title(title, fontsize=9)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, title="aggregation", loc="outside right upper")
@@ -300,7 +298,7 @@ def convergence(runs: pd.DataFrame, rounds: pd.DataFrame,
                 ax.fill_between(x, stats.low, stats.high, color=color, alpha=0.15, linewidth=0)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlabel("reasoning round [-]")
-            ax.set_ylabel(LABELS[metric])
+            ax.set_ylabel(metric_label(metric))
             _readable_y(ax, MIN_SPAN[metric])
             ax.set_title(title, fontsize=9)
     _scheme_legend(fig, scheme_order(filled.scheme))

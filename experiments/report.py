@@ -19,28 +19,13 @@ from flexgame.experiments.collect import collect, config_columns, find_runs, rou
 from flexgame.experiments.figures import FIGURES, LeftOut, scheme_order, swept
 from flexgame.experiments.store import write_figure, write_text
 from flexgame.experiments.sweep import ERROR
-from flexgame.experiments.table import UNITS, format_value, markdown_table
+from flexgame.experiments.table import format_value, markdown_table
+from flexgame.markets.metrics import metric
 
-SUMMARY = {
-    "total_cost": "cost",
-    "inefficiency_pct": "eta",
-    "price_of_anarchy": "price of anarchy",
-    "mean_markup": "mean markup",
-    "fsp_profit_total": "FSP profit",
-    "congestions": "cong.",
-    "max_congestion_pct": "max cong.",
-    "voltage_violations": "V viol.",
-    "max_voltage_violation_pct": "max V viol.",
-    "unmet_need_mw": "unmet",
-    "iterations": "rounds",
-    "epsilon": "epsilon",
-    "runtime_s": "runtime",
-}
-"""Metrics of the summary table -> short header (the unit is appended)."""
-
-REPORT_UNITS = {**UNITS, "price_of_anarchy": "-", "mean_markup": "-", "fsp_profit_total": "EUR",
-                "iterations": "-", "epsilon": "EUR"}
-"""Units of the summary metrics: those of the D3.3 table plus the strategic ones."""
+SUMMARY = ("total_cost", "inefficiency_pct", "price_of_anarchy", "mean_markup",
+           "fsp_profit_total", "congestions", "max_congestion_pct", "voltage_violations",
+           "max_voltage_violation_pct", "unmet_need_mw", "iterations", "epsilon", "runtime_s")
+"""Metrics of the summary table (headers, units and decimals from the registry)."""
 
 
 @dataclass
@@ -74,10 +59,9 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
                               kind="stable")
     shown = table[keys].astype(str)
     shown["runs"] = table["runs"].astype(str)
-    for metric in metrics:
-        decimals = 3 if metric in ("price_of_anarchy", "mean_markup", "runtime_s") else 2
-        shown[f"{SUMMARY[metric]} [{REPORT_UNITS[metric]}]"] = [
-            format_value(v, decimals) for v in table[metric]]
+    for name in metrics:
+        decimals = max(metric(name).decimals, 2)  # means over seeds of counts have decimals
+        shown[metric(name).header] = [format_value(v, decimals) for v in table[name]]
     if "status" in table:
         shown["status"] = table["status"]
     return shown

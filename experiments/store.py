@@ -112,6 +112,31 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+def write_run(out: Path, settings, bids: pd.DataFrame, result, report, settlement,
+              metrics: dict) -> None:
+    """Write a run's config, provenance, tidy tables and metrics into ``out``; metrics last:
+    its presence marks a complete run.
+
+    Args:
+        settings: the run's settings (a schema dataclass instance).
+        bids: the (declared) bid table; result, report, settlement: the clearing, its
+            ex-post assessment and its payments.
+    """
+    from omegaconf import OmegaConf
+
+    from flexgame.markets.grid_assessment import TOLERANCE
+
+    write_text(out / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(settings)))
+    write_json(out / "provenance.json", provenance(seed=settings.seed))
+    write_csv(out / "bids.csv", bids.rename_axis("bid").reset_index())
+    write_csv(out / "clearing.csv", settlement.payments)
+    write_csv(out / "fsp.csv", settlement.fsp)
+    write_csv(out / "grid.csv", report.elements.assign(
+        violated=report.elements.excess_pct > 100 * TOLERANCE))
+    write_csv(out / "liquidity.csv", result.liquidity())
+    write_json(out / "metrics.json", metrics)
+
+
 def provenance(seed: int | None = None, **extra) -> dict:
     """Where a result comes from: code revision, package and Python versions, seed, time."""
     return {

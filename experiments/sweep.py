@@ -24,11 +24,12 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from tqdm import tqdm
 
-from flexgame.experiments.run import run_experiment, validate_config
-from flexgame.experiments.scenario import check_group_overrides, load_config, plain_config
+from flexgame.experiments.config import (canonical, effective_problems, hydra_error,
+                                         load_config, parse_overrides, settings)
+from flexgame.experiments.run import run_experiment
 from flexgame.experiments.store import write_text
 from flexgame.markets.errors import FlexgameInputError
 
@@ -60,26 +61,9 @@ class Plan:
     jobs: list[Job] = field(default_factory=list)
 
 
-def _hydra_error(error: Exception) -> FlexgameInputError:
-    """A Hydra parse or composition error as one line."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return FlexgameInputError(" ".join(lines[:2]) or type(error).__name__)
-
-
-def _parse(overrides: list[str]) -> list:
-    """Hydra's parse of override lines; a syntax error as one line."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
-    try:
-        return OverridesParser.create().parse_overrides(overrides)
-    except HydraException as error:
-        raise _hydra_error(error) from None
-
-
 def run_overrides(overrides: list[str]) -> list[str]:
     """The overrides that define the runs: all but Hydra's own (launcher, directories)."""
-    return [o.input_line for o in _parse(overrides) if not o.is_hydra_override()]
+    return [o.input_line for o in parse_overrides(overrides) if not o.is_hydra_override()]
 
 
 def overrides_hash(overrides: list[str]) -> str:
@@ -89,13 +73,9 @@ def overrides_hash(overrides: list[str]) -> str:
     return hashlib.sha1(json.dumps(lines).encode()).hexdigest()[:10]
 
 
-def job_config(cfg: DictConfig) -> dict:
-    """A composed config without its ``hydra`` node, resolved: what a job's run stores."""
-    return plain_config(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]))
-
-
 def is_complete(run_dir: Path, config: dict) -> bool:
-    """Whether ``run_dir`` holds a finished run (``metrics.json``) of exactly ``config``."""
+    """Whether ``run_dir`` holds a finished run (``metrics.json``) of exactly ``config`` (the
+    canonical form of its settings, :func:`flexgame.experiments.config.canonical`)."""
     run_dir = Path(run_dir)
     if not (run_dir / METRICS).is_file() or not (run_dir / CONFIG).is_file():
         return False
@@ -112,13 +92,15 @@ def plan(overrides: list[str], default_dir: Path | None = None) -> Plan:
 
     Raises:
         FlexgameInputError: for the first job whose config is invalid, naming the key and
-            what is allowed; no job has run.
+            what is allowed, or an override that has no effect in any job (an option of
+            ibr swept with truthful and ibr runs has an effect in some: it is kept); no job
+            has run.
     """
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    parsed = _parse(overrides)
+    parsed = parse_overrides(overrides)
     hydra_lines = [o.input_line for o in parsed if o.is_hydra_override()]
     task = [o for o in parsed if not o.is_hydra_override()]
     for o in task:
@@ -133,21 +115,22 @@ def plan(overrides: list[str], default_dir: Path | None = None) -> Plan:
         fixed = [o.input_line for o in task if not o.is_sweep_override()]
         master = load_config([*hydra_lines, *fixed], return_hydra_config=True)
         params = master.hydra.sweeper.get("params") or {}
-        swept = _parse([*(f"{k}={v}" for k, v in params.items()), *(o.input_line for o in task)])
+        swept = parse_overrides([*(f"{k}={v}" for k, v in params.items()), *(o.input_line for o in task)])
         batches = BasicSweeper.split_arguments(swept, None)[0]
     except (HydraException, OmegaConfBaseException) as error:
-        raise _hydra_error(error) from None
+        raise hydra_error(error) from None
     result = Plan(argv=argv, sweep_dir=Path(master.hydra.sweep.dir))
+    without_effect: list[dict[str, str]] = []
     for job_overrides in batches:
-        check_group_overrides(job_overrides)
-        try:
-            cfg = load_config([*hydra_lines, *job_overrides], return_hydra_config=True)
-            run_dir = Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)
-            config = job_config(cfg)
-        except (HydraException, OmegaConfBaseException) as error:
-            raise _hydra_error(error) from None
-        validate_config(config)
-        result.jobs.append(Job(job_overrides, run_dir, is_complete(run_dir, config)))
+        cfg = load_config([*hydra_lines, *job_overrides], return_hydra_config=True)
+        run_dir = Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)
+        job_settings = settings(cfg, check_overrides=False)
+        without_effect.append(effective_problems(job_settings, job_overrides))
+        result.jobs.append(Job(job_overrides, run_dir,
+                               is_complete(run_dir, canonical(job_settings))))
+    for key, message in (without_effect[0] if without_effect else {}).items():
+        if all(key in problems for problems in without_effect):
+            raise FlexgameInputError(message)
     return result
 
 
@@ -165,7 +148,7 @@ def run_job(cfg, out_dir) -> str:
     it and write any exception's traceback to ``error.txt``. Never raises an ``Exception``.
     Returns ``"skipped"``, ``"done"`` or ``"failed"``."""
     out = Path(out_dir)
-    if is_complete(out, plain_config(cfg)):
+    if is_complete(out, canonical(settings(cfg, check_overrides=False))):
         print(f"skipped (already complete): {out}", flush=True)
         return "skipped"
     try:

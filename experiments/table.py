@@ -15,37 +15,23 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from flexgame.experiments.run import evaluate
-from flexgame.experiments.scenario import build_scenario, build_system_for, clearing_config, load_config
+from flexgame.experiments.evaluation import clear
+from flexgame.experiments.scenario import Scenario
 from flexgame.experiments.store import provenance, write_csv, write_figure, write_json, write_text
 from flexgame.markets.bids import CASES
 from flexgame.markets.errors import require_choice
+from flexgame.markets.metrics import metric
 from flexgame.markets.schemes import SCHEMES
 
-COLUMNS = {
-    "inefficiency_pct": "ineff. [%]",
-    "congestions": "cong. [-]",
-    "max_congestion_pct": "max cong. [%]",
-    "voltage_violations": "V viol. [-]",
-    "max_voltage_violation_pct": "max V viol. [%]",
-    "unqualified_up_pct": "unqual. up [%]",
-    "unqualified_down_pct": "unqual. down [%]",
-    "unmet_need_mw": "unmet [MW]",
-    "runtime_s": "runtime [s]",
-}
-"""Table columns: metric key -> header with unit."""
+COLUMNS = ("inefficiency_pct", "congestions", "max_congestion_pct", "voltage_violations",
+           "max_voltage_violation_pct", "unqualified_up_pct", "unqualified_down_pct",
+           "unmet_need_mw", "runtime_s")
+"""The table's metrics, in D3.3 Table 4-3 order (headers and units from the registry)."""
 
-LEGEND = ("ineff. = inefficiency vs common; cong. = congested lines; V viol. = voltage "
-          "violations; max = largest excess over a limit; unqual. = forwarded volume capped by "
-          "prequalification; unmet = TSO need left unmet; runtime = one clearing of the built "
-          "scheme")
+LONG_METRICS = ("total_cost", "common_cost", *COLUMNS, "residual_need_mw", "build_s")
+"""The numeric metrics of the long (tidy) table."""
 
-UNITS = {"total_cost": "EUR", "common_cost": "EUR", "inefficiency_pct": "%",
-         "congestions": "-", "max_congestion_pct": "%", "voltage_violations": "-",
-         "max_voltage_violation_pct": "%", "unqualified_up_pct": "%",
-         "unqualified_down_pct": "%", "unmet_need_mw": "MW", "residual_need_mw": "MW",
-         "runtime_s": "s", "build_s": "s", "tso_need_mw": "MW"}
-"""Units of the numeric metrics kept in the long table."""
+LEGEND = "; ".join(f"{metric(m).label} = {metric(m).definition}" for m in COLUMNS)
 
 DEFAULT_OUT = Path("results") / "d33_table"
 
@@ -59,27 +45,26 @@ def compute(cases=CASES, schemes=SCHEMES, seed: int = 0, progress: bool = True) 
     rows = {}
     with tqdm(total=len(cases) * len(schemes), desc="D3.3 table", unit="run",
               disable=not progress) as bar:
-        clearings = {}
         for case in cases:
-            system, bids, _ = build_scenario(load_config([f"case={case}", f"seed={seed}"]))
+            scenario = Scenario.from_case(case, seed)
             common = None
             for scheme in sorted(schemes, key=lambda s: s != "common"):  # common first: reused
                 bar.set_postfix_str(f"case {case}, {scheme}")
-                if scheme not in clearings:
-                    clearings[scheme] = clearing_config(load_config([f"scheme={scheme}"]))
-                evaluation, common = evaluate(system, bids, clearings[scheme], common)
+                clearing = clear(scenario, scheme, common)
+                common = clearing if scheme == "common" else common
                 rows[case, scheme] = {"case": case, "scheme": scheme, "seed": seed,
-                                      "tso_need_mw": system.tso_need_mw, **evaluation.kpis}
+                                      "tso_need_mw": scenario.system.tso_need_mw,
+                                      **clearing.kpis}
                 bar.update()
     return pd.DataFrame([rows[case, scheme] for case in cases for scheme in schemes])
 
 
 def long_table(table: pd.DataFrame) -> pd.DataFrame:
     """Tidy long form: one row per (case, scheme, metric) with its value and unit."""
-    metrics = [m for m in UNITS if m in table.columns and m != "tso_need_mw"]
+    metrics = [m for m in LONG_METRICS if m in table.columns]
     long = table.melt(id_vars=["case", "scheme", "seed"], value_vars=metrics,
                       var_name="metric", value_name="value")
-    long["unit"] = long.metric.map(UNITS)
+    long["unit"] = long.metric.map(lambda m: metric(m).unit)
     return long
 
 
@@ -102,12 +87,6 @@ def format_value(value, decimals: int) -> str:
     return f"{round(float(value), decimals) + 0.0:.{decimals}f}"  # + 0.0: no "-0.00"
 
 
-def _decimals(metric: str) -> int:
-    if metric in ("congestions", "voltage_violations"):
-        return 0
-    return 3 if metric == "runtime_s" else 2
-
-
 def case_blocks(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """Per case: a title and a display table (scheme rows, formatted KPI columns)."""
     blocks = []
@@ -117,8 +96,9 @@ def case_blocks(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
         title = (f"Case {case}: TSO need {abs(need):.2f} MW {'upward' if need > 0 else 'downward'}"
                  f", common cost {first.common_cost:.2f} EUR, seed {first.seed}")
         shown = pd.DataFrame({"scheme": part.scheme.to_numpy()})
-        for metric, header in COLUMNS.items():
-            shown[header] = [format_value(v, _decimals(metric)) for v in part[metric]]
+        for name in COLUMNS:
+            shown[metric(name).header] = [format_value(v, metric(name).decimals)
+                                          for v in part[name]]
         blocks.append((title, shown))
     return blocks
 
@@ -168,7 +148,7 @@ def figure(table: pd.DataFrame):
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xticks(np.arange(len(schemes)), schemes, rotation=30, ha="right")
     ax.set_xlabel("coordination scheme")
-    ax.set_ylabel("inefficiency η vs common [%]")
+    ax.set_ylabel(metric("inefficiency_pct").axis_label)
     ax.set_title("Procurement-cost inefficiency with truthful bids (D3.3 cases)")
     ax.margins(y=0.15)
     handles, _ = ax.get_legend_handles_labels()
@@ -238,5 +218,5 @@ def run_table(cases=CASES, schemes=SCHEMES, seed: int = 0, out_dir=DEFAULT_OUT,
     start = time.perf_counter()
     table = compute(cases, schemes, seed, progress)
     seconds = time.perf_counter() - start
-    summary = build_system_for(load_config([f"case={cases[0]}"])).summary()
+    summary = Scenario.from_case(cases[0], seed).system.summary()
     return table, write(table, out_dir, summary, seconds)

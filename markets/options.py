@@ -68,7 +68,7 @@ def field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _optional(tp) -> tuple[Any, bool]:
+def optional_type(tp) -> tuple[Any, bool]:
     """(inner type, whether None is allowed) of ``X | None`` / ``Optional[X]``."""
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -97,7 +97,7 @@ def _number(key: str, value, integer: bool):
 
 def _check_type(key: str, value, tp) -> None:
     """Raise unless ``value`` fits the type hint ``tp`` (recursing into containers)."""
-    tp, nullable = _optional(tp)
+    tp, nullable = optional_type(tp)
     if value is None:
         if not nullable and tp is not Any:
             raise FlexgameInputError(f"{key} must be set (null is not allowed)")
@@ -179,6 +179,23 @@ def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
+def normalize(obj):
+    """``obj`` with every tuple-typed field (``quantity_share``, ``v_limits``) held as a
+    tuple, recursively: a config layer hands lists. Returns ``obj``."""
+    types_ = field_types(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        tp, _ = optional_type(types_[f.name])
+        if dataclasses.is_dataclass(value):
+            normalize(value)
+        elif isinstance(value, list) and value and dataclasses.is_dataclass(value[0]):
+            for item in value:
+                normalize(item)
+        elif typing.get_origin(tp) is tuple and isinstance(value, list):
+            object.__setattr__(obj, f.name, tuple(value))
+    return obj
+
+
 def default_of(f: dataclasses.Field):
     if f.default is not dataclasses.MISSING:
         return f.default
@@ -187,17 +204,21 @@ def default_of(f: dataclasses.Field):
     return dataclasses.MISSING
 
 
+def only_for(f: dataclasses.Field) -> tuple[str, tuple] | None:
+    """``(selector, values)``: the field has an effect only when its sibling ``selector``
+    takes one of ``values``; None for a field that always has an effect."""
+    only = rules(f).get("only_for")
+    return None if only is None else (only[0], tuple(_resolve(only[1])))
+
+
 def inert(obj) -> list[tuple[str, str, tuple]]:
     """Options of ``obj`` set to a value other than their default that have no effect under
     its selector: ``(field, selector, values the option needs)`` each."""
     out = []
     for f in dataclasses.fields(obj):
-        only = rules(f).get("only_for")
-        if only is None:
-            continue
-        selector, values = only[0], tuple(_resolve(only[1]))
-        if getattr(obj, selector) not in values and getattr(obj, f.name) != default_of(f):
-            out.append((f.name, selector, values))
+        only = only_for(f)
+        if only and getattr(obj, only[0]) not in only[1] and getattr(obj, f.name) != default_of(f):
+            out.append((f.name, *only))
     return out
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 
@@ -11,12 +10,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from flexgame.games.reasoning import REASONINGS
-from flexgame.experiments.cli import group_options, main
+from flexgame.experiments.cli import main
+from flexgame.experiments.config import group_options, load_config, settings
 from flexgame.experiments.run import run_experiment
-from flexgame.experiments.scenario import (bid_config, build_scenario, clearing_config, load_config,
-                                  system_config)
+from flexgame.experiments.scenario import Scenario
 from flexgame.experiments.store import write_json
+from flexgame.games.reasoning import REASONINGS
 from flexgame.markets.bids import CASES, BidConfig
 from flexgame.markets.errors import FlexgameInputError
 from flexgame.markets.schemes import SCHEMES, ClearingConfig
@@ -133,7 +132,7 @@ def test_table_writes_csv_and_figure(monkeypatch, capsys, tmp_path):
     _flexgame(monkeypatch, "table", "--cases", "A", "--schemes", "common", "ml01",
               "--out", str(out))
     printed = capsys.readouterr().out
-    assert "ineff. [%]" in printed and "runtime [s]" in printed
+    assert "eta [%]" in printed and "runtime [s]" in printed
     long = pd.read_csv(out / "d33_table_long.csv")
     wide = pd.read_csv(out / "d33_table_wide.csv")
     assert set(long.columns) == {"case", "scheme", "seed", "metric", "value", "unit"}
@@ -144,24 +143,28 @@ def test_table_writes_csv_and_figure(monkeypatch, capsys, tmp_path):
     assert "| scheme |" in (out / "report.md").read_text()
 
 
-def test_config_groups_mirror_markets_defaults():
-    """conf/ holds the markets defaults; group option names are the names users type."""
+def test_config_groups_are_presets_over_the_library_defaults():
+    """Group option names are the names users type; the composed default config is exactly
+    the library's defaults (the dataclasses are the schema)."""
     assert set(group_options("scheme")) == set(SCHEMES)
     assert set(group_options("case")) == set(CASES)
     assert set(group_options("settlement")) == set(SETTLEMENTS)
     assert set(group_options("reasoning")) == set(REASONINGS)
-    cfg = load_config(["case=C"])
-    assert system_config(cfg) == SystemConfig()
-    assert clearing_config(cfg) == ClearingConfig(scheme="common")
-    bids = bid_config(cfg)
-    assert bids.price_ranges() == BidConfig(case="C").price_ranges()
-    assert dataclasses.replace(bids, prices={}) == BidConfig(case="C")
+    run = settings(load_config(["case=C"]))
+    assert run.system == SystemConfig()
+    assert run.clearing_config() == ClearingConfig(scheme="common")
+    assert run.bid_config() == BidConfig(case="C")
+
+
+def _bids(overrides):
+    run = settings(load_config(overrides))
+    return Scenario.from_settings(run.system, run.bid_config(), run.seed).bids
 
 
 def test_scenario_is_seeded():
-    first = build_scenario(load_config(["case=B", "seed=4"]))[1]
-    again = build_scenario(load_config(["case=B", "seed=4"]))[1]
-    other = build_scenario(load_config(["case=B", "seed=5"]))[1]
+    first = _bids(["case=B", "seed=4"])
+    again = _bids(["case=B", "seed=4"])
+    other = _bids(["case=B", "seed=5"])
     pd.testing.assert_frame_equal(first, again)
     assert not first.cost_eur_per_mw.equals(other.cost_eur_per_mw)
 

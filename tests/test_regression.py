@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from flexgame.experiments.run import run_experiment
-from flexgame.experiments.scenario import load_config
+from flexgame.experiments.config import load_config
 from flexgame.experiments.table import compute
 
 BASELINE = json.loads((Path(__file__).parent / "data" / "regression_baseline.json").read_text())

@@ -11,7 +11,7 @@ import pytest
 
 from flexgame.experiments.cli import main
 from flexgame.experiments.run import run_experiment
-from flexgame.experiments.scenario import load_config
+from flexgame.experiments.config import load_config
 
 
 def _flexgame(monkeypatch, *args):

@@ -11,7 +11,7 @@ import pytest
 
 from flexgame.experiments import sweep
 from flexgame.experiments.cli import main
-from flexgame.experiments.scenario import load_config
+from flexgame.experiments.config import load_config
 
 SWEPT = ["scheme=common,ml01", "liquidity=1.0,0.5", "seed=0,1"]
 """A small truthful sweep: 2 schemes x 2 liquidity levels x 2 seeds."""

@@ -1,0 +1,84 @@
+"""A run of the TSO-DSO model: build the scenario, clear the scheme with truthful bids or let
+the FSPs play the strategic game, and write the run's files.
+
+Files (written by :func:`flexgame.experiments.store.write_run`, ``metrics.json`` last):
+``config.yaml``, ``provenance.json``, ``bids.csv``, ``clearing.csv``, ``fsp.csv``,
+``grid.csv``, ``liquidity.csv``; strategic runs add ``rounds.csv`` (one row per reasoning
+round and player) and ``strategies.csv`` (final strategy per player). In ``metrics.json`` of a
+strategic run, ``total_cost`` and ``inefficiency_pct`` are those of the strategic outcome
+(``outcome_basis``: the final profile, the time average of a best-response cycle, or the
+sampled mean of a mixed profile); the grid KPIs, the tables of bids, clearing and FSPs, and
+``final_profile_cost`` describe the final profile itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flexgame.experiments.evaluation import clear
+from flexgame.experiments.scenario import Scenario
+from flexgame.experiments.schema import TsoDsoConfig
+from flexgame.experiments.store import write_csv, write_run
+from flexgame.experiments.strategic import Game
+from flexgame.markets.metrics import ordered
+
+STRATEGIC_KEYS = ("truthful_cost", "strategic_cost", "price_of_anarchy", "mean_markup",
+                  "fsp_profit_total", "status", "iterations", "epsilon")
+"""Keys strategic runs add to ``metrics.json``, first in this order."""
+
+
+def run(settings: TsoDsoConfig, out_dir: Path) -> dict:
+    """One run of ``settings`` into ``out_dir``; returns its metrics."""
+    scenario = Scenario.from_settings(settings.system, settings.bid_config(), settings.seed)
+    if settings.reasoning.name == "truthful":
+        return run_truthful(settings, scenario, out_dir)
+    return run_strategic(settings, scenario, out_dir)
+
+
+def _labels(settings: TsoDsoConfig) -> dict:
+    return {"case": settings.case.name, "settlement": settings.settlement.name}
+
+
+def _run_values(settings: TsoDsoConfig) -> dict:
+    return {"seed": settings.seed, "liquidity": settings.liquidity,
+            "aggregation": settings.aggregation.mode}
+
+
+def run_truthful(settings: TsoDsoConfig, scenario: Scenario, out_dir: Path) -> dict:
+    """Truthful bids (price = true cost): one clearing of the scheme."""
+    clearing = clear(scenario, settings.clearing_config())
+    rule = settings.settlement.name
+    paid = clearing.settle(rule)
+    metrics = ordered({
+        **_labels(settings), **clearing.kpis, **_run_values(settings),
+        "tso_need_mw": scenario.system.tso_need_mw, "n_bids": len(scenario.bids),
+        "n_fsps": int(scenario.bids.fsp.nunique()), "total_payment": paid.total_payment_eur,
+        "fsp_profit_total": float(paid.fsp.profit_eur.sum())})
+    write_run(Path(out_dir), settings, scenario.bids, clearing.result, clearing.grid, paid,
+              metrics)
+    return metrics
+
+
+def run_strategic(settings: TsoDsoConfig, scenario: Scenario, out_dir: Path) -> dict:
+    """Strategic FSPs (``settings.reasoning``) against the built scheme."""
+    game = Game(scenario, settings.clearing_config(), settings.settlement.name,
+                settings.reasoning.strategy, seed=settings.seed)
+    outcome = game.play(settings.reasoning, progress=True)
+    strategic, kpis = outcome.metrics, outcome.kpis
+    metrics = ordered({
+        **_labels(settings), **kpis,
+        # cost and eta of the strategic outcome (final profile, cycle average or mixed mean)
+        "total_cost": strategic["strategic_cost"],
+        "inefficiency_pct": strategic["inefficiency_vs_truthful_common_pct"],
+        "final_profile_cost": kpis["total_cost"],
+        "final_profile_inefficiency_pct": kpis["inefficiency_pct"],
+        **_run_values(settings), "reasoning": settings.reasoning.name,
+        **{k: strategic[k] for k in STRATEGIC_KEYS},
+        **{k: v for k, v in strategic.items() if k not in STRATEGIC_KEYS},
+        "truthful_inefficiency_pct": game.truthful.kpis["inefficiency_pct"]})
+    out = Path(out_dir)
+    write_csv(out / "rounds.csv", outcome.model.rounds_table())
+    write_csv(out / "strategies.csv", outcome.strategies())
+    write_run(out, settings, outcome.declared_bids, outcome.result, outcome.grid,
+              game.settle(outcome), metrics)
+    return metrics

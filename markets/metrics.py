@@ -1,0 +1,171 @@
+"""The registry of metrics: every number flexgame reports, with its unit, its short label and
+how it is computed, in one place.
+
+``metrics.json`` of a run, the D3.3 table, the report's summary table and the figures' axes
+all read names, units and labels from :data:`METRICS`. A metric is computed where its
+``source`` says; the registry only describes it. Per-operator costs are one family,
+``cost_<operator>`` (``cost_TSO``, ``cost_DSO:case69``, ``cost_joint``), looked up by
+:func:`metric`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One reported number.
+
+    Attributes:
+        name: its key in ``metrics.json`` and in every table.
+        unit: EUR, EUR/MW, MW, %, s, - (dimensionless) or "" (a label, not a number).
+        label: short column header (``ineff.``); :attr:`header` adds the unit.
+        axis: axis label of figures (long form, with the unit).
+        definition: how it is computed (the documents' definition where there is one).
+        source: the function that computes it.
+        decimals: decimals shown in tables.
+    """
+
+    name: str
+    unit: str
+    label: str
+    definition: str
+    source: str
+    decimals: int = 2
+    axis: str = ""
+
+    @property
+    def header(self) -> str:
+        return f"{self.label} [{self.unit}]" if self.unit else self.label
+
+    @property
+    def axis_label(self) -> str:
+        return self.axis or self.header
+
+
+_K = "flexgame.markets.kpis.clearing_kpis"
+_S = "flexgame.games.metrics.strategic_metrics"
+_R = "flexgame.experiments.tso_dso"
+
+METRICS: dict[str, Metric] = {m.name: m for m in [
+    # what was run
+    Metric("scheme", "", "scheme", "coordination scheme (ALEXANDER D3.3 ch. 4)", _K),
+    Metric("case", "", "case", "D3.3 case A-D (ALEXANDER D3.3 §4.2)", _R),
+    Metric("settlement", "", "settlement", "payment rule", _R),
+    Metric("reasoning", "", "reasoning", "how FSPs bid", _R),
+    Metric("seed", "", "seed", "seed of every random draw", _R, 0),
+    Metric("liquidity", "-", "liquidity", "share of the potential resources that bid", _R,
+           axis="liquidity (share of resources bidding) [-]"),
+    Metric("aggregation", "", "aggregation", "how resources are pooled into FSPs", _R),
+    Metric("tso_need_mw", "MW", "TSO need", "TSO imbalance, > 0 upward", _R),
+    Metric("n_bids", "-", "bids", "bids in the market", _R, 0),
+    Metric("n_fsps", "-", "FSPs", "FSPs owning them", _R, 0),
+    # the clearing (D3.3 §4.1.3 KPIs)
+    Metric("total_cost", "EUR", "cost",
+           "procurement cost J of the run's outcome: accepted MW x declared price summed over "
+           "every layer (D3.3 §4.1.3); strategic runs: of the strategic outcome "
+           "(outcome_basis)", _K, axis="procurement cost J [EUR]"),
+    Metric("inefficiency_pct", "%", "eta",
+           "(J - J_common) / |J_common| x 100 against the truthful common market on the same "
+           "bids (D3.3 §4.1.3); < 0 only with violations or unmet need", _K,
+           axis="eta vs truthful common [%]"),
+    Metric("congestions", "-", "cong.", "lines over their rating in the ex-post power flow "
+           "with every activation", _K, 0),
+    Metric("max_congestion_pct", "%", "max cong.", "largest excess over a line rating, in % "
+           "of the rating", _K),
+    Metric("voltage_violations", "-", "V viol.", "feeder buses outside their voltage limits "
+           "ex post", _K, 0),
+    Metric("max_voltage_violation_pct", "%", "max V viol.", "largest excess over a voltage "
+           "limit, in % of the limit", _K),
+    Metric("unqualified_up_pct", "%", "unqual. up", "forwarded upward distribution volume "
+           "capped off by prequalification (ml03, ml06)", _K),
+    Metric("unqualified_down_pct", "%", "unqual. down", "forwarded downward distribution "
+           "volume capped off by prequalification (ml03, ml06)", _K),
+    Metric("unmet_need_mw", "MW", "unmet", "TSO need left unmet by the market layers (their "
+           "balance slacks)", _K),
+    Metric("residual_need_mw", "MW", "residual need", "TSO need left at the ex-post state", _K),
+    Metric("runtime_s", "s", "runtime", "wall time of one clearing of the built scheme", _K, 3),
+    Metric("build_s", "s", "build", "wall time of building the scheme's models", _K, 3),
+    Metric("common_cost", "EUR", "J common", "procurement cost of the common market on the "
+           "same bids", _K),
+    Metric("cost_<operator>", "EUR", "cost of", "procurement cost per system operator "
+           "(TSO, DSO:<feeder>, joint for the common market)", _K),
+    Metric("grid_safe", "", "grid safe", "no congestion and no voltage violation ex post", _K),
+    Metric("feasible", "", "feasible", "grid safe and every need met", _K),
+    Metric("total_payment", "EUR", "payments", "payments to FSPs under the settlement rule",
+           _R),
+    Metric("fsp_profit_total", "EUR", "FSP profit", "payments minus true cost of the "
+           "activated MW, summed over FSPs", _R),
+    # strategic runs (ALEXANDER D4.1 KER 2)
+    Metric("final_profile_cost", "EUR", "J final", "procurement cost of the final profile", _R),
+    Metric("final_profile_inefficiency_pct", "%", "eta final", "eta of the final profile", _R),
+    Metric("truthful_cost", "EUR", "J truthful", "procurement cost of the same scheme under "
+           "truthful bids", _S),
+    Metric("strategic_cost", "EUR", "J strategic", "procurement cost of the strategic "
+           "outcome (outcome_basis)", _S),
+    Metric("price_of_anarchy", "-", "price of anarchy", "strategic / truthful cost of the "
+           "same scheme", _S, 3, "price of anarchy [-]"),
+    Metric("inefficiency_vs_truthful_common_pct", "%", "eta", "eta of the strategic outcome "
+           "against the truthful common market", _S),
+    Metric("truthful_inefficiency_pct", "%", "eta truthful", "eta of the scheme under "
+           "truthful bids", _R),
+    Metric("mean_markup", "-", "mean markup", "mean over players of the markup (declared "
+           "price / true cost; additive strategies: price - cost in EUR/MW)", _S, 3,
+           "mean markup [-]"),
+    Metric("max_markup", "-", "max markup", "largest markup of a player", _S, 3),
+    Metric("status", "", "status", "how the reasoning ended: converged, cycle, capped, or the "
+           "name of a one-shot process", _S),
+    Metric("iterations", "-", "rounds", "reasoning rounds played", _S, 0),
+    Metric("epsilon", "EUR", "epsilon", "largest gain a player could still make by a "
+           "unilateral deviation (0 = a pure Nash equilibrium of the discrete game)", _S),
+    Metric("epsilon_standard_error", "EUR", "epsilon s.e.", "sampling error of epsilon "
+           "(mixed profiles)", _S),
+    Metric("strategic_unmet_need_mw", "MW", "unmet strategic", "unmet need of the strategic "
+           "outcome", _S),
+    Metric("outcome_basis", "", "basis", "what the strategic outcome is: the final profile, "
+           "the time average of a cycle, or the mean of a sampled mixed profile", _S),
+    Metric("cost_standard_error", "EUR", "cost s.e.", "sampling error of the strategic cost "
+           "(mixed profiles)", _S),
+    Metric("cycle_length", "-", "cycle", "profiles in a best-response cycle", _S, 0),
+    Metric("cycle_min_markup", "-", "cycle min", "lowest markup visited in the cycle", _S, 3),
+    Metric("cycle_max_markup", "-", "cycle max", "highest markup visited in the cycle", _S, 3),
+    Metric("hhi_max", "-", "HHI max", "largest Herfindahl-Hirschman index of accepted MW over "
+           "the market layers (0-10000)", _S, 0),
+    Metric("hhi_by_layer", "-", "HHI", "HHI per market layer", _S, 0),
+    Metric("pivotal_fsps", "-", "pivotal", "FSPs without whom a layer leaves more need unmet "
+           "or pays more penalties", _S, 0),
+    Metric("pivotal_fsps_by_layer", "", "pivotal FSPs", "the pivotal FSPs per layer", _S),
+    Metric("sampling_error_max", "EUR", "sampling s.e.", "largest standard error of a sampled "
+           "expected payoff", _R),
+    Metric("clearings", "-", "clearings", "clearings computed (effort, not a result)", _R, 0),
+    # per round (rounds.csv)
+    Metric("procurement_cost_eur", "EUR", "cost", "procurement cost of a round's profile",
+           "flexgame.agents.model.FlexMarketModel", axis="procurement cost [EUR]"),
+]}
+"""Every metric by name."""
+
+HEADLINE = ("scheme", "case", "settlement", "total_cost", "inefficiency_pct", "congestions",
+            "max_congestion_pct", "voltage_violations", "max_voltage_violation_pct",
+            "unqualified_up_pct", "unqualified_down_pct", "runtime_s")
+"""The keys every ``metrics.json`` starts with, in this order."""
+
+
+def metric(name: str) -> Metric:
+    """The metric ``name`` (``cost_TSO`` is of the ``cost_<operator>`` family).
+
+    Raises:
+        KeyError: an unregistered name.
+    """
+    if name in METRICS:
+        return METRICS[name]
+    if name.startswith("cost_"):
+        family = METRICS["cost_<operator>"]
+        operator = name.removeprefix("cost_")
+        return Metric(name, family.unit, f"cost {operator}", family.definition, family.source)
+    raise KeyError(f"{name!r} is not a registered metric (flexgame.markets.metrics)")
+
+
+def ordered(record: dict) -> dict:
+    """A metrics record with the :data:`HEADLINE` keys first."""
+    return {**{k: record[k] for k in HEADLINE if k in record}, **record}
