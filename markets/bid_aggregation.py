@@ -1,4 +1,5 @@
-"""Bid aggregation (ALEXANDER D3.3 §3.4 and §4.1.1; Ananduta, Sanjab & Marques 2024).
+"""Bid aggregation's residual-supply stage (ALEXANDER D3.3 §3.4 and §4.1.1; Ananduta, Sanjab
+& Marques 2024).
 
 Each DSO builds a residual supply function (RSF) of its feeder: for interface-flow steps
 s = k * delta [MW of net upward activation, i.e. reduction of the power the feeder draws], it
@@ -6,8 +7,9 @@ solves its feeder LP with its own needs and constraints and the net activation h
 and records the cost (penalties for unmet limits included, so unsafe steps are priced out).
 A MILP then clears the transmission bids together with exactly one step per feeder against
 the TSO need and the PTDF line limits; the chosen step is disaggregated to the feeder's bids
-from the LP solved for that step. A smaller delta gets closer to the common market at the
-price of more LPs (one per step).
+from the LP solved for that step. The transmission bids are cleared afterwards by the
+scheme's next stage (a TSO market), which also yields their prices. A smaller delta gets
+closer to the common market at the price of more LPs (one per step).
 
 The step grid is fixed when the scheme is built (from the offered quantities then); steps
 that later quantities cannot reach are priced by their interface-slack penalty.
@@ -16,120 +18,108 @@ that later quantities cannot reach are priced by their interface-slack penalty.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyomo.environ as pyo
 
+from flexgame.markets.constraints import (
+    Activations, Penalties, add_ptdf_limits, add_tso_balance, positions_at,
+)
 from flexgame.markets.lp import CompiledLP
 from flexgame.markets.market_layer import tie_break
+from flexgame.markets.pipeline import BuiltLayer, ClearingRun
+from flexgame.markets.system import InterconnectedSystem
 
 
-class BidAggregation:
-    """The bid-aggregation pipeline of a :class:`markets.schemes.Scheme`."""
+def step_grid(quantity_mw: np.ndarray, up: np.ndarray, delta_mw: float) -> np.ndarray:
+    """Interface-flow steps of a feeder [MW]: multiples of ``delta_mw`` from minus its
+    offered downward MW to its offered upward MW (``up``: which of the bids are upward)."""
+    k = np.arange(-int(np.floor(quantity_mw[~up].sum() / delta_mw + 1e-9)),
+                  int(np.floor(quantity_mw[up].sum() / delta_mw + 1e-9)) + 1)
+    return k * delta_mw
 
-    def __init__(self, scheme):
-        self.scheme = scheme
-        system, bids, cfg = scheme.system, scheme.bids, scheme.config
-        self.delta = cfg.delta_mw
-        self.step_layers = scheme._dso_layers(held=True)
+
+class ResidualSupplyStage:
+    """The RSF stage of bid aggregation, built once per scheme.
+
+    Args:
+        system, bids: the scenario.
+        step_layers: per feeder, its DSO's market with the interface held (the target is
+            the step).
+        delta_mw: the step [MW].
+        penalties: slack prices of the MILP.
+    """
+
+    def __init__(self, system: InterconnectedSystem, bids: pd.DataFrame,
+                 step_layers: list[BuiltLayer], delta_mw: float, penalties: Penalties):
+        self.system, self.step_layers = system, step_layers
         q = bids.quantity_mw.to_numpy()
-        self.steps = {}
-        for n, members in scheme.feeder_bids.items():
-            up = q[members][scheme.direction[members] == "up"].sum()
-            down = q[members][scheme.direction[members] == "down"].sum()
-            k = np.arange(-int(np.floor(down / self.delta + 1e-9)),
-                          int(np.floor(up / self.delta + 1e-9)) + 1)
-            self.steps[n] = k * self.delta
-        tx_bids = np.flatnonzero(scheme.is_tx)
-        self.tso = scheme._layer(tx_bids, balance=True, transmission=True, feeders=[])
-        self._build_milp(tx_bids)
+        self.steps = [step_grid(q[s.layer.candidates], s.layer.sign > 0, delta_mw)
+                      for s in step_layers]
+        self.tx_bids = np.flatnonzero((bids.level == "transmission").to_numpy())
+        self._build_milp(bids, penalties)
 
-    def _build_milp(self, tx_bids: np.ndarray) -> None:
+    def _build_milp(self, bids: pd.DataFrame, penalties: Penalties) -> None:
         """min sum price a + sum_f sum_s C_f(s) z_fs + penalties, one step per feeder."""
-        scheme, system = self.scheme, self.scheme.system
-        tx, pen = system.transmission, scheme.config.penalties
-        bids = scheme.bids
+        tx, tx_bids = self.system.transmission, self.tx_bids
         sign = np.where(bids.direction.to_numpy()[tx_bids] == "up", 1.0, -1.0)
-        names = list(self.steps)
         m = pyo.ConcreteModel()
         m.T = pyo.RangeSet(0, len(tx_bids) - 1) if len(tx_bids) else pyo.Set(initialize=[])
         m.a = pyo.Var(m.T, bounds=(0, 0))
-        m.FS = pyo.Set(initialize=[(fi, si) for fi, n in enumerate(names)
-                                   for si in range(len(self.steps[n]))], dimen=2)
+        m.FS = pyo.Set(initialize=[(fi, si) for fi, steps in enumerate(self.steps)
+                                   for si in range(len(steps))], dimen=2)
         m.z = pyo.Var(m.FS, domain=pyo.Binary)
         m.one_step = pyo.Constraint(
-            range(len(names)), rule=lambda m, fi: sum(m.z[f, s] for f, s in m.FS if f == fi) == 1
+            range(len(self.steps)),
+            rule=lambda m, fi: sum(m.z[f, s] for f, s in m.FS if f == fi) == 1
         )
-        step_mw = {(fi, si): self.steps[n][si] for fi, n in enumerate(names)
-                   for si in range(len(self.steps[n]))}
-        m.unmet_up, m.unmet_down = pyo.Var(bounds=(0, None)), pyo.Var(bounds=(0, None))
-        m.balance = pyo.Constraint(
-            expr=sum(sign[i] * m.a[i] for i in m.T) + sum(step_mw[k] * m.z[k] for k in m.FS)
-            + m.unmet_up - m.unmet_down == 0
-        )
-        n_bus = len(tx.buses)
-        tx_at = [[] for _ in range(n_bus)]
-        for i, b in enumerate(bids.tx_bus.to_numpy()[tx_bids]):
-            tx_at[tx.bus_index(b)].append(i)
-        feeder_at = [[] for _ in range(n_bus)]
-        for fi, n in enumerate(names):
-            feeder_at[tx.bus_index(system.feeder(n).coupling_bus)].append(fi)
-        m.dinj = pyo.Var(range(n_bus))
-        m.inj_def = pyo.Constraint(
-            range(n_bus), rule=lambda m, n: m.dinj[n] - sum(sign[i] * m.a[i] for i in tx_at[n])
-            - sum(step_mw[k] * m.z[k] for k in m.FS if k[0] in feeder_at[n]) == 0
-        )
-        m.line_slack = pyo.Var(range(tx.n_lines), bounds=(0, None))
-        flow = [sum(tx.ptdf[l, n] * m.dinj[n] for n in range(n_bus) if abs(tx.ptdf[l, n]) > 1e-10)
-                for l in range(tx.n_lines)]
-        m.line_max = pyo.Constraint(range(tx.n_lines),
-                                    rule=lambda m, l: flow[l] - m.line_slack[l] <= 0)
-        m.line_min = pyo.Constraint(range(tx.n_lines),
-                                    rule=lambda m, l: -flow[l] - m.line_slack[l] <= 0)
+        step_mw = {(fi, si): steps[si] for fi, steps in enumerate(self.steps)
+                   for si in range(len(steps))}
+        acts = Activations(m.a, sign, np.zeros(len(tx_bids)))
+        balance_cost = add_tso_balance(
+            m, acts.net_up(m.T) + sum(step_mw[k] * m.z[k] for k in m.FS), penalties)
+        tx_at = positions_at([tx.bus_index(b) for b in bids.tx_bus.to_numpy()[tx_bids]],
+                             len(tx.buses))
+        feeder_at = positions_at(
+            [tx.bus_index(self.system.feeder(s.feeder).coupling_bus) for s in self.step_layers],
+            len(tx.buses))
+        line_cost = add_ptdf_limits(
+            m, tx, lambda n: acts.net_up(tx_at[n])
+            + sum(step_mw[k] * m.z[k] for k in m.FS if k[0] in feeder_at[n]), penalties)
         m.cost = pyo.Objective(
             expr=sum(0 * m.a[i] for i in m.T) + sum(0 * m.z[k] for k in m.FS)
-            + pen.unmet_need * (m.unmet_up + m.unmet_down)
-            + pen.line * sum(m.line_slack[l] for l in range(tx.n_lines)),
+            + balance_cost + line_cost,
             sense=pyo.minimize,
         )
-        self.milp = CompiledLP.from_pyomo(m)
-        self.model, self.names, self.tx_bids = m, names, tx_bids
-        self.a_cols = self.milp.cols(m.a) if len(tx_bids) else np.zeros(0, dtype=np.int32)
-        self.z_cols = {n: self.milp.cols(m.z, [(fi, si) for si in range(len(self.steps[n]))])
-                       for fi, n in enumerate(names)}
-        self.balance_row = self.milp.row(m.balance)
-        self.line_rows = (self.milp.rows(m.line_max), self.milp.rows(m.line_min))
+        self.milp = lp = CompiledLP.from_pyomo(m)
+        self.a_cols = lp.cols(m.a) if len(tx_bids) else np.zeros(0, dtype=np.int32)
+        self.z_cols = [lp.cols(m.z, [(fi, si) for si in range(len(steps))])
+                       for fi, steps in enumerate(self.steps)]
+        self.balance_row = lp.row(m.balance)
+        self.line_rows = (lp.rows(m.line_max), lp.rows(m.line_min))
 
-    def residual_supply(self, run) -> dict[str, list]:
-        """Per feeder and step: (cost incl. penalties [EUR], layer outcome)."""
-        rsf = {}
-        for n, layer in self.step_layers.items():
-            rsf[n] = [layer.solve(run.price, run.remaining, run.state, 0.0, {n: s})
-                      for s in self.steps[n]]
-        return rsf
+    def residual_supply(self, run: ClearingRun) -> list[list]:
+        """Per feeder and step: the outcome of its DSO's market with the net activation held
+        at the step (its objective, penalties included, is the RSF's cost [EUR])."""
+        return [[s.layer.solve(run.price, run.remaining, run.state, 0.0, {s.feeder: step})
+                 for step in steps] for s, steps in zip(self.step_layers, self.steps)]
 
-    def clear(self, run) -> None:
+    def clear(self, run: ClearingRun) -> None:
         price = run.price  # every bid is offered for the first time here
         rsf = self.residual_supply(run)
-        lp, tx = self.milp, self.scheme.system.transmission
+        lp, tx = self.milp, self.system.transmission
         if len(self.tx_bids):
             lp.set_costs(self.a_cols, price[self.tx_bids] + tie_break(self.tx_bids))
             lp.set_col_bounds(self.a_cols, 0.0, run.remaining[self.tx_bids])
-        for n in self.names:
-            lp.set_costs(self.z_cols[n], [o.objective_eur for o in rsf[n]])
+        for cols, outcomes in zip(self.z_cols, rsf):
+            lp.set_costs(cols, [o.objective_eur for o in outcomes])
         need = run.state.residual_need_mw
         lp.set_row_bounds([self.balance_row], need, need)
         f0 = tx.flows(run.state.tx_injection)
         lp.set_row_bounds(self.line_rows[0], -np.inf, tx.rating_mw - f0)
         lp.set_row_bounds(self.line_rows[1], -np.inf, tx.rating_mw + f0)
         sol = lp.solve()
-        for n in self.names:
-            members = self.scheme.feeder_bids[n]
-            up = self.scheme.direction[members] == "up"
-            run.available.append(dict(layer=f"rsf:{n}", operator=f"DSO:{n}",
-                                      bids=int((run.remaining[members] > 0).sum()),
-                                      up_mw=float(run.remaining[members][up].sum()),
-                                      down_mw=float(run.remaining[members][~up].sum())))
-            chosen = int(np.argmax(sol.x[self.z_cols[n]]))
+        for s, cols, outcomes in zip(self.step_layers, self.z_cols, rsf):
+            run.offer(s.name, s.operator, s.layer, run.remaining)
+            chosen = int(np.argmax(sol.x[cols]))
             # disaggregation: the feeder LP solved for the chosen step
-            run.apply(f"rsf:{n}", f"DSO:{n}", rsf[n][chosen], price)
-        # transmission bids given the chosen steps: an LP, which also yields their prices
-        run.clear("tso", "TSO", self.tso)
+            run.apply(s.name, s.operator, outcomes[chosen], price)

@@ -23,10 +23,13 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
+from flexgame.markets.constraints import (
+    Activations, Penalties, add_held_interfaces, add_lindistflow, add_ptdf_limits,
+    add_tso_balance, positions_at,
+)
 from flexgame.markets.distribution import limit_directions
 from flexgame.markets.grid_state import GridState
 from flexgame.markets.lp import CompiledLP
-from flexgame.markets.options import option
 from flexgame.markets.system import InterconnectedSystem
 
 
@@ -42,23 +45,6 @@ def tie_break(bid_ids: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Penalties:
-    """Penalty prices of slacks (they must exceed any bid price).
-
-    Attributes:
-        unmet_need: EUR per MW of TSO need left unmet.
-        line: EUR per MW (transmission) or MVA (feeder) over a rating.
-        voltage: EUR per p.u.^2 of squared voltage outside its limits.
-        interface: EUR per MW of deviation from a held interface flow.
-    """
-
-    unmet_need: float = option(1e4, low=0, low_open=True)
-    line: float = option(1e4, low=0, low_open=True)
-    voltage: float = option(1e6, low=0, low_open=True)
-    interface: float = option(1e4, low=0, low_open=True)
-
-
-@dataclass(frozen=True)
 class LayerOutcome:
     """What one solve of a layer returns (arrays aligned with the full bid table).
 
@@ -71,7 +57,6 @@ class LayerOutcome:
         unmet_need_mw: |balance slack|.
         line_slack: total line slack [MW or MVA]; voltage_slack: total [p.u.^2].
         interface_slack_mw: total deviation from held interface flows.
-        balance_price: dual of the balance row [EUR/MW] (nan without a balance row).
         optimal: solver status optimal.
     """
 
@@ -83,7 +68,6 @@ class LayerOutcome:
     line_slack: float
     voltage_slack: float
     interface_slack_mw: float
-    balance_price: float
     optimal: bool
 
 
@@ -106,103 +90,42 @@ class MarketLayer:
     def __init__(self, system: InterconnectedSystem, bids: pd.DataFrame,
                  candidates: np.ndarray, *, balance: bool, transmission: bool,
                  feeders: list[str], held_interfaces: list[str] = (),
-                 penalties: Penalties = Penalties(), polygon_sides: int = 8):
+                 penalties: Penalties, polygon_sides: int):
         self.system, self.n_bids = system, len(bids)
         self.candidates = np.asarray(candidates, dtype=int)
         self.feeders = [system.feeder(n) for n in feeders]
         self.held = list(held_interfaces)
         self.has_balance, self.has_transmission = balance, transmission
         sub = bids.iloc[self.candidates]
-        sign = np.where(sub.direction.to_numpy() == "up", 1.0, -1.0)
-        self.sign = sign
+        self.sign = np.where(sub.direction.to_numpy() == "up", 1.0, -1.0)
         m = pyo.ConcreteModel()
         nb = len(self.candidates)
         m.B = pyo.RangeSet(0, nb - 1) if nb else pyo.Set(initialize=[])
         m.a = pyo.Var(m.B, bounds=(0, 0))
-        objective = 0
+        acts = Activations(m.a, self.sign, sub.tan_phi.to_numpy())
+        penalty_costs = []
         if balance:
-            m.unmet_up = pyo.Var(bounds=(0, None))
-            m.unmet_down = pyo.Var(bounds=(0, None))
-            m.balance = pyo.Constraint(
-                expr=sum(sign[i] * m.a[i] for i in m.B) + m.unmet_up - m.unmet_down == 0
-            )
-            objective += penalties.unmet_need * (m.unmet_up + m.unmet_down)
+            penalty_costs.append(add_tso_balance(m, acts.net_up(m.B), penalties))
         if transmission:
             tx = system.transmission
-            n_bus = len(tx.buses)
-            at_bus = [[] for _ in range(n_bus)]
-            for i, b in enumerate(sub.tx_bus):
-                at_bus[tx.bus_index(b)].append(i)
-            m.N = pyo.RangeSet(0, n_bus - 1)
-            m.L = pyo.RangeSet(0, tx.n_lines - 1)
-            m.dinj = pyo.Var(m.N)
-            m.inj_def = pyo.Constraint(
-                m.N, rule=lambda m, n: m.dinj[n] - sum(sign[i] * m.a[i] for i in at_bus[n]) == 0
-            )
-            m.line_slack = pyo.Var(m.L, bounds=(0, None))
-            ptdf = tx.ptdf
-
-            def flow(m, l):
-                return sum(ptdf[l, n] * m.dinj[n] for n in m.N if abs(ptdf[l, n]) > 1e-10)
-
-            m.line_max = pyo.Constraint(m.L, rule=lambda m, l: flow(m, l) - m.line_slack[l] <= 0)
-            m.line_min = pyo.Constraint(m.L, rule=lambda m, l: -flow(m, l) - m.line_slack[l] <= 0)
-            objective += penalties.line * sum(m.line_slack[l] for l in m.L)
-        m.feeder = pyo.Block(range(len(self.feeders)))
-        angles, shrink = limit_directions(system.feeder_line_limit, polygon_sides)
+            tx_at = positions_at([tx.bus_index(b) for b in sub.tx_bus], len(tx.buses))
+            penalty_costs.append(
+                add_ptdf_limits(m, tx, lambda n: acts.net_up(tx_at[n]), penalties))
+        if self.feeders:
+            m.feeder = pyo.Block(range(len(self.feeders)))
+            angles, shrink = limit_directions(system.feeder_line_limit, polygon_sides)
         for fi, f in enumerate(self.feeders):
-            blk = m.feeder[fi]
             local = np.flatnonzero((sub.feeder == f.name).to_numpy())
-            at = [[] for _ in range(f.n_buses)]
-            for i, bus in zip(local, sub.bus.to_numpy()[local]):
-                at[f.bus_index(bus)].append(i)
-            tan_phi = sub.tan_phi.to_numpy()
-            children = [[] for _ in range(f.n_buses)]
-            for k, j in enumerate(f.child):
-                children[f.parent[j]].append(k)
-            K, J = range(f.n_branches), range(f.n_buses)
-            blk.P, blk.Q = pyo.Var(K), pyo.Var(K)
-            blk.v = pyo.Var(J)
-            blk.v_low, blk.v_high = pyo.Var(J, bounds=(0, None)), pyo.Var(J, bounds=(0, None))
-            blk.s_over = pyo.Var(K, bounds=(0, None))
-            # net demand at bus j = flow into j minus flows out of j (row rhs: state's demand)
-            blk.p_balance = pyo.Constraint(
-                f.child, rule=lambda b, j: b.P[f.branch_of[j]]
-                - sum(b.P[k] for k in children[j]) + sum(sign[i] * m.a[i] for i in at[j]) == 0
-            )
-            blk.q_balance = pyo.Constraint(
-                f.child, rule=lambda b, j: b.Q[f.branch_of[j]]
-                - sum(b.Q[k] for k in children[j])
-                + sum(sign[i] * tan_phi[i] * m.a[i] for i in at[j]) == 0
-            )
-            s_base = f.base_mva
-            blk.drop = pyo.Constraint(
-                K, rule=lambda b, k: b.v[f.child[k]] - b.v[f.parent[f.child[k]]]
-                + 2 * (f.r_pu[k] * b.P[k] + f.x_pu[k] * b.Q[k]) / s_base == 0
-            )
-            blk.v_root = pyo.Constraint(expr=blk.v[0] == f.v0_sq)
-            blk.v_min = pyo.Constraint(
-                J, rule=lambda b, j: b.v[j] + b.v_low[j] >= float(f.v_min[j]) ** 2
-            )
-            blk.v_max = pyo.Constraint(
-                J, rule=lambda b, j: b.v[j] - b.v_high[j] <= float(f.v_max[j]) ** 2
-            )
-            blk.S = pyo.Set(initialize=[(k, s) for k in K for s in range(len(angles))])
-            blk.s_limit = pyo.Constraint(
-                blk.S, rule=lambda b, k, s: np.cos(angles[s]) * b.P[k]
-                + np.sin(angles[s]) * b.Q[k] - b.s_over[k] <= shrink * float(f.rating_mva[k])
-            )
-            objective += penalties.line * sum(blk.s_over[k] for k in K)
-            objective += penalties.voltage * sum(blk.v_low[j] + blk.v_high[j] for j in J)
-        m.H = pyo.RangeSet(0, len(self.held) - 1) if self.held else pyo.Set(initialize=[])
-        m.iface_up = pyo.Var(m.H, bounds=(0, None))
-        m.iface_down = pyo.Var(m.H, bounds=(0, None))
-        held_members = [np.flatnonzero((sub.feeder == n).to_numpy()) for n in self.held]
-        m.held = pyo.Constraint(
-            m.H, rule=lambda m, h: sum(sign[i] * m.a[i] for i in held_members[h])
-            + m.iface_up[h] - m.iface_down[h] == 0
-        )
-        objective += penalties.interface * sum(m.iface_up[h] + m.iface_down[h] for h in m.H)
+            at_bus = positions_at([f.bus_index(b) for b in sub.bus.to_numpy()[local]],
+                                  f.n_buses, local)
+            penalty_costs += add_lindistflow(m.feeder[fi], f, acts, at_bus, angles, shrink,
+                                             penalties)
+        if self.held:
+            members = [np.flatnonzero((sub.feeder == n).to_numpy()) for n in self.held]
+            penalty_costs.append(add_held_interfaces(m, acts, members, penalties))
+        objective = 0
+        for cost in penalty_costs:
+            objective += cost
         m.cost = pyo.Objective(expr=objective + sum(0 * m.a[i] for i in m.B), sense=pyo.minimize)
         self.model = m
         self.lp = CompiledLP.from_pyomo(m)
@@ -277,6 +200,5 @@ class MarketLayer:
             line_slack=line,
             voltage_slack=sum(float(sol.x[c].sum()) for c in self.voltage_slack_cols),
             interface_slack_mw=float(sol.x[self.iface_cols].sum()) if self.held else 0.0,
-            balance_price=float(sol.row_dual[self.balance_row]) if self.has_balance else np.nan,
             optimal=sol.optimal,
         )

@@ -73,12 +73,15 @@ class Prequalification:
         polygon_sides: as in the market layers (apparent line limits only).
     """
 
-    def __init__(self, system: InterconnectedSystem, bids: pd.DataFrame, method: str = "envelope",
-                 weighting: str = "price", polygon_sides: int = 12):
+    def __init__(self, system: InterconnectedSystem, bids: pd.DataFrame, method: str,
+                 weighting: str, polygon_sides: int):
         require_choice("prequalification", method, METHODS)
         require_choice("envelope_weighting", weighting, WEIGHTINGS)
         self.system, self.method, self.weighting = system, method, weighting
         self.angles, self.shrink = limit_directions(system.feeder_line_limit, polygon_sides)
+        distribution = (bids.level == "distribution").to_numpy()
+        self.forwarded = {d: np.flatnonzero(distribution & (bids.direction == d).to_numpy())
+                          for d in ("up", "down")}
         self.parts = []  # (feeder, direction, members, positive sensitivities, lp)
         for f in system.feeders:
             for direction in ("up", "down"):
@@ -94,6 +97,11 @@ class Prequalification:
                                                 np.zeros(g.shape[0]), np.zeros(len(members)),
                                                 np.zeros(len(members)))
                 self.parts.append((f, direction, members, g, lp))
+
+    def __repr__(self) -> str:
+        weighting = f", {self.weighting} weights" if self.method == "envelope" else ""
+        return (f"Prequalification({self.method!r}{weighting}, {len(self.parts)} feeder x "
+                f"direction groups of {sum(len(p[2]) for p in self.parts)} bids)")
 
     def caps(self, state: GridState, price: np.ndarray, available_mw: np.ndarray,
              need_direction: str) -> np.ndarray:
@@ -113,6 +121,17 @@ class Prequalification:
             cap[members] = chosen
             headroom[f.name] = np.maximum(room - g @ chosen, 0.0)
         return cap
+
+    def unqualified_pct(self, offered_mw: np.ndarray, cap: np.ndarray) -> tuple[float, float]:
+        """Share of the ``offered_mw`` distribution volume that ``cap`` cuts off, upward and
+        downward [%] (0 when nothing is offered in a direction)."""
+        capped = np.minimum(cap, offered_mw)
+        shares = []
+        for direction in ("up", "down"):
+            rows = self.forwarded[direction]
+            total = offered_mw[rows].sum()
+            shares.append(100.0 * (total - capped[rows].sum()) / total if total > 1e-12 else 0.0)
+        return shares[0], shares[1]
 
     def _envelope(self, lp: CompiledLP, room, avail, price) -> np.ndarray:
         cols = np.arange(len(avail))

@@ -1,12 +1,11 @@
-"""TSO-DSO coordination schemes as pipelines of market layers (ALEXANDER D3.3 ch. 4, SPEC §4).
+"""TSO-DSO coordination schemes built for a scenario and cleared (ALEXANDER D3.3 ch. 4).
 
-A scheme is built once for a scenario (system + bid table): all its layer models,
-prequalification LPs and bid-aggregation models are compiled then. :meth:`Scheme.clear`
-re-solves the whole pipeline for given bid prices and quantities without rebuilding, which is
-what the strategic loop calls thousands of times.
-
-Layers pass on what they leave: the grid state their activations produce, and every bid's
-remaining quantity (uncleared distribution bids are forwarded automatically).
+A scheme's layout, its stages in clearing order, is declared once in
+:data:`flexgame.markets.layouts.SCHEMES`. :class:`Scheme` builds every stage once for a
+scenario (system + bid table): all its layer models, prequalification LPs and bid-aggregation
+models are compiled then. :meth:`Scheme.clear` re-solves the whole pipeline for given bid
+prices and quantities without rebuilding, which is what the strategic loop calls thousands of
+times.
 """
 
 from __future__ import annotations
@@ -17,27 +16,30 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from flexgame.markets.bid_aggregation import ResidualSupplyStage
 from flexgame.markets.bids import DeclaredBids, validate_bids
-from flexgame.markets.errors import FlexgameInputError, require_choice
-from flexgame.markets.grid_state import BidEffects, GridState
-from flexgame.markets.market_layer import LayerOutcome, MarketLayer, Penalties
+from flexgame.markets.constraints import Penalties
+from flexgame.markets.errors import FlexgameInputError
+from flexgame.markets.grid_state import BidEffects
+from flexgame.markets.layouts import SCHEMES, Grid, Interface, Offers, Stage
+from flexgame.markets.market_layer import MarketLayer
 from flexgame.markets.options import check, option
+from flexgame.markets.pipeline import BuiltLayer, ClearingRun, MarketStage
 from flexgame.markets.prequalification import METHODS as PREQUALIFICATIONS
 from flexgame.markets.prequalification import WEIGHTINGS, Prequalification
+from flexgame.markets.results import ClearingResult, LayerRecord
 from flexgame.markets.system import InterconnectedSystem
 
-SCHEMES = ("common", "fragmented", "ml01", "ml02", "ml03", "ml04", "ml05", "ml06",
-           "bid_aggregation")
+__all__ = ["SCHEMES", "SCHEME_OPTIONS", "INTERFACES", "ClearingConfig", "ClearingResult",
+           "LayerRecord", "Scheme", "build_scheme"]
+
 INTERFACES = ("free", "fixed")
 
-
-SCHEME_OPTIONS = {
-    "interface": ("fragmented", "ml01", "ml02", "ml03", "ml04"),
-    "prequalification": ("ml03", "ml06"),
-    "envelope_weighting": ("ml03", "ml06"),
-    "delta_mw": ("bid_aggregation",),
+SCHEME_OPTIONS: dict[str, tuple[str, ...]] = {
+    option: tuple(name for name, layout in SCHEMES.items() if option in layout.options)
+    for option in dict.fromkeys(o for layout in SCHEMES.values() for o in layout.options)
 }
-"""Clearing options that only some schemes have, and those schemes."""
+"""Clearing options that only some schemes have, and those schemes (from their layouts)."""
 
 
 @dataclass
@@ -45,14 +47,14 @@ class ClearingConfig:
     """How the market operators clear.
 
     Attributes:
-        scheme: coordination scheme (see SCHEMES).
+        scheme: coordination scheme (a name of :data:`SCHEMES`).
         interface: in DSO-first schemes, "free" (a DSO's net activation changes the TSO need)
             or "fixed" (each DSO market keeps its interface flow).
-        prequalification: "envelope" or "iterative" (ml03, ml06).
+        prequalification: "envelope" or "iterative" (schemes with a prequalified stage).
         envelope_weighting: "price" or "uniform".
         delta_mw: interface-flow step of the bid-aggregation residual supply function [MW].
         polygon_sides: sides of the polygon inscribed in feeder |S| limits (used when the
-            system's feeder_line_limit is "apparent").
+            system's feeder_line_limit is "apparent"); every model of the scheme uses it.
         penalties: slack prices.
     """
 
@@ -73,149 +75,14 @@ class ClearingConfig:
         check(self)
 
 
-@dataclass
-class LayerRecord:
-    """One cleared layer: its name, the operator buying, the LP outcome, and the price each
-    bid declared in this layer [EUR/MW] (differs from the first layer's for forwarded bids
-    when FSPs re-price them)."""
-
-    name: str
-    operator: str
-    outcome: LayerOutcome
-    price: np.ndarray
-
-
-@dataclass
-class ClearingResult:
-    """Outcome of a scheme's whole pipeline for one set of bids.
+class Scheme:
+    """A coordination scheme built for one scenario; :meth:`clear` runs its pipeline.
 
     Attributes:
-        scheme: scheme name.
-        layers: the cleared layers in order.
-        activation_mw: total accepted quantity per bid over all layers [MW].
-        cost_eur: procurement cost J = sum over layers of accepted MW x bid price.
-        unmet_need_mw: TSO need left unmet (from the balance slacks) [MW].
-        objective_eur: sum of layer objectives, penalties included (VCG's welfare measure).
-        unqualified_up_pct, unqualified_down_pct: share of forwarded distribution volume
-            capped off by prequalification [%] (nan without prequalification).
-        runtime_s: wall time of the pipeline [s].
-        offered: bids and MW offered per layer (liquidity), one record per layer; see
-            :meth:`liquidity`.
-        declared: the bids it was cleared with (price, quantity, forwarded price).
+        system, bids, config: the scenario and the clearing options.
+        name: the scheme's name; layout: its stages (:data:`SCHEMES`).
+        stages: the built stages, in clearing order.
     """
-
-    scheme: str
-    layers: list[LayerRecord]
-    activation_mw: np.ndarray
-    cost_eur: float
-    unmet_need_mw: float
-    objective_eur: float
-    unqualified_up_pct: float
-    unqualified_down_pct: float
-    runtime_s: float
-    offered: list[dict]
-    declared: DeclaredBids
-
-    def liquidity(self) -> pd.DataFrame:
-        """Per layer: the layer, its operator, bids offered, MW offered up and down."""
-        return pd.DataFrame(self.offered, columns=["layer", "operator", "bids", "up_mw",
-                                                   "down_mw"])
-
-    def declared_cost_by_bid(self) -> np.ndarray:
-        """Accepted MW x declared price of every layer, per bid [EUR] (pay-as-bid payment)."""
-        return np.sum([l.price * l.outcome.activation_mw for l in self.layers], axis=0)
-
-    def cost_by_operator(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for layer in self.layers:
-            out[layer.operator] = out.get(layer.operator, 0.0) + layer.outcome.cost_eur
-        return out
-
-    def activations(self, bids: pd.DataFrame) -> pd.DataFrame:
-        """Tidy table: one row per (bid, layer) with an accepted quantity."""
-        rows = []
-        for layer in self.layers:
-            o = layer.outcome
-            for b in np.flatnonzero(o.activation_mw > 0):
-                rows.append(dict(bid=int(b), layer=layer.name, operator=layer.operator,
-                                 fsp=bids.fsp.iat[b], direction=bids.direction.iat[b],
-                                 accepted_mw=o.activation_mw[b],
-                                 price_eur_per_mw=layer.price[b],
-                                 marginal_value_eur_per_mw=o.marginal_value[b]))
-        columns = ["bid", "layer", "operator", "fsp", "direction", "accepted_mw",
-                   "price_eur_per_mw", "marginal_value_eur_per_mw"]
-        return pd.DataFrame(rows, columns=columns)
-
-
-class _Run:
-    """Book-keeping of one pass through a pipeline."""
-
-    def __init__(self, system, bids, effects, declared: DeclaredBids):
-        self.system, self.bids, self.effects, self.declared = system, bids, effects, declared
-        self.remaining = declared.quantity_mw.copy()
-        self.offered_before = np.zeros(len(bids), dtype=bool)
-        self.state = GridState.base(system)
-        self.layers: list[LayerRecord] = []
-        self.available: list[dict] = []
-        self.unqualified = (np.nan, np.nan)
-
-    @property
-    def price(self) -> np.ndarray:
-        """Declared price per bid for the next layer [EUR/MW]: the forwarded price for bids
-        already offered in an earlier layer (when FSPs re-price them), else the bid price."""
-        d = self.declared
-        if d.forward_price_eur_per_mw is None:
-            return d.price_eur_per_mw
-        return np.where(self.offered_before, d.forward_price_eur_per_mw, d.price_eur_per_mw)
-
-    def clear(self, name: str, operator: str, layer: MarketLayer, cap: np.ndarray | None = None,
-              need: float | None = None, held_targets=None) -> LayerOutcome:
-        offered = self.remaining if cap is None else np.minimum(self.remaining, cap)
-        cand = layer.candidates
-        self.available.append(dict(layer=name, operator=operator,
-                                   bids=int((offered[cand] > 0).sum()),
-                                   up_mw=float(offered[cand][layer.sign > 0].sum()),
-                                   down_mw=float(offered[cand][layer.sign < 0].sum())))
-        need = self.state.residual_need_mw if need is None else need
-        price = self.price
-        out = layer.solve(price, offered, self.state, need, held_targets)
-        self.apply(name, operator, out, price)
-        self.offered_before[cand[offered[cand] > 0]] = True
-        return out
-
-    def apply(self, name: str, operator: str, out: LayerOutcome, price: np.ndarray) -> None:
-        """Deliver a layer's activations (cleared at ``price``): update remaining quantities
-        and the grid state."""
-        self.remaining = self.remaining - out.activation_mw
-        self.state = self.state.after(self.effects, out.activation_mw)
-        self.layers.append(LayerRecord(name, operator, out, price))
-
-    def record_unqualified(self, offered: np.ndarray, cap: np.ndarray, mask: np.ndarray,
-                           direction: np.ndarray) -> None:
-        shares = []
-        for d in ("up", "down"):
-            sel = mask & (direction == d)
-            total = offered[sel].sum()
-            shares.append(100.0 * (total - np.minimum(cap, offered)[sel].sum()) / total
-                          if total > 1e-12 else 0.0)
-        self.unqualified = tuple(shares)
-
-    def result(self, scheme: str, start: float) -> ClearingResult:
-        total = np.sum([l.outcome.activation_mw for l in self.layers], axis=0)
-        return ClearingResult(
-            scheme=scheme, layers=self.layers, activation_mw=total,
-            cost_eur=float(sum(l.outcome.cost_eur for l in self.layers)),
-            unmet_need_mw=float(sum(l.outcome.unmet_need_mw for l in self.layers)),
-            objective_eur=float(sum(l.outcome.objective_eur for l in self.layers)),
-            unqualified_up_pct=self.unqualified[0], unqualified_down_pct=self.unqualified[1],
-            runtime_s=time.perf_counter() - start,
-            offered=self.available,
-            declared=self.declared,
-        )
-
-
-class Scheme:
-    """A coordination scheme built for one scenario; :meth:`clear` runs its pipeline."""
 
     def __init__(self, system: InterconnectedSystem, bids: pd.DataFrame,
                  config: ClearingConfig | None = None):
@@ -228,54 +95,79 @@ class Scheme:
         if len(bad):
             raise FlexgameInputError(
                 f"bid {bids.index[bad[0]]} is at feeder {bids.feeder.iat[bad[0]]!r}; "
-                f"feeders are {', '.join(feeders)}"
+                f"feeders are {', '.join(feeders) or 'none (a transmission-only system)'}"
             )
         self.system, self.bids = system, bids
         self.effects = BidEffects.of(system, bids)
         self.name = self.config.scheme
-        self.is_tx = (bids.level == "transmission").to_numpy()
-        self.direction = bids.direction.to_numpy()
-        self.feeder_names = [f.name for f in system.feeders]
-        self.feeder_bids = {n: np.flatnonzero((bids.feeder == n).to_numpy())
-                            for n in self.feeder_names}
-        self._build()
+        self.layout = SCHEMES[self.name]
+        self.stages = [self._build(stage) for stage in self.layout.stages]
+
+    def __repr__(self) -> str:
+        names = [b.name for b in self.layers()]
+        shown = ", ".join(names[:4]) + (f", ... ({len(names)} in all)" if len(names) > 4 else "")
+        options = ", ".join(f"{o}={getattr(self.config, o)}" for o in self.layout.options)
+        return (f"Scheme({self.name!r}, {len(self.bids)} bids, layers [{shown}]"
+                + (f", {options}" if options else "") + ")")
 
     # --- construction ---------------------------------------------------------------------
-    def _layer(self, candidates, **kwargs) -> MarketLayer:
-        return MarketLayer(self.system, self.bids, candidates,
-                           penalties=self.config.penalties,
-                           polygon_sides=self.config.polygon_sides, **kwargs)
+    def _build(self, stage: Stage) -> MarketStage | ResidualSupplyStage:
+        layers = self._market_layers(stage)
+        cfg = self.config
+        if stage.residual_supply:
+            return ResidualSupplyStage(self.system, self.bids, layers, cfg.delta_mw,
+                                       cfg.penalties)
+        prequalification = None
+        if stage.prequalified:
+            prequalification = Prequalification(self.system, self.bids, cfg.prequalification,
+                                                cfg.envelope_weighting, cfg.polygon_sides)
+        return MarketStage(layers, prequalification)
 
-    def _dso_layers(self, held: bool) -> dict[str, MarketLayer]:
-        return {n: self._layer(self.feeder_bids[n], balance=False, transmission=False,
-                               feeders=[n], held_interfaces=[n] if held else [])
-                for n in self.feeder_names}
+    def _market_layers(self, stage: Stage) -> list[BuiltLayer]:
+        """The stage's market layers: one, or one per feeder in the system's order."""
+        if not stage.per_feeder:
+            return [BuiltLayer(stage.name, stage.operator, None, self._layer(stage, None))]
+        return [BuiltLayer(f"{stage.name}:{f.name}", f"{stage.operator}:{f.name}", f.name,
+                           self._layer(stage, f.name)) for f in self.system.feeders]
 
-    def _build(self) -> None:
-        s, all_bids = self.name, np.arange(len(self.bids))
-        tx_bids = np.flatnonzero(self.is_tx)
-        fixed = self.config.interface == "fixed"
-        if s == "common":
-            self.common = self._layer(all_bids, balance=True, transmission=True,
-                                      feeders=self.feeder_names)
-        elif s in ("fragmented", "ml01", "ml02", "ml03", "ml04"):
-            self.dso = self._dso_layers(held=fixed)
-            self.tso = self._layer(tx_bids if s == "fragmented" else all_bids, balance=True,
-                                   transmission=True,
-                                   feeders=self.feeder_names if s == "ml04" else [])
-            if s == "ml02":
-                self.corrective = self._dso_layers(held=True)
-        elif s in ("ml05", "ml06"):
-            self.tso = self._layer(all_bids, balance=True, transmission=True, feeders=[])
-            self.dso = self._dso_layers(held=True)
+    def _layer(self, stage: Stage, feeder: str | None) -> MarketLayer:
+        bids, all_feeders = self.bids, [f.name for f in self.system.feeders]
+        if stage.offers is Offers.ALL:
+            candidates = np.arange(len(bids))
+        elif stage.offers is Offers.TRANSMISSION:
+            candidates = np.flatnonzero((bids.level == "transmission").to_numpy())
         else:
-            from flexgame.markets.bid_aggregation import BidAggregation
+            candidates = np.flatnonzero((bids.feeder == feeder).to_numpy())
+        grid = {Grid.NONE: [], Grid.ALL_FEEDERS: all_feeders, Grid.OWN_FEEDER: [feeder]}
+        held = (stage.interface is Interface.HELD
+                or (stage.interface is Interface.HELD_IF_FIXED
+                    and self.config.interface == "fixed"))
+        return MarketLayer(self.system, bids, candidates, balance=stage.balance,
+                           transmission=stage.ptdf, feeders=grid[stage.grid],
+                           held_interfaces=[feeder] if held else [],
+                           penalties=self.config.penalties,
+                           polygon_sides=self.config.polygon_sides)
 
-            self.aggregation = BidAggregation(self)
-        if s in ("ml03", "ml06"):
-            self.prequal = Prequalification(self.system, self.bids, self.config.prequalification,
-                                            self.config.envelope_weighting,
-                                            self.config.polygon_sides)
+    # --- access ---------------------------------------------------------------------------
+    def layers(self) -> list[BuiltLayer]:
+        """Every market layer of the built stages, in clearing order (bid aggregation's step
+        markets under their ``rsf:<feeder>`` names)."""
+        return [b for stage in self.stages
+                for b in (stage.step_layers if isinstance(stage, ResidualSupplyStage)
+                          else stage.layers)]
+
+    def layer(self, name: str) -> MarketLayer:
+        """The market layer named ``name`` (``common``, ``tso``, ``dso:<feeder>``, ...)."""
+        for b in self.layers():
+            if b.name == name:
+                return b.layer
+        raise FlexgameInputError(f"scheme {self.name!r} has no layer {name!r}; layers are "
+                                 f"{', '.join(b.name for b in self.layers())}")
+
+    @property
+    def common(self) -> MarketLayer:
+        """The common market's layer (its LP is what the MPEC best response embeds)."""
+        return self.layer("common")
 
     # --- clearing ---------------------------------------------------------------------------
     def clear(self, price: np.ndarray | None = None, quantity: np.ndarray | None = None,
@@ -291,36 +183,11 @@ class Scheme:
             raise FlexgameInputError(f"bid {bad} quantity {quantity[bad]} MW must be >= 0")
         if forward_price is not None:
             forward_price = np.asarray(forward_price, float)
-        run = _Run(self.system, self.bids, self.effects,
-                   DeclaredBids(price, quantity, forward_price))
-        s = self.name
-        if s == "common":
-            run.clear("common", "joint", self.common)
-        elif s in ("fragmented", "ml01", "ml02", "ml03", "ml04"):
-            for n, layer in self.dso.items():
-                run.clear(f"dso:{n}", f"DSO:{n}", layer)
-            cap = self._prequalified(run) if s == "ml03" else None
-            run.clear("tso", "TSO", self.tso, cap=cap)
-            if s == "ml02":
-                for n, layer in self.corrective.items():
-                    run.clear(f"corrective:{n}", f"DSO:{n}", layer, need=0.0)
-        elif s in ("ml05", "ml06"):
-            cap = self._prequalified(run) if s == "ml06" else None
-            run.clear("tso", "TSO", self.tso, cap=cap)
-            for n, layer in self.dso.items():
-                run.clear(f"dso:{n}", f"DSO:{n}", layer, need=0.0)
-        else:
-            self.aggregation.clear(run)
-        return run.result(s, start)
-
-
-    def _prequalified(self, run: _Run) -> np.ndarray:
-        """Caps on the forwarded bids at the run's current state (the need's direction is
-        qualified first); records the unqualified volume."""
-        need_dir = "up" if run.state.residual_need_mw >= 0 else "down"
-        cap = self.prequal.caps(run.state, run.price, run.remaining, need_dir)
-        run.record_unqualified(run.remaining, cap, ~self.is_tx, self.direction)
-        return cap
+        run = ClearingRun(self.system, self.bids, self.effects,
+                          DeclaredBids(price, quantity, forward_price))
+        for stage in self.stages:
+            stage.clear(run)
+        return run.result(self.name, start)
 
 
 def build_scheme(system: InterconnectedSystem, bids: pd.DataFrame, scheme: str,

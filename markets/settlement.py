@@ -1,4 +1,4 @@
-"""Settlement (payment) rules and FSP profits (SPEC §5).
+"""Settlement (payment) rules and FSP profits.
 
 Every activated MW is paid in the layer that cleared it:
 
@@ -47,18 +47,23 @@ class Settlement:
     bid_payment_eur: np.ndarray
     fsp: pd.DataFrame
 
+    def __repr__(self) -> str:
+        return (f"Settlement({self.rule!r}, total {self.total_payment_eur:.2f} EUR to "
+                f"{int((self.fsp.payment_eur != 0).sum())} of {len(self.fsp)} FSPs)")
+
     @property
     def total_payment_eur(self) -> float:
+        """Sum of all payments [EUR]."""
         return float(self.bid_payment_eur.sum())
 
 
 def settle(scheme, result, rule: str = "pay_as_bid") -> Settlement:
     """Settle a clearing ``result`` of ``scheme`` under ``rule`` (each activation at the price
     declared in its layer; VCG re-clears the scheme without each FSP's bids, with the bids
-    the result was cleared with)."""
+    the result was cleared with; the other rules need only the result)."""
     require_choice("settlement", rule, SETTLEMENTS)
-    bids = scheme.bids
-    table = result.activations(bids)
+    bids = result.bids
+    table = result.activations()
     rows = table.bid.to_numpy(dtype=int)
     if rule == "pay_as_bid":
         rate = table.price_eur_per_mw
@@ -85,7 +90,7 @@ def settle(scheme, result, rule: str = "pay_as_bid") -> Settlement:
 def _vcg_payments(scheme, result) -> np.ndarray:
     """Clarke-pivot payment per bid: each FSP's payment split over its accepted bids by
     declared cost (by accepted MW where its declared cost is zero)."""
-    bids, d = scheme.bids, result.declared
+    bids, d = result.bids, result.declared
     payment = np.zeros(len(bids))
     declared = result.declared_cost_by_bid()
     for fsp, rows in bids.groupby("fsp").indices.items():
