@@ -1,41 +1,67 @@
-"""The Mesa model of the strategic flexibility market.
+"""The Mesa model of the strategic flexibility market (ALEXANDER D4.1, KER 2).
 
-One model step is one reasoning round (SPEC §7): a round of best responses (iterated best
-response), one more level of reasoning (k-level, cognitive hierarchy) or one round of noisy
-logit responses. The clearing scheme is built once; every payoff is a re-clearing of it. A
-DataCollector records every round's profile (markups), procurement cost and FSP profits.
-All randomness comes from the model's seeded generator ``self.rng``.
+One model step is one round of the reasoning process of :mod:`flexgame.games.dynamics` (a
+round of best responses, one more level of reasoning, or one round of logit responses): the
+process asks the FSP agents for their moves, then every agent observes the round's outcome
+(FSPs their profit, market operators their layer's clearing, system operators their network
+in the ex-post assessment). The clearing scheme is built once; every payoff is a re-clearing
+of it. A DataCollector records every round (round 0 = the start). All randomness comes from
+the model's seeded generator ``self.rng``.
 """
 
 from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
 
 import mesa
 import numpy as np
 import pandas as pd
 
-from flexgame.agents.agents import FSPAgent, MarketOperatorAgent, SystemOperatorAgent
-from flexgame.games.dynamics import (hierarchy_level, ibr_round, level_k_round, logit_response,
-                            sample_profiles)
-from flexgame.games.payoff import GameEvaluator, mean_outcome
-from flexgame.games.reasoning import REASONINGS, ReasoningConfig
+from flexgame.agents.agents import (TRANSMISSION, FSPAgent, MarketOperatorAgent,
+                                    SystemOperatorAgent)
+from flexgame.games.dynamics import (RUNNING, Round, cognitive_hierarchy, iterated_best_response,
+                                     level_k, logit_dynamics)
+from flexgame.games.payoff import GameEvaluator, Outcome, mean_outcome
+from flexgame.games.reasoning import ReasoningConfig
 from flexgame.games.strategies import BidMap, StrategySpace
-from flexgame.markets.errors import FlexgameInputError, require_choice
+from flexgame.markets.errors import FlexgameInputError
+from flexgame.markets.grid_assessment import TOLERANCE, assess_state
+from flexgame.markets.grid_state import BidEffects, GridState
+
 
 class FlexMarketModel(mesa.Model):
     """Strategic FSPs bidding into a built coordination scheme.
 
     Args:
         scheme: a built :class:`markets.schemes.Scheme`.
-        space: the FSPs' strategy space.
-        reasoning: reasoning configuration.
+        space: the FSPs' strategy space (default: ``reasoning.strategy.space()``).
+        reasoning: reasoning configuration (default: :class:`ReasoningConfig` ()).
         settlement: settlement rule.
         seed: seed of the model's generator.
+
+    Attributes:
+        evaluator: the game's :class:`GameEvaluator`; bid_map: its :class:`BidMap`.
+        fsps: the FSP agents (one per player), in player order.
+        order: the players' update order (Gauss-Seidel: drawn from ``rng``, first of all
+            draws whatever the reasoning).
+        round: rounds played; status: "running", then how the process ended ("truthful"
+            when no game is played).
+        profile: the current pure profile; mixed: the mixed profile (logit), else None.
+        current_outcome: the current round's outcome (logit: the mean over :attr:`sample`).
+        history: the profile of every round (round 0 = the start).
+        cycle: the profiles of a best-response cycle, in order (empty otherwise).
+        sampling_error: standard error of sampled expected payoffs per player [EUR].
+        sample: logit: the pure profiles drawn from the current mixed profile.
     """
 
-    def __init__(self, scheme, space: StrategySpace, reasoning: ReasoningConfig,
-                 settlement: str = "pay_as_bid", seed: int = 0):
+    def __init__(self, scheme, space: StrategySpace | None = None,
+                 reasoning: ReasoningConfig | None = None, settlement: str = "pay_as_bid",
+                 seed: int = 0):
         super().__init__(rng=np.random.default_rng(seed))
+        reasoning = reasoning or ReasoningConfig()
         reasoning.validate()
+        space = space or reasoning.strategy.space()
         if not 0 <= reasoning.level0_markup_index < len(space.markups):
             raise FlexgameInputError(
                 f"level0_markup_index={reasoning.level0_markup_index} is out of range; allowed: "
@@ -48,24 +74,22 @@ class FlexMarketModel(mesa.Model):
         for p in bm.players:
             level = reasoning.levels.get(p, reasoning.levels.get(bm.owner[p], reasoning.level))
             FSPAgent(self, p, bm.owner[p], bm.rows[p], level)
-        SystemOperatorAgent(self, "TSO", system.tso_need_mw)
+        SystemOperatorAgent(self, "TSO", TRANSMISSION, system.tso_need_mw)
         for feeder in system.feeders:
-            SystemOperatorAgent(self, f"DSO:{feeder.name}", feeder=feeder.name)
+            SystemOperatorAgent(self, f"DSO:{feeder.name}", feeder.name)
         for layer in scheme.clear().layers:
             MarketOperatorAgent(self, layer.name, layer.operator)
         self.fsps = self.agents_by_type[FSPAgent]
-        self.level_of = {a.name: a.level for a in self.fsps}
         self.order = [a.name for a in self.fsps]
         if reasoning.update == "gauss_seidel":
             self.order = list(self.rng.permutation(self.order))
+        self._grid = (GridState.base(system), BidEffects.of(system, scheme.bids))
         self.round = 0
-        self.status = "running"
+        self.status = RUNNING
         self.cycle: list[dict] = []
         self.sampling_error: dict[str, float] = {}
-        self.sample: list[dict] = []  # pure profiles drawn from the mixed profile (logit)
+        self.sample: list[dict] = []
         self.history: list[dict] = []
-        self._seen: dict[tuple, int] = {}
-        self._level_plays: list[dict] = []
         self.datacollector = mesa.DataCollector(
             model_reporters={
                 "round": "round",
@@ -79,12 +103,24 @@ class FlexMarketModel(mesa.Model):
                            "profit_eur": "profit_eur", "level": "level"},
                 MarketOperatorAgent: {"layer": "layer", "operator": "operator",
                                       "cost_eur": "cost_eur", "accepted_mw": "accepted_mw"},
+                SystemOperatorAgent: {"operator": "name", "unmet_need_mw": "unmet_need_mw",
+                                      "congestions": "congestions",
+                                      "voltage_violations": "voltage_violations"},
             },
         )
-        self._set_profile(self._level0())
+        start = self._level0()
+        self._observe(start)
+        self._rounds = self._process(start)
         self.running = reasoning.name != "truthful"
 
-    # --- profile book-keeping ------------------------------------------------------------
+    def __repr__(self) -> str:
+        r = self.reasoning
+        how = {"ibr": f"ibr {r.update}", "logit": f"logit lambda {r.rationality:g}/EUR",
+               "cognitive_hierarchy": f"cognitive_hierarchy tau {r.tau:g}"}.get(r.name, r.name)
+        return (f"FlexMarketModel({self.scheme.name}, {how}, {len(self.fsps)} FSP agents, "
+                f"round {self.round}: {self.status})")
+
+    # --- the profile and its outcome ----------------------------------------------------------
     @property
     def profile(self) -> dict:
         return {a.name: a.strategy for a in self.fsps}
@@ -96,26 +132,6 @@ class FlexMarketModel(mesa.Model):
             return None
         return {a.name: a.mixed for a in self.fsps}
 
-    @property
-    def current_outcome(self):
-        """Outcome of the current profile; for a mixed profile, the mean over its sample."""
-        if self.sample:
-            return mean_outcome([self.evaluator.outcome(p) for p in self.sample])
-        return self.evaluator.outcome(self.profile)
-
-    def _set_profile(self, profile: dict) -> None:
-        for a in self.fsps:
-            a.strategy = profile[a.name]
-        out = self.current_outcome
-        for a in self.fsps:
-            a.profit_eur = out.profit[a.fsp]
-        for op in self.agents_by_type[MarketOperatorAgent]:
-            op.cost_eur = out.layer_cost_eur[op.layer]
-            op.accepted_mw = out.layer_accepted_mw[op.layer]
-        self.history.append(dict(profile))
-        self._seen.setdefault(self.evaluator.key(profile), len(self.history) - 1)
-        self.datacollector.collect(self)
-
     def _level0(self) -> dict:
         r, space = self.reasoning, self.bid_map.space
         names = [a.name for a in self.fsps]
@@ -126,70 +142,64 @@ class FlexMarketModel(mesa.Model):
             return {f: space.uniform(int(r.level0_markup_index)) for f in names}
         return {f: space.truthful for f in names}
 
-    # --- one reasoning round ---------------------------------------------------------------
-    def step(self) -> None:
-        self.round += 1
+    def _process(self, start: dict) -> Iterator[Round]:
+        """The reasoning process from ``start``, its moves made by the FSP agents."""
         r = self.reasoning
+        agent = {a.name: a for a in self.fsps}
+        levels = {a.name: a.level for a in self.fsps}
         if r.name == "ibr":
-            self._ibr_round()
-        elif r.name == "level_k":
-            self._level_round(belief=None)
-        elif r.name == "cognitive_hierarchy":
-            self._level_round(belief="poisson")
-        elif r.name == "logit":
-            self._logit_round()
+            return iterated_best_response(lambda p, profile: agent[p].best_response(profile),
+                                          start, self.order, r.update, r.max_rounds)
+        if r.name == "level_k":
+            return level_k(lambda p, profile: agent[p].best_response(profile), start, levels)
+        if r.name == "cognitive_hierarchy":
+            return cognitive_hierarchy(lambda p, beliefs: agent[p].response_to_sample(beliefs),
+                                       start, levels, r.tau, r.samples, self.rng)
+        if r.name == "logit":
+            return logit_dynamics(lambda p, profiles: agent[p].payoffs_against(profiles), start,
+                                  self.bid_map.space.strategies, r.rationality, r.samples,
+                                  r.max_rounds, self.rng)
+        return iter(())
 
-    def _ibr_round(self) -> None:
-        before = self.profile
-        new = ibr_round(self.evaluator, before, self.order, self.reasoning.update)
-        key = self.evaluator.key(new)
-        seen_at = self._seen.get(key)
-        self._set_profile(new)
-        if new == before:
-            self.status, self.running = "converged", False
-        elif seen_at is not None:
-            self.status, self.running = "cycle", False
-            self.cycle = self.history[seen_at:-1]
-        elif self.round >= self.reasoning.max_rounds:
-            self.status, self.running = "capped", False
-
-    def _level_round(self, belief: str | None) -> None:
-        """Round k computes what a level-k FSP plays; FSPs of level >= k adopt it."""
-        k = self.round
-        if not self._level_plays:
-            self._level_plays = [self.history[0]]
-        plays = self._level_plays
-        if belief is None:
-            nxt = level_k_round(self.evaluator, plays[k - 1])
-        else:
-            r = self.reasoning
-            nxt, errors = hierarchy_level(self.evaluator, plays, r.tau, r.samples, self.rng)
-            self.sampling_error.update({f: e for f, e in errors.items()
-                                        if self.level_of[f] == k})
-        plays.append(nxt)
-        self._set_profile({a.name: plays[min(a.level, k)][a.name] for a in self.fsps})
-        if k >= max(a.level for a in self.fsps):
-            self.status, self.running = self.reasoning.name, False
-
-    def _logit_round(self) -> None:
-        """Every player takes its logit response to the others' mixed strategies (a point
-        mass on the level-0 profile before round 1); the round's outcome is the mean over
-        ``samples`` profiles drawn from the new mixed profile."""
-        r, space = self.reasoning, self.bid_map.space
-        mixed = self.mixed
-        if mixed is None:
-            index = {s: i for i, s in enumerate(space.strategies)}
-            mixed = {a.name: np.eye(len(index))[index[a.strategy]] for a in self.fsps}
-        step = logit_response(self.evaluator, mixed, r.rationality, r.samples, self.rng)
-        self.sampling_error = step.standard_error
+    def _observe(self, profile: dict) -> None:
+        """Play ``profile`` (with :attr:`sample` for a mixed profile) and let every agent
+        observe its outcome; collect the round."""
         for a in self.fsps:
-            a.mixed = step.mixed[a.name]
-        self.sample = sample_profiles(space.strategies, step.mixed, r.samples, self.rng)
-        self._set_profile({a.name: space.strategies[int(np.argmax(a.mixed))] for a in self.fsps})
-        if self.round >= r.max_rounds:
-            self.status, self.running = "logit", False
+            a.strategy = profile[a.name]
+        if self.sample:
+            outcome = mean_outcome([self.evaluator.outcome(p) for p in self.sample])
+        else:
+            outcome = self.evaluator.outcome(profile)
+        self.current_outcome: Outcome = outcome
+        self.fsps.do("observe", outcome)
+        self.agents_by_type[MarketOperatorAgent].do("observe", outcome)
+        self.agents_by_type[SystemOperatorAgent].do("observe", outcome,
+                                                    self._violations(outcome.activation_mw))
+        self.history.append(dict(profile))
+        self.datacollector.collect(self)
 
-    # --- driving -----------------------------------------------------------------------------
+    def _violations(self, activation_mw: np.ndarray) -> Counter:
+        """Elements over their limit per (network, kind) in the ex-post assessment of
+        ``activation_mw`` (for a mixed profile, its mean: the expected flows)."""
+        base, effects = self._grid
+        elements = assess_state(self.scheme.system, base.after(effects, activation_mw)).elements
+        over = elements.excess_pct.to_numpy() > 100 * TOLERANCE
+        return Counter(zip(elements.network.to_numpy()[over], elements.kind.to_numpy()[over]))
+
+    # --- driving -------------------------------------------------------------------------------
+    def step(self) -> None:
+        """One round of the reasoning process."""
+        rnd = next(self._rounds)
+        self.round = rnd.number
+        if rnd.mixed is not None:
+            for a in self.fsps:
+                a.mixed = rnd.mixed[a.name]
+        self.sample = rnd.sample
+        self.sampling_error = dict(rnd.sampling_error)
+        self._observe(rnd.profile)
+        if rnd.status != RUNNING:
+            self.status, self.cycle, self.running = rnd.status, rnd.cycle, False
+
     def run(self, progress: bool = False) -> None:
         """Step until the reasoning process stops (tqdm bar over rounds if ``progress``)."""
         bar = None

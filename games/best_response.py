@@ -1,13 +1,18 @@
-"""Exact best response over a discrete strategy set, and the equilibrium certificate.
+"""What one player computes: its exact best response over the discrete strategy set, its best
+response to sampled opponents, its payoffs against sampled opponents, and the equilibrium
+certificate built from best responses.
 
-The best response of FSP i to the others' profile is found by re-clearing the scheme for
-each of i's strategies with the others fixed (an exhaustive search, exact on the grid).
-Ties (within ``tol`` EUR) keep the current strategy, then the lowest markup (SPEC §7).
+The best response of player i to the others' profile is found by re-clearing the scheme for
+each of i's strategies with the others fixed (an exhaustive search, exact on the grid). Ties
+(within ``tol`` EUR) keep the current strategy, then the lowest markup, so that iterated best
+response stops at a fixed point instead of wandering between equally good strategies.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from flexgame.games.payoff import GameEvaluator
 from flexgame.games.strategies import Strategy
@@ -17,7 +22,8 @@ TIE_TOLERANCE_EUR = 1e-6
 
 @dataclass(frozen=True)
 class BestResponse:
-    """Best strategy of one FSP, its payoff, the payoff of its current strategy [EUR]."""
+    """Best strategy of one player, its payoff and the payoff of its current strategy [EUR]
+    (the profit of the player's FSP), and the payoff of every strategy."""
 
     fsp: str
     strategy: Strategy
@@ -29,6 +35,10 @@ class BestResponse:
     def regret(self) -> float:
         """Gain of deviating to the best response [EUR] (>= 0)."""
         return max(self.payoff - self.current_payoff, 0.0)
+
+    def __repr__(self) -> str:
+        return (f"BestResponse({self.fsp} -> {self.strategy}, {self.payoff:.2f} EUR, "
+                f"regret {self.regret:.3g} EUR)")
 
 
 def best_response(evaluator: GameEvaluator, profile: dict[str, Strategy], fsp: str,
@@ -50,8 +60,45 @@ def best_response(evaluator: GameEvaluator, profile: dict[str, Strategy], fsp: s
 
 
 @dataclass(frozen=True)
+class SampledResponse:
+    """Best response to sampled opponents: the strategy, its mean payoff over the sample and
+    the standard error of that mean [EUR]."""
+
+    strategy: Strategy
+    expected_payoff: float
+    standard_error: float
+
+
+def sampled_best_response(evaluator: GameEvaluator, beliefs: list[dict[str, Strategy]],
+                          player: str, tol: float = TIE_TOLERANCE_EUR) -> SampledResponse:
+    """Best response of ``player`` to opponents it is unsure of (the cognitive hierarchy's
+    level-k player): the strategy of highest mean payoff over ``beliefs``, opponent profiles
+    drawn from its belief (its own entry is replaced), the same draws for every strategy.
+    Ties within ``tol`` EUR go to the lowest strategy."""
+    samples = len(beliefs)
+    best, best_mean, best_se = None, -np.inf, 0.0
+    for s in evaluator.bid_map.space.strategies:
+        values = [evaluator.payoff({**b, player: s}, player) for b in beliefs]
+        mean = float(np.mean(values))
+        if mean > best_mean + tol:
+            best, best_mean = s, mean
+            best_se = float(np.std(values, ddof=1) / np.sqrt(samples)) if samples > 1 else 0.0
+    return SampledResponse(best, best_mean, best_se)
+
+
+def sampled_payoffs(evaluator: GameEvaluator, profiles: list[dict[str, Strategy]],
+                    player: str) -> np.ndarray:
+    """Payoff [EUR] of ``player`` for each of its strategies (columns, in the order of the
+    strategy space) against each of ``profiles`` (rows; its own entry is replaced): the
+    sampled expectations of the logit response."""
+    strategies = evaluator.bid_map.space.strategies
+    return np.array([[evaluator.payoff({**d, player: s}, player) for s in strategies]
+                     for d in profiles])
+
+
+@dataclass(frozen=True)
 class Certificate:
-    """Regret of every FSP at a profile and epsilon = the largest regret [EUR]; epsilon = 0
+    """Regret of every player at a profile and epsilon = the largest regret [EUR]; epsilon = 0
     certifies a pure Nash equilibrium of the discrete game."""
 
     regret: dict[str, float]
@@ -60,6 +107,12 @@ class Certificate:
     def epsilon(self) -> float:
         return max(self.regret.values(), default=0.0)
 
+    def __repr__(self) -> str:
+        worst = max(self.regret, key=self.regret.get, default=None)
+        return (f"Certificate(epsilon {self.epsilon:.3g} EUR over {len(self.regret)} players"
+                + (f", largest regret {worst})" if self.epsilon > 0 else ")"))
+
 
 def certificate(evaluator: GameEvaluator, profile: dict[str, Strategy]) -> Certificate:
+    """The regret of every player at ``profile`` (one exact best response each)."""
     return Certificate({f: best_response(evaluator, profile, f).regret for f in profile})

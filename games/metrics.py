@@ -1,11 +1,13 @@
-"""Strategic KPIs of a reasoning run (SPEC §6, strategic part)."""
+"""Strategic KPIs of a reasoning run (ALEXANDER D4.1, KER 2): the strategic outcome's cost
+against truthful bidding (price of anarchy), markups, FSP profits, the equilibrium certificate,
+market concentration (HHI) and pivotal suppliers per market layer."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from flexgame.games.best_response import certificate
+from flexgame.games.best_response import certificate, sampled_payoffs
 from flexgame.games.dynamics import logit_response
 from flexgame.games.payoff import GameEvaluator, mean_outcome
 from flexgame.markets.kpis import inefficiency_pct
@@ -34,7 +36,7 @@ def pivotal_suppliers(evaluator: GameEvaluator, profile: dict,
         return {l.name: (l.outcome.unmet_need_mw, l.outcome.objective_eur - l.outcome.cost_eur)
                 for l in result.layers}
 
-    base = shortfall(evaluator.scheme.clear(price, quantity, forward))
+    base = shortfall(evaluator.result(profile))
     pivotal: dict[str, list[str]] = {name: [] for name in base}
     for f, rows in evaluator.bid_map.fsp_rows.items():
         q = quantity.copy()
@@ -65,7 +67,8 @@ def strategic_metrics(evaluator: GameEvaluator, final: dict, status: str, rounds
     if mixed is not None:
         if rng is None:
             raise ValueError("a mixed profile is evaluated by sampling: pass its seeded rng")
-        step = logit_response(evaluator, mixed, 0.0, samples, rng)
+        step = logit_response(lambda p, profiles: sampled_payoffs(evaluator, profiles, p),
+                              mixed, evaluator.bid_map.space.strategies, 0.0, samples, rng)
         visited, basis = step.draws, f"mixed profile, mean of {samples} sampled profiles"
         epsilon = max(step.regret.values())
         epsilon_se = max(step.standard_error.values())
@@ -78,8 +81,7 @@ def strategic_metrics(evaluator: GameEvaluator, final: dict, status: str, rounds
     if mixed is not None and len(outcomes) > 1:
         cost_se = float(np.std([o.cost_eur for o in outcomes], ddof=1) / np.sqrt(len(outcomes)))
     markups = np.array([[evaluator.bid_map.markup_of(s) for s in p.values()] for p in visited])
-    result = evaluator.scheme.clear(*evaluator.bid_map.declare(final))
-    hhi = hhi_by_layer(result, evaluator.scheme.bids)
+    hhi = hhi_by_layer(evaluator.result(final), evaluator.scheme.bids)
     pivotal = pivotal_suppliers(evaluator, final)
     return {
         "truthful_cost": truthful.cost_eur,

@@ -1,8 +1,10 @@
-"""Payoffs of the flexibility-market game: the follower (a scheme's whole clearing pipeline)
-reacts to the leaders' (FSPs') declared bids; payoff = settlement payments - true cost."""
+"""Payoffs of the flexibility-market game (ALEXANDER D4.1, KER 2): the follower (a scheme's
+whole clearing pipeline) reacts to the leaders' (FSPs') declared bids; an FSP's payoff is its
+settlement payments minus the true cost of what it delivers [EUR]."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,31 +29,83 @@ class Outcome:
 
 
 class GameEvaluator:
-    """Evaluates strategy profiles by re-clearing a built scheme (no model rebuilds), with a
-    cache so that a profile seen before costs nothing.
+    """Evaluates strategy profiles by re-clearing a built scheme (no model rebuilds).
+
+    Two caches: the compact :class:`Outcome` of every profile cleared (a profile seen before
+    costs nothing), and the full :class:`~flexgame.markets.schemes.ClearingResult` of the
+    ``results_kept`` profiles cleared (or remembered) last, for the KPIs of a final profile
+    without clearing it again (see :meth:`result`).
 
     Args:
         scheme: a built :class:`markets.schemes.Scheme`.
         bid_map: profile -> declared bids.
         settlement: settlement rule name.
+        results_kept: full clearing results kept (least recently used dropped first).
+
+    Attributes:
+        clearings: clearings run so far.
     """
 
-    def __init__(self, scheme, bid_map: BidMap, settlement: str = "pay_as_bid"):
+    def __init__(self, scheme, bid_map: BidMap, settlement: str = "pay_as_bid",
+                 results_kept: int = 4):
         self.scheme, self.bid_map, self.settlement = scheme, bid_map, settlement
         self._cache: dict[tuple, Outcome] = {}
+        self._results: OrderedDict[tuple, object] = OrderedDict()
+        self.results_kept = results_kept
         self.clearings = 0
+
+    def __repr__(self) -> str:
+        return (f"GameEvaluator({self.scheme.name}, {self.settlement}, "
+                f"{len(self.bid_map.players)} players, {self.clearings} clearings, "
+                f"{len(self._cache)} profiles cached)")
 
     def key(self, profile: dict[str, Strategy]) -> tuple:
         """Hashable identity of a (complete) profile: the strategies in player order."""
         return tuple(profile[p] for p in self.bid_map.players)
 
     def outcome(self, profile: dict[str, Strategy]) -> Outcome:
+        """The compact outcome of ``profile`` (cleared once, then cached)."""
         k = self.key(profile)
         hit = self._cache.get(k)
         if hit is not None:
             return hit
+        return self._clear(k, profile)[1]
+
+    def result(self, profile: dict[str, Strategy]):
+        """The full clearing result of ``profile``: kept if it is among the last profiles
+        cleared or remembered, else cleared now (and kept)."""
+        k = self.key(profile)
+        hit = self._results.get(k)
+        if hit is not None:
+            self._results.move_to_end(k)
+            return hit
+        return self._clear(k, profile)[0]
+
+    def remember(self, profile: dict[str, Strategy], result) -> Outcome:
+        """Take ``result``, a clearing of ``profile``'s declared bids that the caller already
+        has, as that profile's clearing (no clearing is run); returns its outcome (the cached
+        one if the profile was cleared before)."""
+        k = self.key(profile)
+        self._keep(k, result)
+        out = self._cache.get(k)
+        if out is None:
+            out = self._cache[k] = self._compact(result)
+        return out
+
+    def _clear(self, k: tuple, profile: dict[str, Strategy]) -> tuple[object, Outcome]:
         result = self.scheme.clear(*self.bid_map.declare(profile))
         self.clearings += 1
+        self._keep(k, result)
+        out = self._cache[k] = self._compact(result)
+        return result, out
+
+    def _keep(self, k: tuple, result) -> None:
+        self._results[k] = result
+        self._results.move_to_end(k)
+        if len(self._results) > self.results_kept:
+            self._results.popitem(last=False)
+
+    def _compact(self, result) -> Outcome:
         if self.settlement == "pay_as_bid":  # payments are the declared prices: no tables needed
             payment = result.declared_cost_by_bid()
         else:
@@ -60,12 +114,10 @@ class GameEvaluator:
         by_fsp = np.bincount(self.bid_map.fsp_of_bid, weights=margin,
                              minlength=len(self.bid_map.fsps))
         profit = dict(zip(self.bid_map.fsps, by_fsp.tolist()))
-        out = Outcome(result.cost_eur, profit, result.unmet_need_mw, result.activation_mw,
-                      float(payment.sum()),
-                      {l.name: l.outcome.cost_eur for l in result.layers},
-                      {l.name: float(l.outcome.activation_mw.sum()) for l in result.layers})
-        self._cache[k] = out
-        return out
+        return Outcome(result.cost_eur, profit, result.unmet_need_mw, result.activation_mw,
+                       float(payment.sum()),
+                       {l.name: l.outcome.cost_eur for l in result.layers},
+                       {l.name: float(l.outcome.activation_mw.sum()) for l in result.layers})
 
     def payoff(self, profile: dict[str, Strategy], player: str) -> float:
         """Profit [EUR] of the FSP that owns ``player`` (the FSP itself when pooled)."""

@@ -1,4 +1,4 @@
-"""Strategy spaces of FSPs (SPEC §7).
+"""Strategy spaces of FSPs: how an FSP may misreport its bids (ALEXANDER D4.1, KER 2).
 
 A pure strategy is a tuple of indices into configurable grids: (markup, withholding), or
 (markup, withholding, forwarded markup) when FSPs may re-price forwarded bids. Declared price
@@ -124,6 +124,16 @@ class StrategySpace:
         if not self.price_cap > 0:
             raise FlexgameInputError(f"price_cap={self.price_cap} must be > 0 EUR/MW")
 
+    def __repr__(self) -> str:
+        m, w = [float(x) for x in self.markups], [float(x) for x in self.withholding]
+        unit = " EUR/MW" if self.kind == "additive" else ""
+        held = "1 withholding level" if len(w) == 1 else \
+            f"{len(w)} withholding levels {w[0]}-{w[-1]}"
+        flags = (", per resource" if self.per_resource else "") + \
+            (", forwarded bids re-priced" if self.reprice_forwarded else "")
+        return (f"StrategySpace({len(m)} {self.kind} markups {m[0]}-{m[-1]}{unit}, "
+                f"cap {self.price_cap:g} EUR/MW, {held}{flags})")
+
     @property
     def strategies(self) -> list[Strategy]:
         """All pure strategies, lowest markup and least withholding first."""
@@ -179,6 +189,10 @@ class BidMap:
         self.fsp_of_bid = np.searchsorted(self.fsps, bids.fsp.to_numpy())
         self.cost = bids.cost_eur_per_mw.to_numpy(float)
         self.quantity = bids.quantity_mw.to_numpy(float)
+
+    def __repr__(self) -> str:
+        return (f"BidMap({len(self.fsps)} FSPs, {len(self.players)} players, "
+                f"{len(self.cost)} bids)")
 
     def truthful(self) -> dict[str, Strategy]:
         return {p: self.space.truthful for p in self.players}

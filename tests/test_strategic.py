@@ -1,11 +1,12 @@
-"""The strategic layer (SPEC §7) checked against brute force on tiny games.
+"""The strategic layer (ALEXANDER D4.1, KER 2) checked against brute force on tiny games.
 
 Every game is played on the tiny market of :mod:`tiny_market` (a 3-bus transmission triangle
-that never binds, plus a 3-bus radial feeder at transmission bus 3). A game's full payoff
-table is enumerated with the same :class:`GameEvaluator` the dynamics use, so brute force and
-dynamics play the same game; pure Nash equilibria are found by checking every unilateral
-deviation, and the exact best responses, IBR fixed points, k-level plays and regret
-certificates of ``games/`` and ``agents/`` must agree with them.
+that never binds, plus a 3-bus radial feeder at transmission bus 3). The reasoning processes
+are run by :class:`FlexMarketModel`, the path a strategic run takes; a game's full payoff
+table is enumerated with the model's own :class:`GameEvaluator`, so brute force and dynamics
+play the same game. Pure Nash equilibria are found by checking every unilateral deviation,
+and the exact best responses, IBR fixed points and rounds, k-level plays and regret
+certificates must agree with them.
 
 Ties between equally priced bids are split by the LP (one bid filled first); the payoff
 tables record whichever split the clearing returns, and the properties asserted below hold
@@ -18,17 +19,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flexgame.agents.agents import MarketOperatorAgent
+from flexgame.agents.agents import MarketOperatorAgent, SystemOperatorAgent
 from flexgame.agents.model import FlexMarketModel
 from flexgame.games.reasoning import REASONINGS, ReasoningConfig
-from flexgame.games.best_response import best_response, certificate
-from flexgame.games.dynamics import ibr_round, iterated_best_response, level_k_round, logit_response
+from flexgame.games.best_response import best_response, certificate, sampled_payoffs
+from flexgame.games.dynamics import logit_response
 from flexgame.games.metrics import pivotal_suppliers, strategic_metrics
 from flexgame.games.mpec import mpec_best_response
 from flexgame.games.payoff import GameEvaluator
 from flexgame.games.strategies import BidMap, StrategySpace
 from flexgame.markets.bids import BidConfig, generate_bids
 from flexgame.markets.errors import FlexgameInputError
+from flexgame.markets.grid_assessment import assess
 from flexgame.markets.schemes import SCHEMES, build_scheme
 from flexgame.markets.settlement import settle
 from tiny_market import (
@@ -94,11 +96,32 @@ def brute(evaluator):
     return table, fsps, strategies, pure_equilibria(table, fsps, strategies)
 
 
-def gs_order(fsps, seed: int, mode: str) -> list[str]:
-    """The update order iterated_best_response uses (Gauss-Seidel: drawn from the seed)."""
-    fsps = sorted(fsps)
-    return list(np.random.default_rng(seed).permutation(fsps)) if mode == "gauss_seidel" \
-        else fsps
+def run_model(built, space, reasoning: ReasoningConfig, settlement: str = "pay_as_bid",
+              seed: int = 0) -> FlexMarketModel:
+    """The model a strategic run uses, run to its end on a built scheme."""
+    model = FlexMarketModel(built, space, reasoning, settlement, seed=seed)
+    model.run()
+    return model
+
+
+def ibr(mode: str, start: str = "truthful", space: StrategySpace | None = None,
+        max_rounds: int = 50) -> ReasoningConfig:
+    """IBR from truthful bids, or (``start="top"``) from everyone at the top markup."""
+    if start == "top":
+        return ReasoningConfig("ibr", update=mode, max_rounds=max_rounds, level0="fixed",
+                               level0_markup_index=len(space.markups) - 1)
+    return ReasoningConfig("ibr", update=mode, max_rounds=max_rounds)
+
+
+def assert_ibr_is_brute_force(model, table, fsps, strategies, mode):
+    """The model's IBR against the payoff table: every round is the brute-force round of best
+    responses in the model's update order, and a fixed point is a brute-force equilibrium
+    with a zero certificate."""
+    assert_rounds_are_brute_force(model.history, table, fsps, strategies, model.order, mode)
+    if model.status == "converged":
+        assert model.history[-1] == model.history[-2] == model.profile
+        assert as_key(model.profile, fsps) in pure_equilibria(table, fsps, strategies)
+        assert certificate(model.evaluator, model.profile).epsilon == 0.0
 
 
 def assert_rounds_are_brute_force(history, table, fsps, strategies, order, mode):
@@ -107,11 +130,6 @@ def assert_rounds_are_brute_force(history, table, fsps, strategies, order, mode)
     Gauss-Seidel."""
     for before, after in zip(history, history[1:]):
         assert after == brute_round(table, fsps, strategies, before, order, mode)
-
-
-def top_profile(evaluator) -> dict:
-    top = len(evaluator.bid_map.space.markups) - 1
-    return {f: evaluator.bid_map.space.uniform(top) for f in evaluator.bid_map.players}
 
 
 # --- the fixture itself ------------------------------------------------------------------------
@@ -158,46 +176,47 @@ def test_certificate_is_the_brute_force_max_regret(folder, game):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("game", EQUILIBRIUM_GAMES)
 def test_ibr_converges_to_a_brute_force_equilibrium(folder, game, mode):
-    """These games have pure equilibria; IBR from truthful bids and from the top markup, under
-    several seeds, converges to one of them with a zero certificate, and every round is the
-    brute-force round of best responses of the previous profile."""
-    ev = make_evaluator(folder, game)
-    table, fsps, strategies, equilibria = brute(ev)
-    assert equilibria
-    for start in (ev.bid_map.truthful(), top_profile(ev)):
+    """These games have pure equilibria; the model's IBR from truthful bids and from the top
+    markup, under several seeds (Gauss-Seidel orders), converges to one of them with a zero
+    certificate, and every round is the brute-force round of best responses of the previous
+    profile."""
+    built, space = make_scheme(folder, game)
+    top = space.uniform(len(space.markups) - 1)
+    for start in ("truthful", "top"):
         for seed in range(3):
-            res = iterated_best_response(ev, start, np.random.default_rng(seed), mode=mode,
-                                         max_rounds=50)
-            assert res.status == "converged", (start, seed, res.history)
-            assert as_key(res.profile, fsps) in equilibria
-            assert certificate(ev, res.profile).epsilon == 0.0
-            assert res.history[0] == start and res.history[-1] == res.history[-2]
-            assert_rounds_are_brute_force(res.history, table, fsps, strategies,
-                                          gs_order(fsps, seed, mode), mode)
+            model = run_model(built, space, ibr(mode, start, space), seed=seed)
+            table, fsps, strategies, equilibria = brute(model.evaluator)
+            assert equilibria
+            assert model.status == "converged", (start, seed, model.history)
+            assert set(model.history[0].values()) == {space.truthful if start == "truthful"
+                                                      else top}
+            assert_ibr_is_brute_force(model, table, fsps, strategies, mode)
 
 
 @pytest.mark.parametrize("game", EQUILIBRIUM_GAMES + ("edgeworth", "local"))
 def test_level_k_is_the_brute_force_best_response(folder, game):
-    """Level 1 = every FSP's best response (ties: keep current, then lowest markup) to all
-    others truthful, read off the payoff table; level 2 likewise to level 1."""
-    ev = make_evaluator(folder, game)
-    table, fsps, strategies, _ = brute(ev)
-    level = ev.bid_map.truthful()
-    for _ in range(2):
+    """The model's level-2 run: round 1 = every FSP's best response (ties: keep current, then
+    lowest markup) to all others truthful, read off the payoff table; round 2 likewise to
+    round 1."""
+    built, space = make_scheme(folder, game)
+    model = run_model(built, space, ReasoningConfig("level_k", level=2))
+    assert model.status == "level_k" and model.round == 2
+    table, fsps, strategies, _ = brute(model.evaluator)
+    assert model.history[0] == model.bid_map.truthful()
+    for level, nxt in zip(model.history, model.history[1:]):
         combo = as_key(level, fsps)
         expected = {f: brute_best_response(table, fsps, strategies, combo, i)
                     for i, f in enumerate(fsps)}
-        nxt = level_k_round(ev, level)
         assert nxt == expected
         for i, f in enumerate(fsps):
             dev = deviation_payoffs(table, fsps, strategies, combo, i)
             assert dev[nxt[f]] == pytest.approx(max(dev.values()), abs=TOL)
-        level = nxt
 
 
 def test_best_response_ties_keep_the_current_strategy(folder):
     """Bertrand with the rival truthful: every strategy earns 0, so the best response keeps
-    whatever the FSP plays now (SPEC §7 tie rule) and reports zero regret."""
+    whatever the FSP plays now (the tie rule of games.best_response) and reports zero
+    regret."""
     ev = make_evaluator(folder, "bertrand")
     for current in ev.bid_map.space.strategies:
         br = best_response(ev, {"A": current, "B": (0, 0)}, "A")
@@ -214,23 +233,23 @@ def test_bertrand_identical_fsps(folder):
     most the first step 1.2 x cost (else the FSP left out would undercut by one step and earn
     > 0). IBR from truthful stays there (round 1); from the top it undercuts down to one of
     the brute-force equilibria."""
-    ev = make_evaluator(folder, "bertrand")
-    table, fsps, strategies, equilibria = brute(ev)
-    assert ((0, 0), (0, 0)) in equilibria
-    for combo in equilibria:
-        out = ev.outcome(dict(zip(fsps, combo)))
-        assert out.unmet_need_mw == pytest.approx(0.0)
-        assert out.cost_eur <= 5.0 * 12.0 + 1e-9
-        assert sum(out.profit.values()) <= 5.0 * 2.0 + 1e-9
-        assert min(ev.bid_map.markup_of(s) for s in combo) <= 1.2
+    built, space = make_scheme(folder, "bertrand")
     for mode in MODES:
-        res = iterated_best_response(ev, ev.bid_map.truthful(), np.random.default_rng(0), mode)
-        assert res.status == "converged" and res.rounds == 1
-        assert res.profile == ev.bid_map.truthful()
-        res = iterated_best_response(ev, top_profile(ev), np.random.default_rng(0), mode)
-        assert res.status == "converged" and as_key(res.profile, fsps) in equilibria
-        assert ev.outcome(res.profile).cost_eur <= 60.0 + 1e-9
-        assert certificate(ev, res.profile).epsilon == 0.0
+        model = run_model(built, space, ibr(mode))
+        table, fsps, strategies, equilibria = brute(model.evaluator)
+        assert ((0, 0), (0, 0)) in equilibria
+        for combo in equilibria:
+            out = model.evaluator.outcome(dict(zip(fsps, combo)))
+            assert out.unmet_need_mw == pytest.approx(0.0)
+            assert out.cost_eur <= 5.0 * 12.0 + 1e-9
+            assert sum(out.profit.values()) <= 5.0 * 2.0 + 1e-9
+            assert min(model.bid_map.markup_of(s) for s in combo) <= 1.2
+        assert model.status == "converged" and model.round == 1
+        assert model.profile == model.bid_map.truthful()
+        model = run_model(built, space, ibr(mode, "top", space))
+        assert model.status == "converged"
+        assert_ibr_is_brute_force(model, *brute(model.evaluator)[:3], mode)
+        assert model.current_outcome.cost_eur <= 60.0 + 1e-9
 
 
 @pytest.mark.parametrize("cap", [40.0, 35.0])
@@ -256,7 +275,8 @@ def test_pivotal_fsp_bids_the_price_cap(folder, cap):
         p_row = int(np.flatnonzero(built.bids.fsp == "P")[0])
         assert out.activation_mw[p_row] == pytest.approx(4.0)
         assert out.unmet_need_mw == pytest.approx(0.0)
-    assert level_k_round(ev, ev.bid_map.truthful())["P"] == top
+    model = run_model(built, space, ReasoningConfig("level_k", level=1))
+    assert model.profile["P"] == top
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
@@ -300,21 +320,20 @@ def test_vcg_common_market_makes_truthful_bidding_dominant(folder, congested):
     need, rows, space, _ = GAMES["pooled"]
     system = tiny_system(folder, need, congested=congested)
     built = build_scheme(system, bid_table(rows), "common")
-    ev = GameEvaluator(built, BidMap(built.bids, StrategySpace(**space)), "vcg")
-    table, fsps, strategies, equilibria = brute(ev)
-    for combo in table:
-        for i in range(len(fsps)):
-            dev = deviation_payoffs(table, fsps, strategies, combo, i)
-            assert dev[(0, 0)] >= max(dev.values()) - TOL
-    assert tuple((0, 0) for _ in fsps) in equilibria
+    space = StrategySpace(**space)
     for mode in MODES:
-        res = iterated_best_response(ev, ev.bid_map.truthful(), np.random.default_rng(1), mode)
-        assert res.status == "converged" and res.rounds == 1
-        assert all(s == (0, 0) for s in res.profile.values())
-        assert certificate(ev, res.profile).epsilon == 0.0
-    pab = GameEvaluator(built, BidMap(built.bids, StrategySpace(**space)), "pay_as_bid")
-    res = iterated_best_response(pab, pab.bid_map.truthful(), np.random.default_rng(1))
-    assert any(s != (0, 0) for s in res.profile.values())
+        model = run_model(built, space, ibr(mode), "vcg", seed=1)
+        table, fsps, strategies, equilibria = brute(model.evaluator)
+        for combo in table:
+            for i in range(len(fsps)):
+                dev = deviation_payoffs(table, fsps, strategies, combo, i)
+                assert dev[(0, 0)] >= max(dev.values()) - TOL
+        assert tuple((0, 0) for _ in fsps) in equilibria
+        assert model.status == "converged" and model.round == 1
+        assert all(s == (0, 0) for s in model.profile.values())
+        assert_ibr_is_brute_force(model, table, fsps, strategies, mode)
+    model = run_model(built, space, ibr("gauss_seidel"), "pay_as_bid", seed=1)
+    assert any(s != (0, 0) for s in model.profile.values())
 
 
 # --- non-convergence is a result -------------------------------------------------------------
@@ -332,41 +351,23 @@ def test_edgeworth_game_has_no_pure_equilibrium(folder):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_edgeworth_ibr_reports_a_cycle(folder, mode):
-    """iterated_best_response ends in a cycle: the final profile is the cycle's first, each
-    step (history and cycle) is the brute-force round of best responses, no profile of the
-    cycle is an equilibrium. Gauss-Seidel (A and B in turn) cycles over 2 profiles; Jacobi
-    (simultaneous) over 4, as both undercut together and then both return to the cap."""
-    ev = make_evaluator(folder, "edgeworth")
-    table, fsps, strategies, _ = brute(ev)
-    res = iterated_best_response(ev, ev.bid_map.truthful(), np.random.default_rng(0), mode, 50)
-    assert res.status == "cycle" and len(res.cycle) >= 2
-    assert res.profile == res.cycle[0]
-    order = gs_order(fsps, 0, mode)
-    assert_rounds_are_brute_force(res.history, table, fsps, strategies, order, mode)
-    assert_rounds_are_brute_force(res.cycle + [res.cycle[0]], table, fsps, strategies, order,
-                                  mode)
-    assert all(ibr_round(ev, a, order, mode) == b
-               for a, b in zip(res.cycle, res.cycle[1:] + res.cycle[:1]))
-    assert all(certificate(ev, p).epsilon > TOL for p in res.cycle)
-    assert len(res.cycle) == (2 if mode == "gauss_seidel" else 4)
-
-
-@pytest.mark.parametrize("mode", MODES)
 def test_edgeworth_model_reports_a_cycle(folder, mode):
-    """FlexMarketModel (ibr, 50 rounds) ends with status 'cycle', a cycle of >= 2 profiles
-    none of which is an equilibrium of the model's own game, and a rounds table with one row
-    per FSP per collected step (the start and every round)."""
+    """The model's IBR (50 rounds) ends in a cycle: status 'cycle' before the cap, the final
+    profile is the cycle's first, each step (history and cycle) is the brute-force round of
+    best responses in the model's update order, no profile of the cycle is an equilibrium.
+    Gauss-Seidel (A and B in turn) cycles over 2 profiles; Jacobi (simultaneous) over 4, as
+    both undercut together and then both return to the cap. The rounds table has one row per
+    FSP per collected step (the start and every round)."""
     built, space = make_scheme(folder, "edgeworth")
-    model = FlexMarketModel(built, space, ReasoningConfig("ibr", max_rounds=50, update=mode),
-                            seed=0)
-    model.run()
+    model = run_model(built, space, ibr(mode))
     assert model.status == "cycle" and not model.running
-    assert len(model.cycle) >= 2 and model.round < 50
+    assert len(model.cycle) == (2 if mode == "gauss_seidel" else 4) and model.round < 50
     assert model.profile == model.cycle[0]
     table, fsps, strategies, equilibria = brute(model.evaluator)
     assert equilibria == []
     assert_rounds_are_brute_force(model.history, table, fsps, strategies, model.order, mode)
+    assert_rounds_are_brute_force(model.cycle + [model.cycle[0]], table, fsps, strategies,
+                                  model.order, mode)
     assert all(certificate(model.evaluator, p).epsilon > TOL for p in model.cycle)
     table = model.rounds_table()
     n_fsps, steps = len(model.fsps), model.round + 1
@@ -427,6 +428,71 @@ def test_market_operator_agents_record_their_layers(folder):
     totals = model.datacollector.get_model_vars_dataframe().procurement_cost_eur
     assert ops.groupby("Step").cost_eur.sum().to_numpy() == pytest.approx(totals.to_numpy())
     assert (ops[ops.layer == "dso:feeder"].accepted_mw > 0).all()  # L relieves the feeder
+
+
+def test_system_operators_check_their_networks_every_round(folder):
+    """Congested feeder branch 2-3 with no bid below it (the local game without L), and a TSO
+    need of 50 MW against 42 MW of bids (U, 2 MW up at feeder bus 2, above the branch): every
+    round the DSO agent finds its feeder's line still over its rating and the TSO agent finds
+    8 MW of need unmet and no congested transmission line, as the ex-post assessment of the
+    final clearing says."""
+    rows = [tx_bid("T", 2, 20, 5), feeder_bid("U", 2, 2, 30), tx_bid("T2", 3, 20, 8)]
+    built = build_scheme(tiny_system(folder, 50.0, congested=True), bid_table(rows), "ml01")
+    model = run_model(built, StrategySpace(markups=GRID4, price_cap=40.0), ibr("gauss_seidel"))
+    ops = model.datacollector.get_agenttype_vars_dataframe(SystemOperatorAgent).reset_index()
+    assert len(ops) == 2 * (model.round + 1)
+    tso, dso = ops[ops.operator == "TSO"], ops[ops.operator == "DSO:feeder"]
+    assert tso.unmet_need_mw.to_numpy() == pytest.approx(8.0)
+    assert (tso.congestions == 0).all() and (dso.unmet_need_mw == 0).all()
+    assert (dso.congestions == 1).all() and (dso.voltage_violations == 0).all()
+    report = assess(built.system, built.bids, model.evaluator.result(model.profile).activation_mw)
+    assert report.congestions == 1 and report.voltage_violations == 0
+    assert report.residual_need_mw == pytest.approx(8.0)
+
+
+def test_evaluator_keeps_the_last_clearing_results(folder):
+    """The full clearing of a profile cleared (or remembered) recently is returned without
+    clearing again; older ones are dropped (least recently used first) and cleared anew; a
+    result remembered from the caller also gives the profile's outcome. The strategic
+    metrics of a converged run clear its final profile at most once more, and only for the
+    pivotal-supplier check's deviations beyond that."""
+    built, space = make_scheme(folder, "three_tx")
+    ev = GameEvaluator(built, BidMap(built.bids, space), "pay_as_bid", results_kept=2)
+    profiles = [{**ev.bid_map.truthful(), "A": (k, 0)} for k in range(3)]
+    results = [ev.result(p) for p in profiles[:2]]
+    assert ev.clearings == 2
+    assert ev.result(profiles[0]) is results[0] and ev.clearings == 2
+    ev.outcome(profiles[2])  # clears, keeps it, drops the least recently used (profile 1)
+    assert ev.clearings == 3
+    assert ev.result(profiles[1]) is not results[1] and ev.clearings == 4
+    other = GameEvaluator(built, BidMap(built.bids, space), "pay_as_bid")
+    out = other.remember(profiles[1], results[1])
+    assert other.clearings == 0 and other.result(profiles[1]) is results[1]
+    assert out.cost_eur == results[1].cost_eur == other.outcome(profiles[1]).cost_eur
+    model = run_model(built, space, ibr("gauss_seidel"))
+    before = model.evaluator.clearings
+    strategic_metrics(model.evaluator, model.profile, model.status, model.round, model.cycle,
+                      100.0)
+    assert model.evaluator.clearings <= before + 1
+    model.evaluator.result(model.profile)
+    assert model.evaluator.clearings <= before + 1
+
+
+def test_reprs_are_one_short_line(folder):
+    """Every object of games/ and agents/ prints as one line with its essentials."""
+    built, _ = make_scheme(folder, "three_tx")
+    model = FlexMarketModel(built, reasoning=ReasoningConfig("ibr", max_rounds=3))
+    assert model.bid_map.space.markups == StrategySpace().markups  # space=None: the default
+    model.run()
+    space = StrategySpace(markups=[1.0, 1.5], withholding=[0.0, 0.5], per_resource=True)
+    objects = [model, model.evaluator, model.bid_map, space, StrategySpace(),
+               best_response(model.evaluator, model.profile, "A"),
+               certificate(model.evaluator, model.profile), *model.agents]
+    for obj in objects:
+        text = repr(obj)
+        assert "\n" not in text and len(text) < 200 and " at 0x" not in text, text
+    assert repr(StrategySpace()) == ("StrategySpace(15 multiplicative markups 1.0-2.4, cap 500 "
+                                     "EUR/MW, 1 withholding level)")
 
 
 def test_model_truthful_reasoning_does_not_move(folder):
@@ -596,18 +662,16 @@ def test_mpec_matches_the_grid_on_the_default_system(system):
 def test_per_resource_players_reach_a_brute_force_equilibrium(folder, mode):
     """The pooled game with ``per_resource``: A and B each price their transmission and
     distribution resource separately (4 players, payoff = the owning FSP's profit). Brute
-    force over the 4-player game: IBR from truthful converges to one of its pure equilibria
-    (every round the brute-force round), with a zero certificate."""
-    ev = make_evaluator(folder, "pooled", per_resource=True)
-    assert ev.bid_map.players == ["A/0", "A/1", "B/2", "B/3", "C/4"]
-    assert ev.bid_map.owner["A/1"] == "A" and ev.bid_map.fsps == ["A", "B", "C"]
-    table, players, strategies, equilibria = brute(ev)
-    assert equilibria
-    res = iterated_best_response(ev, ev.bid_map.truthful(), np.random.default_rng(0), mode)
-    assert res.status == "converged" and as_key(res.profile, players) in equilibria
-    assert certificate(ev, res.profile).epsilon == 0.0
-    assert_rounds_are_brute_force(res.history, table, players, strategies,
-                                  gs_order(players, 0, mode), mode)
+    force over the 5-player game: the model's IBR from truthful converges to one of its pure
+    equilibria (every round the brute-force round), with a zero certificate."""
+    built, space = make_scheme(folder, "pooled", per_resource=True)
+    model = run_model(built, space, ibr(mode))
+    bm = model.bid_map
+    assert bm.players == ["A/0", "A/1", "B/2", "B/3", "C/4"]
+    assert bm.owner["A/1"] == "A" and bm.fsps == ["A", "B", "C"]
+    table, players, strategies, equilibria = brute(model.evaluator)
+    assert equilibria and model.status == "converged"
+    assert_ibr_is_brute_force(model, table, players, strategies, mode)
 
 
 def test_per_resource_payoff_is_the_owner_profit(folder):
@@ -679,10 +743,9 @@ def test_repricing_strategies_and_their_game(folder):
     for (first, _, forward), value in br.payoffs.items():
         assert value == pytest.approx(expected[forward]), (first, forward)
     assert br.strategy == (0, 0, 1) and br.payoff == pytest.approx(22.5)
-    table, players, strategies, equilibria = brute(ev)
-    res = iterated_best_response(ev, ev.bid_map.truthful(), np.random.default_rng(0))
-    assert res.status == "converged" and as_key(res.profile, players) in equilibria
-    assert certificate(ev, res.profile).epsilon == 0.0
+    model = run_model(built, space, ibr("gauss_seidel"))
+    assert model.status == "converged"
+    assert_ibr_is_brute_force(model, *brute(model.evaluator)[:3], "gauss_seidel")
 
 
 # --- logit quantal response: mixed profiles evaluated by sampling ---------------------------
@@ -697,7 +760,8 @@ def test_logit_response_estimates_expected_payoffs_by_sampling(folder):
     rng = np.random.default_rng(4)
     mixed = {p: rng.dirichlet(np.ones(len(strategies))) for p in players}
     lam = 0.05
-    step = logit_response(ev, mixed, lam, 400, np.random.default_rng(9))
+    step = logit_response(lambda p, d: sampled_payoffs(ev, d, p), mixed, strategies, lam, 400,
+                          np.random.default_rng(9))
     for i, f in enumerate(players):
         other = players[1 - i]
         exact = np.array([sum(mixed[other][t] * table[(s, ts) if i == 0 else (ts, s)][f]
@@ -717,9 +781,14 @@ def test_logit_limits(folder):
     n = len(ev.bid_map.space.strategies)
     index = {s: i for i, s in enumerate(ev.bid_map.space.strategies)}
     point = {p: np.eye(n)[index[s]] for p, s in ev.bid_map.truthful().items()}
-    uniform = logit_response(ev, point, 0.0, 3, np.random.default_rng(0))
+    strategies = ev.bid_map.space.strategies
+
+    def payoffs(p, profiles):
+        return sampled_payoffs(ev, profiles, p)
+
+    uniform = logit_response(payoffs, point, strategies, 0.0, 3, np.random.default_rng(0))
     assert all(m == pytest.approx(np.full(n, 1 / n)) for m in uniform.mixed.values())
-    sharp = logit_response(ev, point, 50.0, 3, np.random.default_rng(0))
+    sharp = logit_response(payoffs, point, strategies, 50.0, 3, np.random.default_rng(0))
     for p, m in sharp.mixed.items():
         payoffs = best_response(ev, ev.bid_map.truthful(), p).payoffs
         best = [index[s] for s, v in payoffs.items() if v >= max(payoffs.values()) - 1e-9]
