@@ -4,7 +4,7 @@ A resource sits at a bus, offers upward flexibility (more injection / less consu
 downward flexibility (less injection / more consumption) up to ``quantity_mw``, at a true
 marginal cost ``cost_eur_per_mw``; it belongs to one FSP. Each resource submits one divisible
 bid; ``price_eur_per_mw`` starts at the true cost (truthful bidding) and is what strategies
-change. Prices follow the D3.3 cases (ALEXANDER D3.3 §4.2, SPEC §3):
+change. Prices follow the D3.3 cases (ALEXANDER D3.3 §4.2):
 
 * A: upward TSO need; down bids 10-25 EUR/MW, up bids 30-55 EUR/MW, distribution bids dearer
   than transmission bids (each range is split: transmission in the lower part).
@@ -70,10 +70,6 @@ class DeclaredBids:
     price_eur_per_mw: np.ndarray
     quantity_mw: np.ndarray
     forward_price_eur_per_mw: np.ndarray | None = None
-
-
-PRICE_CLASSES = ("transmission_up", "transmission_down", "distribution_up",
-                 "distribution_down", "critical_up", "critical_down")
 
 
 @dataclass

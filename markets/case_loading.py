@@ -44,6 +44,11 @@ class MatpowerCase:
     branch: pd.DataFrame
     gen: pd.DataFrame
 
+    def __repr__(self) -> str:
+        return (f"MatpowerCase({self.name!r}: {len(self.bus)} buses, {len(self.branch)} "
+                f"branches, {len(self.gen)} generators, base {self.base_mva:g} MVA, load "
+                f"{self.total_load_mw:.2f} MW)")
+
     @property
     def reference_bus(self) -> int:
         """External bus number of the reference (slack, type 3) bus."""

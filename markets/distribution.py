@@ -89,6 +89,11 @@ class Feeder:
     subtree: sp.csr_matrix = field(init=False, repr=False)
     branch_of: np.ndarray = field(init=False, repr=False)
 
+    def __repr__(self) -> str:
+        return (f"Feeder({self.name!r} from {self.case.name} at transmission bus "
+                f"{self.coupling_bus}: {self.n_buses} buses, load {self.load_mw.sum():.2f} MW / "
+                f"{self.load_mvar.sum():.2f} MVAr)")
+
     def __post_init__(self) -> None:
         nb = len(self.buses)
         branch_of = -np.ones(nb, dtype=int)
@@ -135,13 +140,6 @@ class Feeder:
         drop = 2.0 * (self.r_pu * p + self.x_pu * q) / self.base_mva
         v = self.v0_sq - self.subtree.T @ drop
         return FeederState(p, q, v)
-
-    def base_state(self) -> FeederState:
-        return self.solve(self.load_mw, self.load_mvar)
-
-    def interface_mw(self, net_mw: np.ndarray) -> float:
-        """Active power the feeder draws from its transmission bus [MW] (lossless)."""
-        return float(net_mw.sum())
 
     def subtree_buses(self, branch: int) -> np.ndarray:
         """Bus indices below branch ``branch``."""

@@ -2,7 +2,7 @@
 
 Given the activated quantity of every bid, it recomputes the transmission flows (PTDF) and
 every feeder's LinDistFlow state directly from the network equations, never from a clearing
-model's variables, and counts violations (D3.3 §4.1.3 b, SPEC §6):
+model's variables, and counts violations (ALEXANDER D3.3 §4.1.3 b):
 
 * a line congestion: feeder loading (|P| or |S|, per the system's ``feeder_line_limit``) or
   transmission active flow above the rating;
@@ -14,12 +14,15 @@ model's variables, and counts violations (D3.3 §4.1.3 b, SPEC §6):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from flexgame.markets.grid_state import BidEffects, GridState
-from flexgame.markets.system import InterconnectedSystem
+
+if TYPE_CHECKING:  # only for annotations: the system's summary assesses its base state
+    from flexgame.markets.system import InterconnectedSystem
 
 TOLERANCE = 1e-6
 """Relative tolerance below which an excess is numerical noise, not a violation."""
@@ -45,8 +48,19 @@ class GridReport:
     residual_need_mw: float
     elements: pd.DataFrame
 
+    def __repr__(self) -> str:
+        if self.grid_safe:
+            verdict = "grid-safe"
+        else:
+            verdict = (f"{self.congestions} congestions (max {self.max_congestion_pct:.2f} %), "
+                       f"{self.voltage_violations} voltage violations "
+                       f"(max {self.max_voltage_violation_pct:.2f} %)")
+        return (f"GridReport({verdict}, residual need {self.residual_need_mw:.2f} MW, "
+                f"{len(self.elements)} elements checked)")
+
     @property
     def grid_safe(self) -> bool:
+        """No congestion and no voltage violation."""
         return self.congestions == 0 and self.voltage_violations == 0
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from flexgame.markets.system import InterconnectedSystem
+if TYPE_CHECKING:  # only for annotations: the system module uses the assessment of states
+    from flexgame.markets.system import InterconnectedSystem
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,11 @@ class BidEffects:
     tx: sp.csr_matrix
     feeder_p: dict[str, sp.csr_matrix]
     feeder_q: dict[str, sp.csr_matrix]
+
+    def __repr__(self) -> str:
+        feeders = ", ".join(f"{k} ({m.shape[0]} buses)" for k, m in self.feeder_p.items())
+        return (f"BidEffects({self.tx.shape[1]} bids on {self.tx.shape[0]} transmission buses"
+                f"{', feeders ' + feeders if feeders else ''})")
 
     @classmethod
     def of(cls, system: InterconnectedSystem, bids: pd.DataFrame) -> "BidEffects":
@@ -60,16 +67,18 @@ class GridState:
     feeder_p: dict[str, np.ndarray]
     feeder_q: dict[str, np.ndarray]
 
+    def __repr__(self) -> str:
+        feeders = ", ".join(self.feeder_p) or "none"
+        return (f"GridState(residual need {self.residual_need_mw:.2f} MW, "
+                f"{len(self.tx_injection)} transmission buses, feeders {feeders})")
+
     @classmethod
     def base(cls, system: InterconnectedSystem) -> "GridState":
+        """The base state before any market."""
         p, q = {}, {}
         for f in system.feeders:
             p[f.name], q[f.name] = system.feeder_net_demand(f)
         return cls(system.base_tx_injection(), p, q)
-
-    def copy(self) -> "GridState":
-        return GridState(self.tx_injection.copy(), {k: v.copy() for k, v in self.feeder_p.items()},
-                         {k: v.copy() for k, v in self.feeder_q.items()})
 
     def after(self, effects: BidEffects, activation_mw: np.ndarray) -> "GridState":
         """The state once ``activation_mw`` (per bid row) is delivered."""

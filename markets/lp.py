@@ -20,13 +20,22 @@ from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 INF = highspy.kHighsInf
 
 
+class _SilentHighs(highspy.Highs):
+    """``highspy.Highs`` with its console output switched off before it starts: highspy's
+    constructor enables callbacks, and HiGHS prints its banner ("Running HiGHS ...") on
+    stdout then, once per process, unless ``output_flag`` is already off."""
+
+    def enableCallbacks(self):
+        self.setOptionValue("output_flag", False)
+        super().enableCallbacks()
+
+
 @dataclass(frozen=True)
 class LPSolution:
     """Result of one solve.
 
     Attributes:
         optimal: HiGHS reported an optimal solution.
-        status: HiGHS model status text.
         objective: objective value (including any penalty terms).
         x: column values.
         row_dual: row duals (HiGHS sign convention: d = c - A^T y).
@@ -34,7 +43,6 @@ class LPSolution:
     """
 
     optimal: bool
-    status: str
     objective: float
     x: np.ndarray
     row_dual: np.ndarray
@@ -72,8 +80,7 @@ class CompiledLP:
         lp.a_matrix_.start_ = a.indptr.astype(np.int32)
         lp.a_matrix_.index_ = a.indices.astype(np.int32)
         lp.a_matrix_.value_ = a.data.astype(float)
-        self.highs = highspy.Highs()
-        self.highs.setOptionValue("output_flag", False)
+        self.highs = _SilentHighs()
         self.highs.passModel(lp)
         integer_cols = np.asarray(integer_cols, dtype=np.int32)
         if len(integer_cols):
@@ -81,10 +88,16 @@ class CompiledLP:
                 len(integer_cols), integer_cols,
                 np.array([highspy.HighsVarType.kInteger] * len(integer_cols)),
             )
+        self.n_integer = len(integer_cols)
         self._col_pos: dict[int, int] = {}
         self._row_pos: dict[int, int] = {}
         self.cost = np.asarray(cost, dtype=float).copy()
         self.a_matrix = a
+
+    def __repr__(self) -> str:
+        integer = f", {self.n_integer} integer" if self.n_integer else ""
+        return (f"CompiledLP({self.n_rows} rows x {self.n_cols} columns, "
+                f"{self.a_matrix.nnz} nonzeros{integer})")
 
     @classmethod
     def from_arrays(cls, cost, a_matrix, row_lower, row_upper, col_lower, col_upper,
@@ -134,27 +147,34 @@ class CompiledLP:
         return self._row_pos[id(con)]
 
     def rows(self, indexed_con, keys=None) -> np.ndarray:
+        """Row positions of an indexed Pyomo constraint, in ``keys`` order (default: its
+        index order)."""
         keys = list(indexed_con.keys()) if keys is None else keys
         return np.array([self._row_pos[id(indexed_con[k])] for k in keys], dtype=np.int32)
 
     # --- data changes -----------------------------------------------------------------
     def set_costs(self, cols: np.ndarray, values) -> None:
+        """Objective coefficients of columns ``cols``."""
         values = np.asarray(values, dtype=float)
         self.cost[cols] = values
         self.highs.changeColsCost(len(cols), np.asarray(cols, dtype=np.int32), values)
 
     def set_col_bounds(self, cols: np.ndarray, lower, upper) -> None:
+        """Bounds of columns ``cols`` (scalars or one value per column)."""
         cols = np.asarray(cols, dtype=np.int32)
         self.highs.changeColsBounds(len(cols), cols, _per_entry(lower, len(cols)),
                                     _per_entry(upper, len(cols)))
 
     def set_row_bounds(self, rows: np.ndarray, lower, upper) -> None:
+        """Bounds (right-hand sides) of rows ``rows`` (scalars or one value per row)."""
         rows = np.asarray(rows, dtype=np.int32)
         self.highs.changeRowsBounds(len(rows), rows, _per_entry(lower, len(rows)),
                                     _per_entry(upper, len(rows)))
 
     # --- solve --------------------------------------------------------------------------
     def solve(self) -> LPSolution:
+        """Solve from the current basis (warm start); once more from scratch if that is not
+        optimal."""
         self.highs.run()
         status = self.highs.getModelStatus()
         optimal = status == highspy.HighsModelStatus.kOptimal
@@ -168,7 +188,6 @@ class CompiledLP:
         info = self.highs.getInfo()
         return LPSolution(
             optimal=optimal,
-            status=self.highs.modelStatusToString(status),
             objective=float(info.objective_function_value),
             x=np.asarray(sol.col_value, dtype=float),
             row_dual=np.asarray(sol.row_dual, dtype=float),

@@ -70,6 +70,13 @@ class LayerOutcome:
     interface_slack_mw: float
     optimal: bool
 
+    def __repr__(self) -> str:
+        accepted = self.activation_mw > 0
+        return (f"LayerOutcome(accepted {self.activation_mw.sum():.2f} MW of {accepted.sum()} "
+                f"bids, cost {self.cost_eur:.2f} EUR, unmet {self.unmet_need_mw:.2f} MW, slacks "
+                f"line {self.line_slack:.3g} / voltage {self.voltage_slack:.3g} / interface "
+                f"{self.interface_slack_mw:.3g}{'' if self.optimal else ', NOT optimal'})")
+
 
 class MarketLayer:
     """A market layer built once for a fixed set of candidate bids and constraints.
@@ -130,6 +137,16 @@ class MarketLayer:
         self.model = m
         self.lp = CompiledLP.from_pyomo(m)
         self._index_model()
+
+    def __repr__(self) -> str:
+        parts = [f"{len(self.candidates)} bids"]
+        parts += ["TSO balance"] if self.has_balance else []
+        parts += ["PTDF limits"] if self.has_transmission else []
+        if self.feeders:
+            parts.append("LinDistFlow of " + ", ".join(f.name for f in self.feeders))
+        if self.held:
+            parts.append("held interface of " + ", ".join(self.held))
+        return f"MarketLayer({', '.join(parts)}; {self.lp.n_rows} rows x {self.lp.n_cols} columns)"
 
     def _index_model(self) -> None:
         m, lp = self.model, self.lp

@@ -20,6 +20,7 @@ import numpy as np
 from flexgame.markets.case_loading import load_case
 from flexgame.markets.distribution import LINE_LIMITS, Feeder, build_feeder
 from flexgame.markets.errors import FlexgameInputError, require_choice
+from flexgame.markets.grid_assessment import assess_base_state
 from flexgame.markets.options import check, option, pair_rule
 from flexgame.markets.transmission import TransmissionNetwork, build_transmission
 
@@ -167,10 +168,15 @@ class InterconnectedSystem:
     def total_demand_mw(self) -> float:
         return float(self.tx_load_mw.sum() + sum(f.load_mw.sum() for f in self.feeders))
 
+    def __repr__(self) -> str:
+        feeders = ", ".join(f"{f.name} at bus {f.coupling_bus}" for f in self.feeders)
+        return (f"InterconnectedSystem({self.transmission.case.name} with "
+                f"{len(self.feeders)} feeders{': ' + feeders if feeders else ''}; TSO need "
+                f"{abs(self.tso_need_mw):.2f} MW {self.direction}; feeder limits "
+                f"{self.feeder_line_limit})")
+
     def summary(self) -> str:
         """A short human-readable description of the system and its base state."""
-        from flexgame.markets.grid_assessment import assess_base_state
-
         tx = self.transmission
         lines = [
             f"Transmission: {tx.case.name}, {len(tx.buses)} buses, {tx.n_lines} lines, "

@@ -72,6 +72,11 @@ class TransmissionNetwork:
     ptdf: np.ndarray
     rating_mw: np.ndarray
 
+    def __repr__(self) -> str:
+        return (f"TransmissionNetwork({self.case.name}: {len(self.buses)} buses, {self.n_lines} "
+                f"lines, slack bus {self.case.reference_bus}, ratings "
+                f"{self.rating_mw.min():.1f}-{self.rating_mw.max():.1f} MW)")
+
     @property
     def n_lines(self) -> int:
         return self.ptdf.shape[0]

@@ -1,5 +1,5 @@
 """Bad input to the clearing: every mistake stops with a FlexgameInputError that names the
-offending key or bid and, where the choice is finite, lists what is allowed (SPEC §9).
+offending key or bid and, where the choice is finite, lists what is allowed.
 
 (Clearing part: schemes, clearing options, bid tables as a scheme sees them, settlement.)
 """

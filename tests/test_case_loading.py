@@ -36,7 +36,7 @@ def _raw_base_mva(text: str) -> float:
     [("case69", 3.80, 2.69), ("case141", 11.94, 7.40)],
 )
 def test_distribution_case_totals_in_mw(name, p_mw, q_mvar):
-    """SPEC §2: kW / kVA loads are converted (case141 also at pf 0.85)."""
+    """kW / kVA loads are converted (case141 also at pf 0.85)."""
     case = load_case(name)
     assert case.total_load_mw == pytest.approx(p_mw, abs=0.01)
     assert case.total_load_mvar == pytest.approx(q_mvar, abs=0.01)

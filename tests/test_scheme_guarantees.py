@@ -1,4 +1,4 @@
-"""What the clearing must guarantee under truthful bids on the default system (SPEC §4-6, §8).
+"""What the clearing must guarantee under truthful bids on the default system.
 
 Only mathematically guaranteed properties are asserted, over the D3.3 cases A-D, several seeds
 and two liquidities:

@@ -1,4 +1,4 @@
-"""The interconnected TSO-DSO system and its base state (SPEC §2)."""
+"""The interconnected TSO-DSO system and its base state (ALEXANDER D3.3 §4.1.2)."""
 
 from __future__ import annotations
 

@@ -177,7 +177,7 @@ def pure_equilibria(table, fsps, strategies, tol: float = TOL) -> list[tuple[Str
 
 
 def brute_best_response(table, fsps, strategies, combo, i, tol: float = TOL) -> Strategy:
-    """SPEC §7 best response of FSP i: ties keep the current strategy, then the lowest."""
+    """Best response of FSP i (as :mod:`flexgame.games.best_response`): ties keep the current strategy, then the lowest."""
     dev = deviation_payoffs(table, fsps, strategies, combo, i)
     best = max(dev.values())
     if dev[combo[i]] >= best - tol:
