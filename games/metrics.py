@@ -5,24 +5,11 @@ market concentration (HHI) and pivotal suppliers per market layer."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from flexgame.games.best_response import certificate, sampled_payoffs
 from flexgame.games.dynamics import logit_response
 from flexgame.games.payoff import GameEvaluator, mean_outcome
 from flexgame.markets.kpis import inefficiency_pct
-
-
-def hhi_by_layer(result, bids: pd.DataFrame) -> dict[str, float]:
-    """Herfindahl-Hirschman index of accepted MW per market layer (0-10000)."""
-    out = {}
-    for layer in result.layers:
-        a = layer.outcome.activation_mw
-        if a.sum() <= 0:
-            continue
-        shares = pd.Series(a).groupby(bids.fsp.to_numpy()).sum() / a.sum()
-        out[layer.name] = float(10000 * (shares**2).sum())
-    return out
 
 
 def pivotal_suppliers(evaluator: GameEvaluator, profile: dict,
@@ -60,7 +47,10 @@ def strategic_metrics(evaluator: GameEvaluator, final: dict, status: str, rounds
     (over players, of the final profile, the cycle or the sample), fsp_profit_total [EUR],
     status, iterations, epsilon [EUR], outcome_basis, cost_standard_error and
     epsilon_standard_error [EUR] (sampled outcomes only), cycle_length, cycle markup range,
-    HHI per layer, pivotal FSPs per layer and their number.
+    HHI per layer of the final profile (0-10000, ``ClearingResult.statistics.hhi``) and its
+    maximum, pivotal FSPs per layer and their number. The final profile's clearing is taken
+    from the evaluator (:meth:`GameEvaluator.result`): not cleared again if it was cleared
+    last.
     """
     truthful = evaluator.outcome(evaluator.bid_map.truthful())
     cost_se = epsilon_se = float("nan")
@@ -81,7 +71,7 @@ def strategic_metrics(evaluator: GameEvaluator, final: dict, status: str, rounds
     if mixed is not None and len(outcomes) > 1:
         cost_se = float(np.std([o.cost_eur for o in outcomes], ddof=1) / np.sqrt(len(outcomes)))
     markups = np.array([[evaluator.bid_map.markup_of(s) for s in p.values()] for p in visited])
-    hhi = hhi_by_layer(evaluator.result(final), evaluator.scheme.bids)
+    hhi = evaluator.result(final).statistics.hhi().to_dict()
     pivotal = pivotal_suppliers(evaluator, final)
     return {
         "truthful_cost": truthful.cost_eur,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from flexgame.games.strategies import BidMap, Strategy
+from flexgame.markets.schemes import ClearingResult
 from flexgame.markets.settlement import settle
 
 
@@ -50,7 +51,7 @@ class GameEvaluator:
                  results_kept: int = 4):
         self.scheme, self.bid_map, self.settlement = scheme, bid_map, settlement
         self._cache: dict[tuple, Outcome] = {}
-        self._results: OrderedDict[tuple, object] = OrderedDict()
+        self._results: OrderedDict[tuple, ClearingResult] = OrderedDict()
         self.results_kept = results_kept
         self.clearings = 0
 
@@ -71,7 +72,7 @@ class GameEvaluator:
             return hit
         return self._clear(k, profile)[1]
 
-    def result(self, profile: dict[str, Strategy]):
+    def result(self, profile: dict[str, Strategy]) -> ClearingResult:
         """The full clearing result of ``profile``: kept if it is among the last profiles
         cleared or remembered, else cleared now (and kept)."""
         k = self.key(profile)
@@ -81,7 +82,7 @@ class GameEvaluator:
             return hit
         return self._clear(k, profile)[0]
 
-    def remember(self, profile: dict[str, Strategy], result) -> Outcome:
+    def remember(self, profile: dict[str, Strategy], result: ClearingResult) -> Outcome:
         """Take ``result``, a clearing of ``profile``'s declared bids that the caller already
         has, as that profile's clearing (no clearing is run); returns its outcome (the cached
         one if the profile was cleared before)."""
@@ -92,20 +93,20 @@ class GameEvaluator:
             out = self._cache[k] = self._compact(result)
         return out
 
-    def _clear(self, k: tuple, profile: dict[str, Strategy]) -> tuple[object, Outcome]:
+    def _clear(self, k: tuple, profile: dict[str, Strategy]) -> tuple[ClearingResult, Outcome]:
         result = self.scheme.clear(*self.bid_map.declare(profile))
         self.clearings += 1
         self._keep(k, result)
         out = self._cache[k] = self._compact(result)
         return result, out
 
-    def _keep(self, k: tuple, result) -> None:
+    def _keep(self, k: tuple, result: ClearingResult) -> None:
         self._results[k] = result
         self._results.move_to_end(k)
         if len(self._results) > self.results_kept:
             self._results.popitem(last=False)
 
-    def _compact(self, result) -> Outcome:
+    def _compact(self, result: ClearingResult) -> Outcome:
         if self.settlement == "pay_as_bid":  # payments are the declared prices: no tables needed
             payment = result.declared_cost_by_bid()
         else:
