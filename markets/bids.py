@@ -242,3 +242,90 @@ def validate_bids(bids: pd.DataFrame) -> None:
     bad = bids.index[~np.isfinite(bids.price_eur_per_mw.to_numpy(dtype=float))]
     if len(bad):
         raise FlexgameInputError(f"bid {bad[0]} has a non-finite price")
+
+
+# --- bid tables by hand ---------------------------------------------------------------------
+
+def transmission_bid(fsp: str, bus: int, mw: float, cost: float, direction: str = "up") -> dict:
+    """A truthful bid of a resource at transmission bus ``bus``: ``mw`` [MW] offered
+    ``direction`` ("up": more injection / less consumption, "down": the opposite) at true
+    cost ``cost`` [EUR/MW]. A row for :func:`bid_table`."""
+    return dict(fsp=fsp, level="transmission", feeder="", bus=int(bus), tx_bus=int(bus),
+                direction=direction, quantity_mw=float(mw), cost_eur_per_mw=float(cost),
+                price_eur_per_mw=float(cost), tan_phi=0.0, critical=False)
+
+
+def distribution_bid(fsp: str, feeder: str, bus: int, mw: float, cost: float,
+                     direction: str = "up", tan_phi: float = 0.0,
+                     system: InterconnectedSystem | None = None) -> dict:
+    """A truthful bid of a resource at bus ``bus`` of feeder ``feeder``: ``mw`` [MW] offered
+    ``direction`` at true cost ``cost`` [EUR/MW]; ``tan_phi`` is its reactive change per
+    active change [MVAr/MW]. Its ``tx_bus`` is the feeder's coupling bus: taken from
+    ``system`` when given, else left for :func:`bid_table` to fill from its system. A row for
+    :func:`bid_table`."""
+    tx_bus = None if system is None else system.feeder(feeder).coupling_bus
+    return dict(fsp=fsp, level="distribution", feeder=feeder, bus=int(bus), tx_bus=tx_bus,
+                direction=direction, quantity_mw=float(mw), cost_eur_per_mw=float(cost),
+                price_eur_per_mw=float(cost), tan_phi=float(tan_phi), critical=False)
+
+
+_REQUIRED = ("fsp", "level", "bus", "direction", "quantity_mw", "cost_eur_per_mw")
+"""Keys every row of :func:`bid_table` needs; the other columns have defaults."""
+
+
+def bid_table(rows, system: InterconnectedSystem | None = None) -> pd.DataFrame:
+    """A validated bid table (:data:`BID_COLUMNS`, index = bid id 0..n-1) from rows such as
+    :func:`transmission_bid` and :func:`distribution_bid` return.
+
+    Defaults: ``resource`` = the row number, ``price_eur_per_mw`` = ``cost_eur_per_mw``
+    (truthful), ``tan_phi`` = 0, ``critical`` = False, ``feeder`` = "" for transmission bids,
+    ``tx_bus`` = the bus of a transmission bid, the feeder's coupling bus of a distribution
+    bid (which needs ``system``). With a ``system``, every feeder, bus and coupling bus is
+    checked against it.
+
+    Raises:
+        FlexgameInputError: naming the bid and what is missing or wrong.
+    """
+    table = []
+    for i, row in enumerate(rows):
+        missing = [k for k in _REQUIRED if k not in row]
+        if missing:
+            raise FlexgameInputError(f"bid {i} lacks {missing}; a bid needs {list(_REQUIRED)}")
+        row = {"resource": i, "price_eur_per_mw": row["cost_eur_per_mw"], "tan_phi": 0.0,
+               "critical": False, "feeder": "", "tx_bus": None, **row}
+        if row["tx_bus"] is None:
+            row["tx_bus"] = _coupling_bus(i, row, system)
+        if system is not None:
+            _check_location(i, row, system)
+        table.append(row)
+    bids = pd.DataFrame(table, columns=BID_COLUMNS)
+    validate_bids(bids)
+    return bids
+
+
+def _coupling_bus(i: int, row: dict, system: InterconnectedSystem | None) -> int:
+    """The transmission bus a bid affects: its own bus, or its feeder's coupling bus."""
+    if row["level"] != "distribution":
+        return row["bus"]
+    if system is None:
+        raise FlexgameInputError(f"bid {i} at feeder {row['feeder']!r} needs its feeder's "
+                                 "coupling bus: pass system= (or tx_bus)")
+    try:
+        return system.feeder(row["feeder"]).coupling_bus
+    except FlexgameInputError as exc:
+        raise FlexgameInputError(f"bid {i}: {exc}") from None
+
+
+def _check_location(i: int, row: dict, system: InterconnectedSystem) -> None:
+    """Stop on a bid whose feeder, bus or coupling bus is not in ``system``."""
+    try:
+        system.transmission.bus_index(row["tx_bus"])
+        if row["level"] == "distribution":
+            feeder = system.feeder(row["feeder"])
+            feeder.bus_index(row["bus"])
+            if row["tx_bus"] != feeder.coupling_bus:
+                raise FlexgameInputError(
+                    f"tx_bus={row['tx_bus']} is not the coupling bus {feeder.coupling_bus} of "
+                    f"feeder {feeder.name!r}")
+    except FlexgameInputError as exc:
+        raise FlexgameInputError(f"bid {i}: {exc}") from None

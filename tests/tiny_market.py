@@ -21,12 +21,16 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-import pandas as pd
-
 from flexgame.games.payoff import GameEvaluator
 from flexgame.games.strategies import Strategy
-from flexgame.markets.bids import BID_COLUMNS
+from flexgame.markets.bids import bid_table, distribution_bid
+from flexgame.markets.bids import transmission_bid as tx_bid
 from flexgame.markets.system import FeederSpec, InterconnectedSystem, SystemConfig, build_system
+
+# bid rows and tables: the markets helpers, under the names the strategic tests use
+__all__ = ["bid_table", "tx_bid", "feeder_bid", "tiny_system", "write_cases", "payoff_table",
+           "as_key", "deviation_payoffs", "regrets", "pure_equilibria", "brute_best_response",
+           "brute_round", "FEEDER", "COUPLING_BUS", "P_LIMIT_23", "BASE_FLOW_23", "TOL"]
 
 _GEN_TAIL = "\t0" * 11  # Pc1 Pc2 Qc1min Qc1max Qc2min Qc2max ramp_agc ramp_10 ramp_30 ramp_q apf
 _BRANCH = "\t{f}\t{t}\t{r}\t{x}\t0\t0\t0\t0\t0\t0\t1\t-360\t360;"
@@ -109,24 +113,10 @@ def tiny_system(folder: Path, need_mw: float, congested: bool = False) -> Interc
     return build_system(config, direction="up")
 
 
-def tx_bid(fsp: str, bus: int, mw: float, cost: float, direction: str = "up") -> dict:
-    """A truthful transmission bid at transmission ``bus``."""
-    return dict(fsp=fsp, level="transmission", feeder="", bus=bus, tx_bus=bus,
-                direction=direction, quantity_mw=float(mw), cost_eur_per_mw=float(cost),
-                price_eur_per_mw=float(cost), tan_phi=0.0, critical=False)
-
-
 def feeder_bid(fsp: str, bus: int, mw: float, cost: float, direction: str = "up") -> dict:
-    """A truthful distribution bid at ``bus`` of the tiny feeder."""
-    return dict(fsp=fsp, level="distribution", feeder=FEEDER, bus=bus, tx_bus=COUPLING_BUS,
-                direction=direction, quantity_mw=float(mw), cost_eur_per_mw=float(cost),
-                price_eur_per_mw=float(cost), tan_phi=0.0, critical=False)
-
-
-def bid_table(rows: list[dict]) -> pd.DataFrame:
-    """Bid table with ``BID_COLUMNS`` (resource = row number)."""
-    table = pd.DataFrame([{"resource": i, **r} for i, r in enumerate(rows)])
-    return table[BID_COLUMNS]
+    """A truthful distribution bid at ``bus`` of the tiny feeder (rows are written before the
+    system is built: its coupling bus is known)."""
+    return {**distribution_bid(fsp, FEEDER, bus, mw, cost, direction), "tx_bus": COUPLING_BUS}
 
 
 # --- brute force ---------------------------------------------------------------------------
