@@ -63,6 +63,29 @@ class StrategicOutcome:
                                   else a.markup),
                   profit_eur=a.profit_eur) for a in self.model.fsps])
 
+    def rounds(self) -> pd.DataFrame:
+        """One row per collected step (round 0 = the start): procurement cost [EUR], unmet
+        need [MW], mean markup [-]."""
+        return self.model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+
+    def plot(self):
+        """Procurement cost and mean markup per reasoning round (a matplotlib Figure)."""
+        from matplotlib.figure import Figure
+
+        from flexgame.markets.metrics import metric
+
+        rounds = self.rounds()
+        fig = Figure(figsize=(8.0, 3.2), layout="constrained")
+        for ax, name in zip(fig.subplots(1, 2), ("procurement_cost_eur", "mean_markup")):
+            ax.plot(rounds["round"], rounds[name], marker="o")
+            ax.set_xlabel("reasoning round [-]")
+            ax.set_ylabel(metric(name).axis_label)
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        m = self.metrics
+        fig.suptitle(f"{self.model.scheme.name}: {m['status']} after {m['iterations']} rounds, "
+                     f"price of anarchy {m['price_of_anarchy']:.3f}")
+        return fig
+
     def __repr__(self) -> str:
         m = self.metrics
         return (f"StrategicOutcome({m['status']} after {m['iterations']} rounds, cost "

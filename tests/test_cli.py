@@ -18,14 +18,13 @@ from flexgame.experiments.store import write_json
 from flexgame.games.reasoning import REASONINGS
 from flexgame.markets.bids import CASES, BidConfig
 from flexgame.markets.errors import FlexgameInputError
+from flexgame.markets.metrics import HEADLINE, METRICS, metric
 from flexgame.markets.schemes import SCHEMES, ClearingConfig
 from flexgame.markets.settlement import SETTLEMENTS
 from flexgame.markets.system import SystemConfig
 
-SPEC_KEYS = {"scheme", "case", "settlement", "total_cost", "inefficiency_pct", "congestions",
-             "max_congestion_pct", "voltage_violations", "max_voltage_violation_pct",
-             "unqualified_up_pct", "unqualified_down_pct", "runtime_s"}
-"""metrics.json keys of SPEC §9."""
+HEADLINE_KEYS = set(HEADLINE)
+"""The keys every metrics.json starts with."""
 
 
 def _strict_json(path):
@@ -48,10 +47,26 @@ def ml03_run(tmp_path_factory):
     return out
 
 
+def _unregistered(metrics: dict) -> list[str]:
+    out = []
+    for key in metrics:
+        try:
+            metric(key)
+        except KeyError:
+            out.append(key)
+    return out
+
+
+def test_every_metric_is_registered_once(ml03_run):
+    """Each key of metrics.json has one entry in the registry (unit, label, definition)."""
+    assert _unregistered(_strict_json(ml03_run / "metrics.json")) == []
+    assert all(m.definition and m.source for m in METRICS.values())
+
+
 def test_run_writes_metrics_with_spec_keys(ml03_run):
     metrics = _strict_json(ml03_run / "metrics.json")
-    assert SPEC_KEYS <= set(metrics)
-    assert list(metrics)[:len(SPEC_KEYS)] == [k for k in metrics if k in SPEC_KEYS]
+    assert HEADLINE_KEYS <= set(metrics)
+    assert list(metrics)[:len(HEADLINE_KEYS)] == [k for k in metrics if k in HEADLINE_KEYS]
     assert (metrics["scheme"], metrics["case"], metrics["settlement"]) == ("ml03", "B",
                                                                           "pay_as_bid")
     assert metrics["seed"] == 1 and metrics["liquidity"] == 1.0
@@ -171,7 +186,7 @@ def test_scenario_is_seeded():
 
 def test_strategic_run_writes_rounds_and_strategic_metrics(tmp_path):
     """A strategic run (iterated best response, few pooled FSPs, short grid) writes the
-    round-by-round table and the strategic keys of SPEC §9; its epsilon is the certificate
+    round-by-round table and the strategic keys; its epsilon is the certificate
     of the final profile, zero exactly when it converged."""
     cfg = load_config(["reasoning=ibr", "aggregation=random_pools", "aggregation.pool_size=60",
                        "reasoning.strategy.markup_points=4", "reasoning.max_rounds=6",
@@ -188,6 +203,7 @@ def test_strategic_run_writes_rounds_and_strategic_metrics(tmp_path):
     assert rounds.step.nunique() == metrics["iterations"] + 1
     assert set(rounds.fsp) == set(pd.read_csv(tmp_path / "strategies.csv").fsp)
     assert _strict_json(tmp_path / "metrics.json")["reasoning"] == "ibr"
+    assert _unregistered(metrics) == []
 
 
 def test_unknown_reasoning_is_refused(tmp_path):

@@ -1,0 +1,139 @@
+"""The config layer: the settings dataclasses are the schema, every mistake in a config value
+ends as one line naming the key (exit status 2), options without effect are refused, and the
+mapping-valued options can be set from the command line."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from flexgame.experiments import sweep
+from flexgame.experiments.cli import main
+from flexgame.experiments.config import effective, load_config, settings
+from flexgame.experiments.scenario import Scenario
+from flexgame.markets.bids import BidConfig
+from flexgame.markets.errors import FlexgameInputError
+from flexgame.markets.schemes import ClearingConfig
+
+
+def _flexgame(monkeypatch, *args):
+    monkeypatch.setattr(sys, "argv", ["flexgame", *args])
+    main()
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    # a typo of a key is an error, not a new key; the closest option is named
+    (["schme=common"], ["schme is not an option", "did you mean scheme?"]),
+    (["+liquidty=0.5"], ["liquidty is not an option", "did you mean liquidity?"]),
+    (["scheme.intrface=fixed"], ["scheme.intrface", "did you mean scheme.interface?"]),
+    (["+system.dg_shar=0.2"], ["system.dg_shar", "did you mean system.dg_share?"]),
+    # a value of the wrong type anywhere
+    (["reasoning.max_rounds=abc"], ["reasoning.max_rounds='abc'", "must be an integer"]),
+    (["reasoning=ibr", "reasoning.max_rounds=abc"], ["reasoning.max_rounds='abc'", "integer"]),
+    (["seed=1.5"], ["seed=1.5", "must be an integer"]),
+    (["system.dg_share=abc"], ["system.dg_share='abc'", "must be a number"]),
+    (["reasoning=ibr", "reasoning.strategy.per_resource=maybe"],
+     ["reasoning.strategy.per_resource='maybe'", "true or false"]),
+    # NaN anywhere
+    (["liquidity=nan"], ["liquidity=nan", "finite"]),
+    (["scheme=bid_aggregation", "scheme.delta_mw=nan"], ["scheme.delta_mw=nan", "finite"]),
+    (["scheme.penalties.line=nan"], ["scheme.penalties.line=nan", "finite"]),
+    (["reasoning=ibr", "reasoning.strategy.withholding=[0,nan]"],
+     ["reasoning.strategy.withholding[1]=nan", "finite"]),
+    # ranges and choices: the allowed values, never "allowed: >= None"
+    (["liquidity=1.5"], ["liquidity=1.5", "allowed: a value in (0, 1]"]),
+    (["seed=-1"], ["seed=-1", "allowed: >= 0"]),
+    (["system.tx_rating_factor=0"], ["system.tx_rating_factor=0.0", "allowed: > 0"]),
+    (["scheme=ml03", "scheme.prequalification=greedy"],
+     ["scheme.prequalification='greedy'", "envelope, iterative"]),
+    (["reasoning=ibr", "reasoning.strategy.markup_max=0.5"],
+     ["reasoning.strategy.markup_max=0.5", "truthful multiplicative markup 1.0"]),
+    (["system.v_limits=[1.1,0.9]"], ["system.v_limits=[1.1, 0.9]", "low <= high"]),
+    (["system.tx_ratings_mw={1-2:-5}"], ["system.tx_ratings_mw", "> 0 MW", "'1-2'"]),
+    (["scheme=ml09"], ["scheme='ml09'", "ml03", "bid_aggregation"]),
+    # an option that has no effect in the chosen group option is refused
+    (["scheme.interface=fixed"],
+     ["scheme.interface has no effect with scheme=common", "ml01"]),
+    (["aggregation.pool_size=5"],
+     ["aggregation.pool_size has no effect with aggregation=none", "random_pools"]),
+    (["reasoning.max_rounds=5"], ["reasoning.max_rounds has no effect with reasoning=truthful"]),
+    (["case=A", "case.critical_bids_per_feeder=2"],
+     ["case.critical_bids_per_feeder has no effect with case=A", "case=C"]),
+])
+def test_bad_config_value_exits_2_with_one_line(monkeypatch, capsys, tmp_path, overrides,
+                                                 expected):
+    with pytest.raises(SystemExit) as stop:
+        _flexgame(monkeypatch, "run", *overrides, f"hydra.run.dir={tmp_path}")
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("flexgame: error: ") and "Traceback" not in err
+    assert "None" not in err
+    for word in expected:
+        assert word in err, err
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_mapping_options_from_the_command_line():
+    """The options documented as mappings are set as the README shows, and take effect."""
+    run = settings(load_config(["system.tx_ratings_mw={1-2:50,2-3:40}",
+                                "system.congested_branches={case69:[4-47]}",
+                                "case=B", "case.prices.transmission_up=[90,120]",
+                                "reasoning=level_k", "reasoning.levels={fsp3:1}"]))
+    scenario = Scenario.from_settings(run.system, run.bid_config(), run.seed)
+    tx = scenario.system.transmission
+    ratings = dict(zip(tx.line_names(), tx.rating_mw))
+    assert ratings["1-2"] == 50.0 and ratings["2-3"] == 40.0
+    case69 = scenario.system.feeder("case69")
+    assert [case69.branch_names()[k] for k in scenario.system.congested["case69"]] == ["4-47"]
+    bids = scenario.bids
+    up = bids[(bids.level == "transmission") & (bids.direction == "up")]
+    assert up.cost_eur_per_mw.between(90.0, 120.0).all()
+    assert run.reasoning.levels == {"fsp3": 1}
+
+
+def test_transmission_only_system_from_the_config():
+    run = settings(load_config(["system.feeders=[]"]))
+    scenario = Scenario.from_settings(run.system, run.bid_config(), run.seed)
+    assert scenario.system.feeders == [] and (scenario.bids.level == "transmission").all()
+
+
+def test_case_fixes_the_direction_of_the_need():
+    """Case D is a downward need: the config layer builds the system that way; a case-D bid
+    set cannot be drawn for an upward-need system."""
+    run = settings(load_config(["case=D"]))
+    assert run.bid_config().direction == "down"
+    assert Scenario.from_settings(run.system, run.bid_config(), 0).system.tso_need_mw < 0
+    up = Scenario.from_case("A").system
+    with pytest.raises(FlexgameInputError, match="case D .*direction='down'"):
+        from flexgame.markets.bids import generate_bids
+        generate_bids(up, BidConfig(case="D"), np.random.default_rng(0))
+
+
+def test_a_sweep_keeps_an_option_that_has_an_effect_in_some_jobs(tmp_path):
+    """reasoning.max_rounds means nothing to truthful runs but sets the cap of the IBR runs:
+    a sweep over both keeps it; an option without effect in every job is refused."""
+    plan = sweep.plan(["reasoning=truthful,ibr", "reasoning.max_rounds=5"], tmp_path)
+    assert len(plan.jobs) == 2
+    with pytest.raises(FlexgameInputError, match="scheme.delta_mw has no effect"):
+        sweep.plan(["scheme=common,ml01", "scheme.delta_mw=0.1"], tmp_path)
+
+
+def test_effective_config_drops_options_without_effect():
+    """What distinguishes runs: a truthful run has no strategy space, a run without random
+    pools no pool size."""
+    plain = effective(load_config(["reasoning=truthful"]))
+    assert "strategy" not in plain["reasoning"] and "pool_size" not in plain["aggregation"]
+    plain = effective(load_config(["reasoning=ibr", "aggregation=random_pools"]))
+    assert plain["reasoning"]["strategy"]["kind"] == "multiplicative"
+    assert plain["aggregation"]["pool_size"] == 10
+
+
+def test_python_api_warns_about_options_without_effect():
+    from flexgame.experiments.evaluation import clearing_config
+
+    with pytest.warns(UserWarning, match="interface='fixed' has no effect with scheme common"):
+        config = clearing_config("common", interface="fixed")
+    assert config == ClearingConfig(scheme="common", interface="fixed")
