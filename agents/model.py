@@ -28,6 +28,7 @@ from flexgame.games.strategies import BidMap, StrategySpace
 from flexgame.markets.errors import FlexgameInputError
 from flexgame.markets.grid_assessment import TOLERANCE, assess_state
 from flexgame.markets.grid_state import BidEffects, GridState
+from flexgame.markets.schemes import ClearingResult
 
 
 class FlexMarketModel(mesa.Model):
@@ -39,6 +40,8 @@ class FlexMarketModel(mesa.Model):
         reasoning: reasoning configuration (default: :class:`ReasoningConfig` ()).
         settlement: settlement rule.
         seed: seed of the model's generator.
+        truthful: the scheme's clearing of the truthful bids, when the caller has it (it
+            is taken instead of clearing them again; see :meth:`GameEvaluator.remember`).
 
     Attributes:
         evaluator: the game's :class:`GameEvaluator`; bid_map: its :class:`BidMap`.
@@ -57,7 +60,7 @@ class FlexMarketModel(mesa.Model):
 
     def __init__(self, scheme, space: StrategySpace | None = None,
                  reasoning: ReasoningConfig | None = None, settlement: str = "pay_as_bid",
-                 seed: int = 0):
+                 seed: int = 0, truthful: ClearingResult | None = None):
         super().__init__(rng=np.random.default_rng(seed))
         reasoning = reasoning or ReasoningConfig()
         reasoning.validate()
@@ -69,6 +72,8 @@ class FlexMarketModel(mesa.Model):
         self.scheme, self.bids, self.reasoning = scheme, scheme.bids, reasoning
         self.bid_map = BidMap(scheme.bids, space)
         self.evaluator = GameEvaluator(scheme, self.bid_map, settlement)
+        if truthful is not None:
+            self.evaluator.remember(self.bid_map.truthful(), truthful)
         system = scheme.system
         bm = self.bid_map
         for p in bm.players:
@@ -77,12 +82,13 @@ class FlexMarketModel(mesa.Model):
         SystemOperatorAgent(self, "TSO", TRANSMISSION, system.tso_need_mw)
         for feeder in system.feeders:
             SystemOperatorAgent(self, f"DSO:{feeder.name}", feeder.name)
-        for layer in scheme.clear().layers:
-            MarketOperatorAgent(self, layer.name, layer.operator)
         self.fsps = self.agents_by_type[FSPAgent]
         self.order = [a.name for a in self.fsps]
         if reasoning.update == "gauss_seidel":
             self.order = list(self.rng.permutation(self.order))
+        start = self._level0()
+        for layer in self.evaluator.result(start).layers:
+            MarketOperatorAgent(self, layer.name, layer.operator)
         self._grid = (GridState.base(system), BidEffects.of(system, scheme.bids))
         self.round = 0
         self.status = RUNNING
@@ -108,7 +114,6 @@ class FlexMarketModel(mesa.Model):
                                       "voltage_violations": "voltage_violations"},
             },
         )
-        start = self._level0()
         self._observe(start)
         self._rounds = self._process(start)
         self.running = reasoning.name != "truthful"

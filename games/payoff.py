@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from flexgame.games.strategies import BidMap, Strategy
+from flexgame.markets.errors import FlexgameInputError
 from flexgame.markets.schemes import ClearingResult
 from flexgame.markets.settlement import settle
 
@@ -85,7 +86,18 @@ class GameEvaluator:
     def remember(self, profile: dict[str, Strategy], result: ClearingResult) -> Outcome:
         """Take ``result``, a clearing of ``profile``'s declared bids that the caller already
         has, as that profile's clearing (no clearing is run); returns its outcome (the cached
-        one if the profile was cleared before)."""
+        one if the profile was cleared before). Raises :class:`FlexgameInputError` if the
+        result was cleared with other bids (no forwarded price counts as forwarded bids
+        keeping their price)."""
+        price, quantity, forward = self.bid_map.declare(profile)
+        got = result.declared
+        got_forward = got.forward_price_eur_per_mw
+        if not (np.array_equal(got.price_eur_per_mw, price)
+                and np.array_equal(got.quantity_mw, quantity)
+                and np.array_equal(got.price_eur_per_mw if got_forward is None else got_forward,
+                                   price if forward is None else forward)):
+            raise FlexgameInputError("the clearing result to remember was cleared with other "
+                                     "bids than the profile declares")
         k = self.key(profile)
         self._keep(k, result)
         out = self._cache.get(k)

@@ -453,7 +453,8 @@ def test_system_operators_check_their_networks_every_round(folder):
 def test_evaluator_keeps_the_last_clearing_results(folder):
     """The full clearing of a profile cleared (or remembered) recently is returned without
     clearing again; older ones are dropped (least recently used first) and cleared anew; a
-    result remembered from the caller also gives the profile's outcome. The strategic
+    result remembered from the caller (checked to be of the profile's bids) also gives the
+    profile's outcome, and a model given the truthful clearing does not clear it. The strategic
     metrics of a converged run clear its final profile at most once more, and only for the
     pivotal-supplier check's deviations beyond that."""
     built, space = make_scheme(folder, "three_tx")
@@ -469,6 +470,12 @@ def test_evaluator_keeps_the_last_clearing_results(folder):
     out = other.remember(profiles[1], results[1])
     assert other.clearings == 0 and other.result(profiles[1]) is results[1]
     assert out.cost_eur == results[1].cost_eur == other.outcome(profiles[1]).cost_eur
+    with pytest.raises(FlexgameInputError, match="other bids"):
+        other.remember(profiles[2], results[1])
+    truthful = built.clear()
+    model = FlexMarketModel(built, space, ibr("gauss_seidel"), truthful=truthful)
+    assert model.evaluator.clearings == 0  # the start is the truthful profile it was given
+    assert model.evaluator.result(model.profile) is truthful
     model = run_model(built, space, ibr("gauss_seidel"))
     before = model.evaluator.clearings
     strategic_metrics(model.evaluator, model.profile, model.status, model.round, model.cycle,
