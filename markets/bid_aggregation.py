@@ -43,18 +43,18 @@ class ResidualSupplyStage:
 
     Args:
         system, bids: the scenario.
-        step_layers: per feeder, its DSO's market with the interface held (the target is
-            the step).
+        layers: per feeder, its DSO's market with the interface held (the target is the
+            step); their outcomes are recorded as the layers ``rsf:<feeder>``.
         delta_mw: the step [MW].
         penalties: slack prices of the MILP.
     """
 
     def __init__(self, system: InterconnectedSystem, bids: pd.DataFrame,
-                 step_layers: list[BuiltLayer], delta_mw: float, penalties: Penalties):
-        self.system, self.step_layers = system, step_layers
+                 layers: list[BuiltLayer], delta_mw: float, penalties: Penalties):
+        self.system, self.layers = system, layers
         q = bids.quantity_mw.to_numpy()
         self.steps = [step_grid(q[s.layer.candidates], s.layer.sign > 0, delta_mw)
-                      for s in step_layers]
+                      for s in layers]
         self.tx_bids = np.flatnonzero((bids.level == "transmission").to_numpy())
         self._build_milp(bids, penalties)
 
@@ -80,7 +80,7 @@ class ResidualSupplyStage:
         tx_at = positions_at([tx.bus_index(b) for b in bids.tx_bus.to_numpy()[tx_bids]],
                              len(tx.buses))
         feeder_at = positions_at(
-            [tx.bus_index(self.system.feeder(s.feeder).coupling_bus) for s in self.step_layers],
+            [tx.bus_index(self.system.feeder(s.feeder).coupling_bus) for s in self.layers],
             len(tx.buses))
         line_cost = add_ptdf_limits(
             m, tx, lambda n: acts.net_up(tx_at[n])
@@ -101,7 +101,7 @@ class ResidualSupplyStage:
         """Per feeder and step: the outcome of its DSO's market with the net activation held
         at the step (its objective, penalties included, is the RSF's cost [EUR])."""
         return [[s.layer.solve(run.price, run.remaining, run.state, 0.0, {s.feeder: step})
-                 for step in steps] for s, steps in zip(self.step_layers, self.steps)]
+                 for step in steps] for s, steps in zip(self.layers, self.steps)]
 
     def clear(self, run: ClearingRun) -> None:
         price = run.price  # every bid is offered for the first time here
@@ -118,7 +118,7 @@ class ResidualSupplyStage:
         lp.set_row_bounds(self.line_rows[0], -np.inf, tx.rating_mw - f0)
         lp.set_row_bounds(self.line_rows[1], -np.inf, tx.rating_mw + f0)
         sol = lp.solve()
-        for s, cols, outcomes in zip(self.step_layers, self.z_cols, rsf):
+        for s, cols, outcomes in zip(self.layers, self.z_cols, rsf):
             run.offer(s.name, s.operator, s.layer, run.remaining)
             chosen = int(np.argmax(sol.x[cols]))
             # disaggregation: the feeder LP solved for the chosen step

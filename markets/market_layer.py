@@ -11,8 +11,9 @@ subject to any of:
 
 Every limit has a non-negative slack priced at a penalty, so an infeasible layer still
 returns a solution whose slacks are its unmet need and residual violations; penalties never
-count as procurement cost. The model is built once; prices, quantities, the grid state
-(right-hand sides), the need and interface targets change between solves without rebuilding.
+count as procurement cost. The model is built once from the pieces of
+:mod:`flexgame.markets.constraints`; prices, quantities, the grid state (right-hand sides),
+the need and interface targets change between solves without rebuilding.
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ class MarketLayer:
         objective = 0
         for cost in penalty_costs:
             objective += cost
+        # bid prices are set per solve: 0 x a puts the bid columns into the objective
         m.cost = pyo.Objective(expr=objective + sum(0 * m.a[i] for i in m.B), sense=pyo.minimize)
         self.model = m
         self.lp = CompiledLP.from_pyomo(m)

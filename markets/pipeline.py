@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -100,6 +101,14 @@ class ClearingRun:
             declared=self.declared,
             bids=self.bids,
         )
+
+
+class BuiltStage(Protocol):
+    """A stage built for a scenario: its market layers, and how it clears in a run."""
+
+    layers: list[BuiltLayer]
+
+    def clear(self, run: ClearingRun) -> None: ...
 
 
 class MarketStage:

@@ -24,7 +24,7 @@ from flexgame.markets.grid_state import BidEffects
 from flexgame.markets.layouts import SCHEMES, Grid, Interface, Offers, Stage
 from flexgame.markets.market_layer import MarketLayer
 from flexgame.markets.options import check, option
-from flexgame.markets.pipeline import BuiltLayer, ClearingRun, MarketStage
+from flexgame.markets.pipeline import BuiltLayer, BuiltStage, ClearingRun, MarketStage
 from flexgame.markets.prequalification import METHODS as PREQUALIFICATIONS
 from flexgame.markets.prequalification import WEIGHTINGS, Prequalification
 from flexgame.markets.results import ClearingResult, LayerRecord
@@ -81,6 +81,7 @@ class Scheme:
     Attributes:
         system, bids, config: the scenario and the clearing options.
         name: the scheme's name; layout: its stages (:data:`SCHEMES`).
+        effects: how activations move the grid state.
         stages: the built stages, in clearing order.
     """
 
@@ -111,7 +112,7 @@ class Scheme:
                 + (f", {options}" if options else "") + ")")
 
     # --- construction ---------------------------------------------------------------------
-    def _build(self, stage: Stage) -> MarketStage | ResidualSupplyStage:
+    def _build(self, stage: Stage) -> BuiltStage:
         layers = self._market_layers(stage)
         cfg = self.config
         if stage.residual_supply:
@@ -152,9 +153,7 @@ class Scheme:
     def layers(self) -> list[BuiltLayer]:
         """Every market layer of the built stages, in clearing order (bid aggregation's step
         markets under their ``rsf:<feeder>`` names)."""
-        return [b for stage in self.stages
-                for b in (stage.step_layers if isinstance(stage, ResidualSupplyStage)
-                          else stage.layers)]
+        return [b for stage in self.stages for b in stage.layers]
 
     def layer(self, name: str) -> MarketLayer:
         """The market layer named ``name`` (``common``, ``tso``, ``dso:<feeder>``, ...)."""
