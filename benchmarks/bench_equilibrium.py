@@ -24,12 +24,12 @@ import highspy
 import numpy as np
 import pandas as pd
 
+from flexgame.agents.agents import SystemOperatorAgent
 from flexgame.agents.model import FlexMarketModel
 from flexgame.games.reasoning import ReasoningConfig
 from flexgame.games.metrics import strategic_metrics
 from flexgame.games.strategies import StrategySpace
 from flexgame.markets.bids import TSO_NEED_DIRECTION, BidConfig, generate_bids
-from flexgame.markets.grid_assessment import assess
 from flexgame.markets.schemes import build_scheme
 from flexgame.markets.system import build_system
 
@@ -107,9 +107,9 @@ def main() -> None:
                 rate = model.evaluator.clearings / elapsed
                 m = strategic_metrics(model.evaluator, model.profile, model.status, model.round,
                                       model.cycle, common_truthful)
-                final = scheme.clear(*model.bid_map.declare(model.profile))
-                report = assess(system, bids, final.activation_mw)
-                violations = report.congestions + report.voltage_violations
+                # the system operators' ex-post check of the last round (the final profile)
+                violations = sum(a.congestions + a.voltage_violations
+                                 for a in model.agents_by_type[SystemOperatorAgent])
                 rows.append(dict(scheme=scheme_name, liquidity=liquidity, aggregation=aggregation,
                                  fsps=len(model.bid_map.fsps), rounds=model.round,
                                  clearings=model.evaluator.clearings,
