@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
+from flexgame.markets.bids import direction_sign
 from flexgame.markets.constraints import (
     Activations, Penalties, add_ptdf_limits, add_tso_balance, positions_at,
 )
@@ -61,7 +62,7 @@ class ResidualSupplyStage:
     def _build_milp(self, bids: pd.DataFrame, penalties: Penalties) -> None:
         """min sum price a + sum_f sum_s C_f(s) z_fs + penalties, one step per feeder."""
         tx, tx_bids = self.system.transmission, self.tx_bids
-        sign = np.where(bids.direction.to_numpy()[tx_bids] == "up", 1.0, -1.0)
+        sign = direction_sign(bids)[tx_bids]
         m = pyo.ConcreteModel()
         m.T = pyo.RangeSet(0, len(tx_bids) - 1) if len(tx_bids) else pyo.Set(initialize=[])
         m.a = pyo.Var(m.T, bounds=(0, 0))

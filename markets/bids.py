@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from flexgame.markets.errors import FlexgameInputError
 from flexgame.markets.options import check, option, pair_rule
-from flexgame.markets.system import InterconnectedSystem
+
+if TYPE_CHECKING:  # only for annotations: the grid state uses the bids' signs
+    from flexgame.markets.system import InterconnectedSystem
 
 CASES = ("A", "B", "C", "D")
 AGGREGATIONS = ("none", "by_feeder", "random_pools")
@@ -217,6 +220,12 @@ def generate_bids(system: InterconnectedSystem, cfg: BidConfig,
     bids["price_eur_per_mw"] = bids.cost_eur_per_mw
     bids.insert(1, "fsp", _assign_fsps(bids, cfg, rng))
     return bids[BID_COLUMNS].reset_index(drop=True)
+
+
+def direction_sign(bids: pd.DataFrame) -> np.ndarray:
+    """Per bid, +1 for an upward bid (it raises injection / lowers net demand) and -1 for a
+    downward one."""
+    return np.where(bids.direction.to_numpy() == "up", 1.0, -1.0)
 
 
 def validate_bids(bids: pd.DataFrame) -> None:

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from flexgame.markets.bids import direction_sign
+
 if TYPE_CHECKING:  # only for annotations: the system module uses the assessment of states
     from flexgame.markets.system import InterconnectedSystem
 
@@ -37,7 +39,7 @@ class BidEffects:
     @classmethod
     def of(cls, system: InterconnectedSystem, bids: pd.DataFrame) -> "BidEffects":
         n = len(bids)
-        sign = np.where(bids.direction.to_numpy() == "up", 1.0, -1.0)
+        sign = direction_sign(bids)
         tx_net = system.transmission
         cols = np.arange(n)
         rows = [tx_net.bus_index(b) for b in bids.tx_bus]

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
+from flexgame.markets.bids import direction_sign
 from flexgame.markets.constraints import (
     Activations, Penalties, add_held_interfaces, add_lindistflow, add_ptdf_limits,
     add_tso_balance, positions_at,
@@ -106,7 +107,7 @@ class MarketLayer:
         self.held = list(held_interfaces)
         self.has_balance, self.has_transmission = balance, transmission
         sub = bids.iloc[self.candidates]
-        self.sign = np.where(sub.direction.to_numpy() == "up", 1.0, -1.0)
+        self.sign = direction_sign(sub)
         m = pyo.ConcreteModel()
         nb = len(self.candidates)
         m.B = pyo.RangeSet(0, nb - 1) if nb else pyo.Set(initialize=[])

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from flexgame.markets.bids import direction_sign
 from flexgame.markets.distribution import Feeder, limit_directions
 from flexgame.markets.errors import require_choice
 from flexgame.markets.grid_state import GridState
@@ -39,7 +40,7 @@ def limit_sensitivities(feeder: Feeder, bids: pd.DataFrame, members: np.ndarray,
     limits (as -v_sq); columns: ``members`` bids. Entry = change of the row per MW of the
     bid's activation (MW, MVA or p.u.^2 per MW)."""
     sub = bids.iloc[members]
-    sign = np.where(sub.direction.to_numpy() == "up", 1.0, -1.0)
+    sign = direction_sign(sub)
     tan_phi = sub.tan_phi.to_numpy()
     buses = np.array([feeder.bus_index(b) for b in sub.bus])
     t = feeder.subtree.toarray()[:, buses]  # branches x bids: 1 when the bid is below
