@@ -10,6 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from flexgame.markets.bids import direction_sign
+from flexgame.markets.reprs import names
 
 if TYPE_CHECKING:  # only for annotations: the system module uses the assessment of states
     from flexgame.markets.system import InterconnectedSystem
@@ -32,7 +33,7 @@ class BidEffects:
     feeder_q: dict[str, sp.csr_matrix]
 
     def __repr__(self) -> str:
-        feeders = ", ".join(f"{k} ({m.shape[0]} buses)" for k, m in self.feeder_p.items())
+        feeders = names([f"{k} ({m.shape[0]} buses)" for k, m in self.feeder_p.items()])
         return (f"BidEffects({self.tx.shape[1]} bids on {self.tx.shape[0]} transmission buses"
                 f"{', feeders ' + feeders if feeders else ''})")
 
@@ -70,7 +71,7 @@ class GridState:
     feeder_q: dict[str, np.ndarray]
 
     def __repr__(self) -> str:
-        feeders = ", ".join(self.feeder_p) or "none"
+        feeders = names(self.feeder_p) or "none"
         return (f"GridState(residual need {self.residual_need_mw:.2f} MW, "
                 f"{len(self.tx_injection)} transmission buses, feeders {feeders})")
 

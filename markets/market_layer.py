@@ -32,6 +32,7 @@ from flexgame.markets.constraints import (
 from flexgame.markets.distribution import limit_directions
 from flexgame.markets.grid_state import GridState
 from flexgame.markets.lp import CompiledLP
+from flexgame.markets.reprs import names
 from flexgame.markets.system import InterconnectedSystem
 
 
@@ -147,9 +148,9 @@ class MarketLayer:
         parts += ["TSO balance"] if self.has_balance else []
         parts += ["PTDF limits"] if self.has_transmission else []
         if self.feeders:
-            parts.append("LinDistFlow of " + ", ".join(f.name for f in self.feeders))
+            parts.append("LinDistFlow of " + names([f.name for f in self.feeders]))
         if self.held:
-            parts.append("held interface of " + ", ".join(self.held))
+            parts.append("held interface of " + names(self.held))
         return f"MarketLayer({', '.join(parts)}; {self.lp.n_rows} rows x {self.lp.n_cols} columns)"
 
     def _index_model(self) -> None:

@@ -27,6 +27,7 @@ from flexgame.markets.options import check, option
 from flexgame.markets.pipeline import BuiltLayer, BuiltStage, ClearingRun, MarketStage
 from flexgame.markets.prequalification import METHODS as PREQUALIFICATIONS
 from flexgame.markets.prequalification import WEIGHTINGS, Prequalification
+from flexgame.markets.reprs import names
 from flexgame.markets.results import ClearingResult, LayerRecord
 from flexgame.markets.system import InterconnectedSystem
 
@@ -105,10 +106,9 @@ class Scheme:
         self.stages = [self._build(stage) for stage in self.layout.stages]
 
     def __repr__(self) -> str:
-        names = [b.name for b in self.layers()]
-        shown = ", ".join(names[:4]) + (f", ... ({len(names)} in all)" if len(names) > 4 else "")
+        layers = names([b.name for b in self.layers()], shown=4)
         options = ", ".join(f"{o}={getattr(self.config, o)}" for o in self.layout.options)
-        return (f"Scheme({self.name!r}, {len(self.bids)} bids, layers [{shown}]"
+        return (f"Scheme({self.name!r}, {len(self.bids)} bids, layers [{layers}]"
                 + (f", {options}" if options else "") + ")")
 
     # --- construction ---------------------------------------------------------------------

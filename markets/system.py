@@ -23,6 +23,7 @@ from flexgame.markets.distribution import LINE_LIMITS, Feeder, build_feeder
 from flexgame.markets.errors import FlexgameInputError, require_choice
 from flexgame.markets.grid_assessment import assess_base_state
 from flexgame.markets.options import check, option, pair_rule
+from flexgame.markets.reprs import names
 from flexgame.markets.transmission import TransmissionNetwork, build_transmission
 
 COUPLING_LOADS = ("replace", "add")
@@ -172,7 +173,7 @@ class InterconnectedSystem:
         return float(self.tx_load_mw.sum() + sum(f.load_mw.sum() for f in self.feeders))
 
     def __repr__(self) -> str:
-        feeders = ", ".join(f"{f.name} at bus {f.coupling_bus}" for f in self.feeders)
+        feeders = names([f"{f.name} at bus {f.coupling_bus}" for f in self.feeders])
         return (f"InterconnectedSystem({self.transmission.case.name} with "
                 f"{len(self.feeders)} feeders{': ' + feeders if feeders else ''}; TSO need "
                 f"{abs(self.tso_need_mw):.2f} MW {self.direction}; feeder limits "

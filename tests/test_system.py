@@ -146,6 +146,20 @@ def test_several_feeders_of_one_case_get_unique_names():
     assert sys_.base_tx_injection().sum() == pytest.approx(-sys_.tso_need_mw, abs=1e-9)
 
 
+def test_reprs_stay_short_with_many_feeders():
+    """Five feeders: the system, its states and the common market's layer name a few of them
+    and count the rest, in one line of at most 250 characters."""
+    sys_ = build_system(SystemConfig(feeders=[FeederSpec("case69", b) for b in (14, 13, 4, 5, 9)],
+                                     coupling_load="add"))
+    bids = generate_bids(sys_, BidConfig(liquidity=0.2), np.random.default_rng(0))
+    scheme = build_scheme(sys_, bids, "ml02")
+    for obj in (sys_, scheme, build_scheme(sys_, bids, "common").common, scheme.effects,
+                assess_base_state(sys_)):
+        text = repr(obj)
+        assert "\n" not in text and len(text) <= 250, text
+    assert "(5 in all)" in repr(sys_)
+
+
 def test_explicit_congested_branches():
     cfg = SystemConfig(congested_branches={"case69": ["3-4", "9-10"]})
     sys_ = build_system(cfg)
