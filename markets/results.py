@@ -66,7 +66,7 @@ class ClearingResult:
     runtime_s: float
     offered: list[dict]
     declared: DeclaredBids
-    bids: pd.DataFrame = field(repr=False)
+    bids: pd.DataFrame = field(repr=False, compare=False)
 
     def __repr__(self) -> str:
         return (f"ClearingResult(scheme={self.scheme!r}, {len(self.layers)} layers, cost "
