@@ -33,16 +33,18 @@ class Outcome:
 class GameEvaluator:
     """Evaluates strategy profiles by re-clearing a built scheme (no model rebuilds).
 
-    Two caches: the compact :class:`Outcome` of every profile cleared (a profile seen before
+    Caches: the compact :class:`Outcome` of every profile cleared (a profile seen before
     costs nothing), and the full :class:`~flexgame.markets.schemes.ClearingResult` of the
-    ``results_kept`` profiles cleared (or remembered) last, for the KPIs of a final profile
-    without clearing it again (see :meth:`result`).
+    ``results_kept`` profiles cleared last and of the ``results_kept`` profiles asked for
+    last (:meth:`result`, :meth:`remember`), so that the KPIs of a final profile do not clear
+    it again, however many other profiles are cleared in between.
 
     Args:
         scheme: a built :class:`markets.schemes.Scheme`.
         bid_map: profile -> declared bids.
         settlement: settlement rule name.
-        results_kept: full clearing results kept (least recently used dropped first).
+        results_kept: full clearing results kept, of each kind (least recently used
+            dropped first).
 
     Attributes:
         clearings: clearings run so far.
@@ -52,7 +54,8 @@ class GameEvaluator:
                  results_kept: int = 4):
         self.scheme, self.bid_map, self.settlement = scheme, bid_map, settlement
         self._cache: dict[tuple, Outcome] = {}
-        self._results: OrderedDict[tuple, ClearingResult] = OrderedDict()
+        self._recent: OrderedDict[tuple, ClearingResult] = OrderedDict()
+        self._asked: OrderedDict[tuple, ClearingResult] = OrderedDict()
         self.results_kept = results_kept
         self.clearings = 0
 
@@ -75,13 +78,11 @@ class GameEvaluator:
 
     def result(self, profile: dict[str, Strategy]) -> ClearingResult:
         """The full clearing result of ``profile``: kept if it is among the last profiles
-        cleared or remembered, else cleared now (and kept)."""
+        cleared or asked for, else cleared now; kept as asked for."""
         k = self.key(profile)
-        hit = self._results.get(k)
-        if hit is not None:
-            self._results.move_to_end(k)
-            return hit
-        return self._clear(k, profile)[0]
+        hit = self._asked.get(k) or self._recent.get(k) or self._clear(k, profile)[0]
+        self._keep(self._asked, k, hit)
+        return hit
 
     def remember(self, profile: dict[str, Strategy], result: ClearingResult) -> Outcome:
         """Take ``result``, a clearing of ``profile``'s declared bids that the caller already
@@ -99,7 +100,7 @@ class GameEvaluator:
             raise FlexgameInputError("the clearing result to remember was cleared with other "
                                      "bids than the profile declares")
         k = self.key(profile)
-        self._keep(k, result)
+        self._keep(self._asked, k, result)
         out = self._cache.get(k)
         if out is None:
             out = self._cache[k] = self._compact(result)
@@ -108,15 +109,15 @@ class GameEvaluator:
     def _clear(self, k: tuple, profile: dict[str, Strategy]) -> tuple[ClearingResult, Outcome]:
         result = self.scheme.clear(*self.bid_map.declare(profile))
         self.clearings += 1
-        self._keep(k, result)
+        self._keep(self._recent, k, result)
         out = self._cache[k] = self._compact(result)
         return result, out
 
-    def _keep(self, k: tuple, result: ClearingResult) -> None:
-        self._results[k] = result
-        self._results.move_to_end(k)
-        if len(self._results) > self.results_kept:
-            self._results.popitem(last=False)
+    def _keep(self, kept: OrderedDict, k: tuple, result: ClearingResult) -> None:
+        kept[k] = result
+        kept.move_to_end(k)
+        if len(kept) > self.results_kept:
+            kept.popitem(last=False)
 
     def _compact(self, result: ClearingResult) -> Outcome:
         if self.settlement == "pay_as_bid":  # payments are the declared prices: no tables needed

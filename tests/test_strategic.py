@@ -451,38 +451,51 @@ def test_system_operators_check_their_networks_every_round(folder):
 
 
 def test_evaluator_keeps_the_last_clearing_results(folder):
-    """The full clearing of a profile cleared (or remembered) recently is returned without
-    clearing again; older ones are dropped (least recently used first) and cleared anew; a
-    result remembered from the caller (checked to be of the profile's bids) also gives the
-    profile's outcome, and a model given the truthful clearing does not clear it. The strategic
-    metrics of a converged run clear its final profile at most once more, and only for the
-    pivotal-supplier check's deviations beyond that."""
+    """The full clearing of a profile cleared or asked for recently is returned without
+    clearing again, however many profiles are cleared in between once it was asked for;
+    older ones are dropped (least recently used first) and cleared anew. A result remembered
+    from the caller (checked to be of the profile's bids) also gives the profile's outcome,
+    and a model given the truthful clearing does not clear it. A run and its strategic
+    metrics clear no set of bids twice, but for the final profile once more if its full
+    result was dropped during the game."""
     built, space = make_scheme(folder, "three_tx")
     ev = GameEvaluator(built, BidMap(built.bids, space), "pay_as_bid", results_kept=2)
-    profiles = [{**ev.bid_map.truthful(), "A": (k, 0)} for k in range(3)]
-    results = [ev.result(p) for p in profiles[:2]]
-    assert ev.clearings == 2
-    assert ev.result(profiles[0]) is results[0] and ev.clearings == 2
-    ev.outcome(profiles[2])  # clears, keeps it, drops the least recently used (profile 1)
+    profiles = [{**ev.bid_map.truthful(), "A": (k, 0)} for k in range(4)]
+    results = [ev.result(p) for p in profiles[:3]]
     assert ev.clearings == 3
-    assert ev.result(profiles[1]) is not results[1] and ev.clearings == 4
+    assert ev.result(profiles[2]) is results[2] and ev.result(profiles[1]) is results[1]
+    assert ev.clearings == 3
+    certificate(ev, profiles[3])  # clears other profiles: the ones asked for stay
+    assert ev.result(profiles[1]) is results[1]
+    assert ev.result(profiles[0]) is not results[0]  # asked for longest ago: cleared anew
+    clearings = ev.clearings
     other = GameEvaluator(built, BidMap(built.bids, space), "pay_as_bid")
     out = other.remember(profiles[1], results[1])
     assert other.clearings == 0 and other.result(profiles[1]) is results[1]
     assert out.cost_eur == results[1].cost_eur == other.outcome(profiles[1]).cost_eur
     with pytest.raises(FlexgameInputError, match="other bids"):
         other.remember(profiles[2], results[1])
+    assert ev.clearings == clearings
     truthful = built.clear()
     model = FlexMarketModel(built, space, ibr("gauss_seidel"), truthful=truthful)
     assert model.evaluator.clearings == 0  # the start is the truthful profile it was given
     assert model.evaluator.result(model.profile) is truthful
-    model = run_model(built, space, ibr("gauss_seidel"))
-    before = model.evaluator.clearings
-    strategic_metrics(model.evaluator, model.profile, model.status, model.round, model.cycle,
-                      100.0)
-    assert model.evaluator.clearings <= before + 1
-    model.evaluator.result(model.profile)
-    assert model.evaluator.clearings <= before + 1
+    cleared = []  # the bids of every clearing from here on
+    clear = built.clear
+
+    def recording_clear(*declared):
+        cleared.append(tuple(None if d is None else d.tobytes() for d in declared))
+        return clear(*declared)
+
+    built.clear = recording_clear
+    model = run_model(built, space, ReasoningConfig("level_k", level=2))
+    final = model.evaluator.result(model.profile)
+    metrics = strategic_metrics(model.evaluator, model.profile, model.status, model.round,
+                                model.cycle, 100.0)
+    assert model.evaluator.result(model.profile) is final
+    assert metrics["hhi_by_layer"] == final.statistics.hhi().to_dict()
+    # at most the final profile twice: in the game (its full result since dropped) and now
+    assert len(cleared) > model.evaluator.clearings and len(set(cleared)) >= len(cleared) - 1
 
 
 def test_reprs_are_one_short_line(folder):
