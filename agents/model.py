@@ -62,9 +62,9 @@ class FlexMarketModel(mesa.Model):
                  reasoning: ReasoningConfig | None = None, settlement: str = "pay_as_bid",
                  seed: int = 0, truthful: ClearingResult | None = None):
         super().__init__(rng=np.random.default_rng(seed))
-        reasoning = reasoning or ReasoningConfig()
+        reasoning = ReasoningConfig() if reasoning is None else reasoning
         reasoning.validate()
-        space = space or reasoning.strategy.space()
+        space = reasoning.strategy.space() if space is None else space
         if not 0 <= reasoning.level0_markup_index < len(space.markups):
             raise FlexgameInputError(
                 f"level0_markup_index={reasoning.level0_markup_index} is out of range; allowed: "
@@ -96,7 +96,17 @@ class FlexMarketModel(mesa.Model):
         self.sampling_error: dict[str, float] = {}
         self.sample: list[dict] = []
         self.history: list[dict] = []
-        self.datacollector = mesa.DataCollector(
+        self.datacollector = self._collector()
+        self._observe(start)
+        self._rounds = self._process(start)
+        self.running = reasoning.name != "truthful"
+
+    @staticmethod
+    def _collector() -> mesa.DataCollector:
+        """What every round records: the round's cost, unmet need and mean markup; each FSP
+        agent's markup and profit, each market operator's layer, each system operator's
+        check of its network."""
+        return mesa.DataCollector(
             model_reporters={
                 "round": "round",
                 "procurement_cost_eur": lambda m: m.current_outcome.cost_eur,
@@ -114,9 +124,6 @@ class FlexMarketModel(mesa.Model):
                                       "voltage_violations": "voltage_violations"},
             },
         )
-        self._observe(start)
-        self._rounds = self._process(start)
-        self.running = reasoning.name != "truthful"
 
     def __repr__(self) -> str:
         r = self.reasoning
