@@ -80,6 +80,11 @@ class Round:
     mixed: dict[str, np.ndarray] | None = None
     sample: list[Profile] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        cycle = f", {len(self.cycle)}-profile cycle" if self.cycle else ""
+        mixed = ", mixed" if self.mixed is not None else ""
+        return f"Round({self.number}, {self.status}{cycle}{mixed})"
+
 
 @dataclass
 class DynamicsResult:
@@ -219,6 +224,10 @@ class LogitRound:
     standard_error: dict[str, float]
     regret: dict[str, float]
     draws: list[Profile]
+
+    def __repr__(self) -> str:
+        return (f"LogitRound({len(self.mixed)} players, {len(self.draws)} draws, largest regret "
+                f"{max(self.regret.values(), default=0.0):.3g} EUR)")
 
 
 def sample_profiles(strategies: list[Strategy], mixed: dict[str, np.ndarray], samples: int,

@@ -29,6 +29,10 @@ class Outcome:
     layer_cost_eur: dict[str, float]
     layer_accepted_mw: dict[str, float]
 
+    def __repr__(self) -> str:
+        return (f"Outcome(cost {self.cost_eur:.2f} EUR, unmet {self.unmet_need_mw:.3g} MW, "
+                f"FSP profit {sum(self.profit.values()):.2f} EUR over {len(self.profit)} FSPs)")
+
 
 class GameEvaluator:
     """Evaluates strategy profiles by re-clearing a built scheme (no model rebuilds).

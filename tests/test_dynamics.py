@@ -129,3 +129,10 @@ def test_logit_dynamics_between_uniform_and_best_response():
     assert all(r.profile == {"r": "D", "c": "D"} for r in rounds)
     assert all(m[1] > 0.999 for m in rounds[-1].mixed.values())
     assert len(rounds[-1].sample) == 5 and set(rounds[-1].sampling_error) == {"r", "c"}
+
+
+def test_rounds_print_as_one_short_line():
+    start = {"r": "H", "c": "H"}
+    rounds = list(iterated_best_response(responder(PENNIES), start, ["r", "c"], "jacobi"))
+    assert repr(rounds[-1]) == "Round(4, cycle, 4-profile cycle)"
+    assert repr(play(iter(rounds), start)) == "DynamicsResult(cycle after 4 rounds, 4-profile cycle)"

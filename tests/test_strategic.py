@@ -507,7 +507,8 @@ def test_reprs_are_one_short_line(folder):
     space = StrategySpace(markups=[1.0, 1.5], withholding=[0.0, 0.5], per_resource=True)
     objects = [model, model.evaluator, model.bid_map, space, StrategySpace(),
                best_response(model.evaluator, model.profile, "A"),
-               certificate(model.evaluator, model.profile), *model.agents]
+               certificate(model.evaluator, model.profile), model.current_outcome,
+               *model.agents]
     for obj in objects:
         text = repr(obj)
         assert "\n" not in text and len(text) < 200 and " at 0x" not in text, text
