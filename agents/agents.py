@@ -55,10 +55,6 @@ class FSPAgent(mesa.Agent):
             return self.model.bid_map.markup_of(self.strategy)
         return float(self.mixed @ [space.markups[s[0]] for s in space.strategies])
 
-    @property
-    def true_cost_eur_per_mw(self) -> np.ndarray:
-        return self.model.bids.cost_eur_per_mw.to_numpy()[self.bid_rows]
-
     # --- its moves ---------------------------------------------------------------------------
     def best_response(self, profile: dict[str, Strategy]) -> Strategy:
         """Its exact best response to ``profile`` (iterated best response, level-k)."""
