@@ -76,7 +76,8 @@ class FSPAgent(mesa.Agent):
 
 
 class MarketOperatorAgent(mesa.Agent):
-    """Clears one layer of the scheme; records its layer of every round's outcome.
+    """The operator of one market layer of the scheme (the scheme's pipeline clears it); it
+    records its layer of every round's outcome.
 
     Attributes:
         layer: layer name (e.g. "tso", "dso:case69", "common").
