@@ -230,6 +230,19 @@ class FlexMarketModel(mesa.Model):
         if self.reasoning.name == "truthful":
             self.status = "truthful"
 
+    def operators_table(self) -> pd.DataFrame:
+        """One row per (round, operator): each market operator's layer cost [EUR] and
+        accepted MW, and each system operator's check of its network (unmet need [MW],
+        congestions and voltage violations ex post)."""
+        parts = []
+        for kind, cls in (("market", MarketOperatorAgent), ("system", SystemOperatorAgent)):
+            frame = self.datacollector.get_agenttype_vars_dataframe(cls).reset_index()
+            parts.append(frame.rename(columns={"Step": "step"}).assign(kind=kind))
+        table = pd.concat(parts, ignore_index=True).drop(columns=["AgentID"], errors="ignore")
+        first = ["step", "kind", "operator", "layer"]
+        table = table[first + [c for c in table.columns if c not in first]]
+        return table.sort_values(["step", "kind"], kind="stable", ignore_index=True)
+
     def rounds_table(self) -> pd.DataFrame:
         """One row per (round, FSP): markup, profit, level; with the round's cost."""
         agents = self.datacollector.get_agenttype_vars_dataframe(FSPAgent).reset_index()

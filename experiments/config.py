@@ -58,9 +58,9 @@ def load_config(overrides=(), return_hydra_config: bool = False) -> DictConfig:
         restore_gh_from_backup(running)
 
 
-GROUPS = ("model", "system", "case", "scheme", "settlement", "aggregation", "reasoning",
-          "experiment")
-"""Config groups users select by name (``scheme=ml03``, ``+experiment=ker2``)."""
+GROUPS = ("model", *dict.fromkeys(g for m in MODELS.values() for g in m.groups), "experiment")
+"""Config groups users select by name (``scheme=ml03``, ``+experiment=ker2``): the models'
+groups, the model itself and the experiment presets."""
 GROUP_SELECTORS = ("name", "mode")
 """Fields that a group's option sets (``scheme=ml03`` sets ``scheme.name``)."""
 

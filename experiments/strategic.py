@@ -121,9 +121,9 @@ class Game:
         reasoning.validate()
         truthful, scenario = self.truthful, self.scenario
         model = FlexMarketModel(truthful.scheme, self.space, reasoning, self.settlement,
-                                seed=self.seed)
+                                seed=self.seed, truthful=truthful.result)
         model.run(progress=progress)
-        result = truthful.scheme.clear(*model.bid_map.declare(model.profile))
+        result = model.evaluator.result(model.profile)  # cleared during the game: kept
         grid = assess(scenario.system, scenario.bids, result.activation_mw)
         kpis = clearing_kpis(scenario.system, scenario.bids, result, truthful.common_cost_eur,
                              grid)

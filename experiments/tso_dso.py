@@ -4,7 +4,8 @@ the FSPs play the strategic game, and write the run's files.
 Files (written by :func:`flexgame.experiments.store.write_run`, ``metrics.json`` last):
 ``config.yaml``, ``provenance.json``, ``bids.csv``, ``clearing.csv``, ``fsp.csv``,
 ``grid.csv``, ``liquidity.csv``; strategic runs add ``rounds.csv`` (one row per reasoning
-round and player) and ``strategies.csv`` (final strategy per player). In ``metrics.json`` of a
+round and player), ``operators.csv`` (one row per round and market or system operator) and
+``strategies.csv`` (final strategy per player). In ``metrics.json`` of a
 strategic run, ``total_cost`` and ``inefficiency_pct`` are those of the strategic outcome
 (``outcome_basis``: the final profile, the time average of a best-response cycle, or the
 sampled mean of a mixed profile); the grid KPIs, the tables of bids, clearing and FSPs, and
@@ -78,6 +79,7 @@ def run_strategic(settings: TsoDsoConfig, scenario: Scenario, out_dir: Path) -> 
         "truthful_inefficiency_pct": game.truthful.kpis["inefficiency_pct"]})
     out = Path(out_dir)
     write_csv(out / "rounds.csv", outcome.model.rounds_table())
+    write_csv(out / "operators.csv", outcome.model.operators_table())
     write_csv(out / "strategies.csv", outcome.strategies())
     write_run(out, settings, outcome.declared_bids, outcome.result, outcome.grid,
               game.settle(outcome), metrics)

@@ -1,4 +1,5 @@
-"""Key performance indicators of a clearing (ALEXANDER D3.3 §4.1.3, SPEC §6)."""
+"""Key performance indicators of a clearing (ALEXANDER D3.3 §4.1.3); their units and
+definitions are registered in :mod:`flexgame.markets.metrics`."""
 
 from __future__ import annotations
 

@@ -202,6 +202,14 @@ def test_strategic_run_writes_rounds_and_strategic_metrics(tmp_path):
     rounds = pd.read_csv(tmp_path / "rounds.csv")
     assert rounds.step.nunique() == metrics["iterations"] + 1
     assert set(rounds.fsp) == set(pd.read_csv(tmp_path / "strategies.csv").fsp)
+    operators = pd.read_csv(tmp_path / "operators.csv")
+    assert operators.step.nunique() == metrics["iterations"] + 1
+    assert set(operators[operators.kind == "system"].operator) == {"TSO", "DSO:case69",
+                                                                   "DSO:case141"}
+    # the market operators' costs add up to each round's procurement cost
+    layer_cost = operators[operators.kind == "market"].groupby("step").cost_eur.sum()
+    round_cost = rounds.drop_duplicates("step").set_index("step").procurement_cost_eur
+    assert layer_cost.to_numpy() == pytest.approx(round_cost.to_numpy())
     assert _strict_json(tmp_path / "metrics.json")["reasoning"] == "ibr"
     assert _unregistered(metrics) == []
 
