@@ -18,10 +18,10 @@ import os
 import sys
 from contextlib import contextmanager
 
-from flexgame.experiments.config import CONFIG_MODULE, group_options, load_config, settings
-from flexgame.markets.bids import CASES
 from flexgame.markets.errors import FlexgameInputError, require_choice
-from flexgame.markets.schemes import SCHEMES
+
+# The commands import what they need when they run, so that `flexgame --version` and the
+# usage text do not load the solvers, Hydra and pandas.
 
 PROG = "flexgame"
 USAGE = f"""\
@@ -61,6 +61,7 @@ def _launch(task, args: list[str], command: str) -> None:
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
+    from flexgame.experiments.config import CONFIG_MODULE
     from flexgame.experiments.models import register_schemas
 
     register_schemas()
@@ -79,6 +80,7 @@ def _launch(task, args: list[str], command: str) -> None:
 
 def _run(overrides: list[str]) -> None:
     """``flexgame run``: one simulation; Hydra sees only the overrides."""
+    from flexgame.experiments.config import load_config, settings
     from flexgame.experiments.run import format_metrics, run_experiment
 
     if any(a in ("-m", "--multirun") for a in overrides):
@@ -210,6 +212,8 @@ def _study_help() -> str:
     """Usage of ``flexgame study`` with every preset and the first line of its comment."""
     from importlib import resources
 
+    from flexgame.experiments.config import CONFIG_MODULE, group_options
+
     lines = [f"usage: {PROG} study [NAME] [overrides]", "",
              "Run a preset sweep (conf/experiment/NAME.yaml) and write its report into",
              f"{STUDY_DIR}/NAME/ (NAME_<hash> when overrides are added, or hydra.sweep.dir).",
@@ -228,6 +232,7 @@ def _study(args: list[str]) -> None:
     import time
     from pathlib import Path
 
+    from flexgame.experiments.config import group_options
     from flexgame.experiments.report import make_report
     from flexgame.experiments.sweep import overrides_hash, run_overrides
 
@@ -253,6 +258,8 @@ def _study(args: list[str]) -> None:
 
 def _table_parser() -> argparse.ArgumentParser:
     from flexgame.experiments.table import DEFAULT_OUT
+    from flexgame.markets.bids import CASES
+    from flexgame.markets.schemes import SCHEMES
 
     parser = argparse.ArgumentParser(
         prog=f"{PROG} table",
@@ -289,6 +296,7 @@ def _summary(overrides: list[str]) -> None:
         print(f"usage: {PROG} summary [overrides]\n\nPrints the test system and its base "
               "state; overrides as for 'run' (e.g. case=D system.dg_share=0.5).")
         return
+    from flexgame.experiments.config import load_config, settings
     from flexgame.markets.system import build_system
 
     run = settings(load_config(overrides), overrides)

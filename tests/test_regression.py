@@ -9,7 +9,6 @@ import json
 import math
 from pathlib import Path
 
-import pytest
 
 from flexgame.experiments.run import run_experiment
 from flexgame.experiments.config import load_config
