@@ -55,8 +55,8 @@ class FeederSpec:
         name: feeder name (default: the case's name, made unique).
     """
 
-    case: Any = option("case69", rule=_case_source)
-    bus: int = option(14, low=1)
+    case: Any = option(rule=_case_source)
+    bus: int = option(low=1)
     name: str | None = None
 
 

@@ -53,6 +53,7 @@ def _flexgame(monkeypatch, *args):
     (["system.v_limits=[1.1,0.9]"], ["system.v_limits=[1.1, 0.9]", "low <= high"]),
     (["system.tx_ratings_mw={1-2:-5}"], ["system.tx_ratings_mw", "> 0 MW", "'1-2'"]),
     (["scheme=ml09"], ["scheme='ml09'", "ml03", "bid_aggregation"]),
+    (["system.feeders=[{case:case69}]"], ["system.feeders[0].bus is missing"]),
     # an option that has no effect in the chosen group option is refused
     (["scheme.interface=fixed"],
      ["scheme.interface has no effect with scheme=common", "ml01"]),
