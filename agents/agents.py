@@ -58,7 +58,8 @@ class FSPAgent(mesa.Agent):
     # --- its moves ---------------------------------------------------------------------------
     def best_response(self, profile: dict[str, Strategy]) -> Strategy:
         """Its exact best response to ``profile`` (iterated best response, level-k)."""
-        return best_response(self.model.evaluator, profile, self.name).strategy
+        return best_response(self.model.evaluator, profile, self.name,
+                             tie_rule=self.model.reasoning.tie_rule).strategy
 
     def response_to_sample(self, beliefs: list[dict[str, Strategy]]) -> tuple[Strategy, float]:
         """Its best response to opponent profiles drawn from its belief (cognitive hierarchy)

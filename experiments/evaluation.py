@@ -12,7 +12,8 @@ from flexgame.markets.grid_assessment import GridReport, assess
 from flexgame.markets.kpis import clearing_kpis
 from flexgame.markets.options import inert
 from flexgame.markets.schemes import ClearingConfig, ClearingResult, Scheme
-from flexgame.markets.settlement import Settlement, settle
+from flexgame.markets.errors import require_choice
+from flexgame.markets.settlement import SETTLEMENTS, Settlement, settle
 
 
 @dataclass
@@ -24,8 +25,10 @@ class Clearing:
         scheme: the built scheme (re-clear it with other bids: ``scheme.clear(price, ...)``).
         result: the clearing result (``result.statistics`` for tables by operator, FSP, layer).
         grid: the ex-post assessment of every activation.
-        common_cost_eur: the common market's cost on the same bids [EUR] (eta's reference).
+        common_cost_eur: the truthful common market's cost on the same bids [EUR] (eta's
+            reference: the least cost of meeting every need).
         build_s: time to build the scheme [s].
+        settlement: the payment rule: the procurement cost is what the buyers pay under it.
     """
 
     scenario: Scenario
@@ -34,14 +37,19 @@ class Clearing:
     grid: GridReport
     common_cost_eur: float
     build_s: float
+    settlement: str = "pay_as_bid"
     _settlements: dict = field(default_factory=dict, repr=False)
 
     @property
     def kpis(self) -> dict:
-        """Cost, inefficiency vs common, grid safety, unqualified volume, unmet need,
-        runtime (see :mod:`flexgame.markets.kpis`)."""
+        """Cost (payments under the settlement rule; the declared cost beside it),
+        inefficiency vs common, grid safety, unqualified volume, unmet need, runtime (see
+        :mod:`flexgame.markets.kpis`)."""
         s = self.scenario
-        return {**clearing_kpis(s.system, s.bids, self.result, self.common_cost_eur, self.grid),
+        payment = (None if self.settlement == "pay_as_bid"
+                   else self.settle(self.settlement).total_payment_eur)
+        return {**clearing_kpis(s.system, s.bids, self.result, self.common_cost_eur, self.grid,
+                                payment),
                 "common_cost": self.common_cost_eur, "build_s": self.build_s}
 
     def settle(self, rule: str = "pay_as_bid") -> Settlement:
@@ -70,16 +78,20 @@ def clearing_config(scheme: str | ClearingConfig = "common", **options) -> Clear
 
 
 def clear(scenario: Scenario, scheme: str | ClearingConfig = "common",
-          common: Clearing | ClearingResult | None = None, **options) -> Clearing:
+          common: Clearing | ClearingResult | None = None, settlement: str = "pay_as_bid",
+          **options) -> Clearing:
     """Build ``scheme`` on ``scenario``, clear it with the scenario's bids, assess it ex post.
 
     Args:
         scenario: system and bids.
         scheme: a scheme name (``"ml03"``) or a full :class:`ClearingConfig`.
+        settlement: the payment rule (pay_as_bid, uniform, nodal, vcg): the cost KPIs are
+            the buyers' payments under it.
         common: the common market's clearing of the same scenario, when already at hand
             (cleared here otherwise, or taken from this clearing when it is common).
         options: clearing options (``interface="fixed"``, ``delta_mw=0.1``, ...).
     """
+    require_choice("settlement", settlement, SETTLEMENTS)
     config = clearing_config(scheme, **options)
     start = time.perf_counter()
     built = Scheme(scenario.system, scenario.bids, config)
@@ -94,4 +106,5 @@ def clear(scenario: Scenario, scheme: str | ClearingConfig = "common",
     else:
         common_cost = (common.result if isinstance(common, Clearing) else common).cost_eur
     return Clearing(scenario, built, result, assess(scenario.system, scenario.bids,
-                                                    result.activation_mw), common_cost, build_s)
+                                                    result.activation_mw), common_cost, build_s,
+                    settlement)

@@ -122,12 +122,6 @@ def _grid(rows: int, cols: int) -> tuple[Figure, np.ndarray]:
     return fig, np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
 
 
-def _no_data(ax, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, wrap=True)
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
 def _scheme_legend(fig: Figure, schemes) -> None:
     from matplotlib.lines import Line2D
 
@@ -159,7 +153,7 @@ def efficiency_vs_liquidity(runs: pd.DataFrame, rounds: pd.DataFrame,
             ax = axes[row, col]
             data = part[pd.to_numeric(part[metric], errors="coerce").notna()]
             if data.empty:
-                _no_data(ax, "no strategic runs" if metric == "price_of_anarchy" else "no data")
+                ax.set_visible(False)  # e.g. the price of anarchy of truthful runs: not drawn
                 continue
             schemes = scheme_order(data.scheme)
             for k, scheme in enumerate(schemes):

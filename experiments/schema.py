@@ -96,6 +96,13 @@ class TsoDsoConfig:
     seed: int = option(0, low=0)
     liquidity: float = dataclasses.field(default=_LIQUIDITY.default, metadata=_LIQUIDITY.metadata)
 
+    def cross_check(self):
+        cap = self.reasoning.strategy.price_cap
+        if self.reasoning.name != "truthful" and cap >= self.scheme.penalties.unmet_need:
+            yield ("reasoning.strategy.price_cap", "must be below the TSO's penalty for unmet "
+                   f"need (scheme.penalties.unmet_need={self.scheme.penalties.unmet_need:g} "
+                   "EUR/MW): a market price cap the buyer would rather leave need unmet than pay")
+
     def bid_config(self) -> BidConfig:
         """The bids' settings: the case, the aggregation and the liquidity together."""
         return BidConfig(**source_values(self.case), **source_values(self.aggregation),

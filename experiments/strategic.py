@@ -112,7 +112,7 @@ class Game:
                  **options):
         require_choice("settlement", settlement, SETTLEMENTS)
         self.scenario, self.settlement, self.seed = scenario, settlement, seed
-        self.truthful: Clearing = clear(scenario, scheme, **options)
+        self.truthful: Clearing = clear(scenario, scheme, settlement=settlement, **options)
         strategy = strategy or StrategyConfig()
         self.space = strategy.space() if isinstance(strategy, StrategyConfig) else strategy
 
@@ -126,7 +126,7 @@ class Game:
         result = model.evaluator.result(model.profile)  # cleared during the game: kept
         grid = assess(scenario.system, scenario.bids, result.activation_mw)
         kpis = clearing_kpis(scenario.system, scenario.bids, result, truthful.common_cost_eur,
-                             grid)
+                             grid, model.evaluator.outcome(model.profile).payment_eur)
         metrics = strategic_metrics(model.evaluator, model.profile, model.status, model.round,
                                     model.cycle, truthful.common_cost_eur, mixed=model.mixed,
                                     samples=reasoning.samples, rng=model.rng)

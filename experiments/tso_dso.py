@@ -47,8 +47,8 @@ def _run_values(settings: TsoDsoConfig) -> dict:
 
 def run_truthful(settings: TsoDsoConfig, scenario: Scenario, out_dir: Path) -> dict:
     """Truthful bids (price = true cost): one clearing of the scheme."""
-    clearing = clear(scenario, settings.clearing_config())
     rule = settings.settlement.name
+    clearing = clear(scenario, settings.clearing_config(), settlement=rule)
     paid = clearing.settle(rule)
     metrics = ordered({
         **_labels(settings), **clearing.kpis, **_run_values(settings),

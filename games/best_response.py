@@ -4,8 +4,9 @@ certificate built from best responses.
 
 The best response of player i to the others' profile is found by re-clearing the scheme for
 each of i's strategies with the others fixed (an exhaustive search, exact on the grid). Ties
-(within ``tol`` EUR) keep the current strategy, then the lowest markup, so that iterated best
-response stops at a fixed point instead of wandering between equally good strategies.
+(within ``tol`` EUR) follow a tie rule (:data:`TIE_RULES`): by default they keep the current
+strategy, then the lowest markup, so that iterated best response stops at a fixed point
+instead of wandering between equally good strategies.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from flexgame.games.payoff import GameEvaluator
 from flexgame.games.strategies import Strategy
 
 TIE_TOLERANCE_EUR = 1e-6
+TIE_RULES = ("keep_then_lowest", "lowest", "highest")
+"""How a best response chooses among equally good strategies: keep the current one if it is
+among them, else the lowest (markup, withholding, ...) index; always the lowest; always the
+highest."""
 
 
 @dataclass(frozen=True)
@@ -42,9 +47,11 @@ class BestResponse:
 
 
 def best_response(evaluator: GameEvaluator, profile: dict[str, Strategy], fsp: str,
-                  tol: float = TIE_TOLERANCE_EUR) -> BestResponse:
+                  tol: float = TIE_TOLERANCE_EUR,
+                  tie_rule: str = "keep_then_lowest") -> BestResponse:
     """Exhaustive best response of player ``fsp`` (an FSP, or one resource of an FSP that
-    prices per resource) to ``profile`` (its own entry is its current strategy)."""
+    prices per resource) to ``profile`` (its own entry is its current strategy); strategies
+    within ``tol`` EUR of the best are tied and chosen by ``tie_rule`` (:data:`TIE_RULES`)."""
     current = profile[fsp]
     payoffs = {}
     for s in evaluator.bid_map.space.strategies:
@@ -52,10 +59,13 @@ def best_response(evaluator: GameEvaluator, profile: dict[str, Strategy], fsp: s
         trial[fsp] = s
         payoffs[s] = evaluator.payoff(trial, fsp)
     best_value = max(payoffs.values())
-    if payoffs[current] >= best_value - tol:
+    tied = [s for s, v in payoffs.items() if v >= best_value - tol]
+    if tie_rule == "keep_then_lowest" and current in tied:
         choice = current
+    elif tie_rule == "highest":
+        choice = max(tied)
     else:
-        choice = min(s for s, v in payoffs.items() if v >= best_value - tol)
+        choice = min(tied)
     return BestResponse(fsp, choice, payoffs[choice], payoffs[current], payoffs)
 
 

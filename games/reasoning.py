@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flexgame.games.best_response import TIE_RULES
 from flexgame.games.strategies import StrategyConfig
 from flexgame.markets.options import check, option
 
@@ -42,6 +43,8 @@ class ReasoningConfig:
         update: gauss_seidel or jacobi (ibr).
         max_rounds: iteration cap (ibr) or number of rounds (logit).
         rationality: logit lambda [1/EUR].
+        tie_rule: how a best response chooses among equally good strategies (ibr, level_k):
+            keep_then_lowest (keep the current one, else the lowest markup), lowest, highest.
         strategy: the FSPs' strategy space.
     """
 
@@ -56,6 +59,8 @@ class ReasoningConfig:
     update: str = option("gauss_seidel", choices=UPDATES, only_for=("name", ("ibr",)))
     max_rounds: int = option(30, low=1, only_for=("name", ("ibr", "logit")))
     rationality: float = option(0.5, low=0, only_for=("name", ("logit",)))
+    tie_rule: str = option("keep_then_lowest", choices=TIE_RULES,
+                           only_for=("name", ("ibr", "level_k")))
     strategy: StrategyConfig = option(factory=StrategyConfig, only_for=("name", STRATEGIC))
 
     def validate(self) -> None:

@@ -7,8 +7,15 @@ of bid b under markup m:
 * multiplicative: p_b = min(c_b * m, cap)
 * additive:       p_b = min(c_b + m, cap)   [m in EUR/MW]
 
-with c_b the true cost; offered quantity q_b * (1 - w) for withheld share w. Index 0 of the
-markup grid is the truthful markup (1 multiplicative, 0 additive); the grid must be sorted.
+* to_cap:         p_b = c_b + m * (cap - c_b)   [m in [0, 1]: the share of the way from the
+  true cost to the price cap; every bid's grid ends exactly at the cap]
+
+with c_b the true cost and cap the market's price cap; offered quantity q_b * (1 - w) for
+withheld share w. Index 0 of the markup grid is the truthful markup (1 multiplicative, 0
+additive or to_cap); the grid must be sorted. The default is ``to_cap``: the strategy space
+then reaches the price cap, an economic bound (a regulated cap below the TSO's penalty for
+unmet need), instead of stopping at an arbitrary largest markup that would decide where FSPs
+end; its grid is denser near the true cost (``grid_power``).
 
 Who chooses (the players of the game): by default one player per FSP, whose strategy applies
 to all its bids (its pool); with ``per_resource`` one player per (FSP, resource), each choosing
@@ -32,9 +39,11 @@ import pandas as pd
 from flexgame.markets.errors import FlexgameInputError, require_choice
 from flexgame.markets.options import check, option
 
-MARKUP_KINDS = ("multiplicative", "additive")
-TRUTHFUL_MARKUP = {"multiplicative": 1.0, "additive": 0.0}
+MARKUP_KINDS = ("to_cap", "multiplicative", "additive")
+TRUTHFUL_MARKUP = {"to_cap": 0.0, "multiplicative": 1.0, "additive": 0.0}
 """The markup that declares the true cost, per kind."""
+MARKUP_UNITS = {"to_cap": "-", "multiplicative": "-", "additive": "EUR/MW"}
+"""Unit of a markup, per kind (to_cap: share of the way from cost to cap)."""
 
 
 def _withholding_rule(value) -> str | None:
@@ -45,22 +54,29 @@ def _withholding_rule(value) -> str | None:
 
 @dataclass
 class StrategyConfig:
-    """The FSPs' strategy space as settings: an evenly spaced markup grid from the truthful
-    markup to ``markup_max`` (see :meth:`space`).
+    """The FSPs' strategy space as settings (see :meth:`space`).
 
     Attributes:
-        kind: multiplicative (price = cost x markup) or additive (cost + markup [EUR/MW]).
-        markup_max: the largest markup of the grid [-, or EUR/MW when additive].
+        kind: to_cap (price = cost + markup x (cap - cost), markups from 0 to 1: every bid's
+            grid ends at the price cap), multiplicative (price = cost x markup) or additive
+            (cost + markup [EUR/MW]); multiplicative and additive prices are capped.
+        markup_max: the largest markup of a multiplicative or additive grid [-, or EUR/MW].
         markup_points: points of the grid, the first one truthful.
-        price_cap: no declared price above this [EUR/MW].
+        grid_power: to_cap grid: markup_k = (k / (points - 1)) ^ grid_power, denser near the
+            true cost for a power above 1.
+        price_cap: the market's price cap: no declared price above it [EUR/MW]; a regulated
+            bound, below the TSO's penalty for unmet need (``scheme.penalties.unmet_need``),
+            so that a pivotal FSP meets the cap rather than the TSO's valuation of unmet
+            need (D4.1 KER 2: pivotal FSPs bid up to what the buyer tolerates).
         withholding: shares of capacity an FSP may withhold (the first must be 0).
         per_resource: an FSP prices each resource on its own instead of its pool as one.
         reprice_forwarded: FSPs may re-price bids forwarded to later layers.
     """
 
-    kind: str = option("multiplicative", choices=MARKUP_KINDS)
-    markup_max: float = option(2.4)
+    kind: str = option("to_cap", choices=MARKUP_KINDS)
+    markup_max: float = option(2.4, only_for=("kind", ("multiplicative", "additive")))
     markup_points: int = option(15, low=2)
+    grid_power: float = option(2.0, low=0, low_open=True, only_for=("kind", ("to_cap",)))
     price_cap: float = option(500.0, low=0, low_open=True)
     withholding: list[float] = option(factory=lambda: [0.0], rule=_withholding_rule)
     per_resource: bool = option(False)
@@ -68,22 +84,29 @@ class StrategyConfig:
 
     def cross_check(self):
         first = TRUTHFUL_MARKUP.get(self.kind, 0.0)
-        if not self.markup_max > first:
+        if self.kind != "to_cap" and not self.markup_max > first:
             yield "markup_max", f"must exceed the truthful {self.kind} markup {first}"
 
     def validate(self) -> None:
         """Raise :class:`FlexgameInputError` naming the first invalid setting."""
         check(self)
 
+    def markups(self) -> list[float]:
+        """The markup grid, truthful first."""
+        if self.kind == "to_cap":
+            share = np.linspace(0.0, 1.0, self.markup_points) ** self.grid_power
+        else:
+            share = np.linspace(TRUTHFUL_MARKUP[self.kind], self.markup_max, self.markup_points)
+        return [float(m) for m in np.round(share, 6)]
+
     def space(self) -> "StrategySpace":
         """The strategy space these settings describe."""
         self.validate()
-        first = TRUTHFUL_MARKUP[self.kind]
-        return StrategySpace(
-            markups=list(np.round(np.linspace(first, self.markup_max, self.markup_points), 6)),
-            kind=self.kind, price_cap=self.price_cap,
-            withholding=[float(w) for w in self.withholding],
-            reprice_forwarded=self.reprice_forwarded, per_resource=self.per_resource)
+        return StrategySpace(markups=self.markups(), kind=self.kind, price_cap=self.price_cap,
+                             withholding=[float(w) for w in self.withholding],
+                             reprice_forwarded=self.reprice_forwarded,
+                             per_resource=self.per_resource)
+
 
 Strategy = tuple[int, ...]
 """(markup index, withholding index[, forwarded markup index])."""
@@ -91,11 +114,13 @@ Strategy = tuple[int, ...]
 
 @dataclass
 class StrategySpace:
-    """The discrete strategy set shared by all FSPs.
+    """The discrete strategy set shared by all FSPs: an explicit markup grid (the settings,
+    :class:`StrategyConfig`, build one with :meth:`StrategyConfig.space`).
 
     Attributes:
-        markups: sorted grid; the first entry must be truthful (1.0 or 0.0).
-        kind: multiplicative or additive.
+        markups: sorted grid; the first entry must be truthful (1.0 multiplicative, 0.0
+            otherwise); to_cap markups lie in [0, 1].
+        kind: to_cap, multiplicative or additive (see the module docstring).
         price_cap: highest price a bid may declare [EUR/MW].
         withholding: shares of capacity an FSP may withhold, first entry 0.
         reprice_forwarded: strategies carry a third index, the markup of forwarded bids.
@@ -103,7 +128,8 @@ class StrategySpace:
             pool; the players of the game are then its resources (see the module docstring).
     """
 
-    markups: list[float] = field(default_factory=lambda: StrategyConfig().space().markups)
+    markups: list[float] = field(
+        default_factory=lambda: StrategyConfig(kind="multiplicative").markups())
     kind: str = "multiplicative"
     price_cap: float = 500.0
     withholding: list[float] = field(default_factory=lambda: [0.0])
@@ -118,6 +144,8 @@ class StrategySpace:
             raise FlexgameInputError(
                 f"markups={m.tolist()} must be increasing and start at the truthful {truthful}"
             )
+        if self.kind == "to_cap" and m[-1] > 1:
+            raise FlexgameInputError(f"markups={m.tolist()} of kind to_cap must lie in [0, 1]")
         problem = _withholding_rule(list(self.withholding))
         if problem:
             raise FlexgameInputError(f"withholding={list(self.withholding)} {problem}")
@@ -126,7 +154,7 @@ class StrategySpace:
 
     def __repr__(self) -> str:
         m, w = [float(x) for x in self.markups], [float(x) for x in self.withholding]
-        unit = " EUR/MW" if self.kind == "additive" else ""
+        unit = " EUR/MW" if MARKUP_UNITS[self.kind] == "EUR/MW" else ""
         held = "1 withholding level" if len(w) == 1 else \
             f"{len(w)} withholding levels {w[0]}-{w[-1]}"
         flags = (", per resource" if self.per_resource else "") + \
@@ -154,8 +182,11 @@ class StrategySpace:
         """Declared price [EUR/MW] of true cost ``cost`` [EUR/MW] under a markup index (or
         one index per entry of ``cost``); never below the true cost."""
         m = np.asarray(self.markups, dtype=float)[markup_index]
+        cap = np.maximum(self.price_cap, cost)
+        if self.kind == "to_cap":
+            return cost + m * (cap - cost)
         raw = cost * m if self.kind == "multiplicative" else cost + m
-        return np.minimum(raw, np.maximum(self.price_cap, cost))
+        return np.minimum(raw, cap)
 
 
 class BidMap:

@@ -16,15 +16,24 @@ def inefficiency_pct(cost_eur: float, common_cost_eur: float) -> float:
 
 
 def clearing_kpis(system, bids, result, common_cost_eur: float | None = None,
-                  report: GridReport | None = None) -> dict:
+                  report: GridReport | None = None, payment_eur: float | None = None) -> dict:
     """One flat record of a scheme's clearing: cost (total and per system operator),
     inefficiency vs common, grid safety from the ex-post assessment, unqualified volume,
-    unmet need and runtime. ``report`` may be passed when already computed."""
+    unmet need and runtime. ``report`` may be passed when already computed.
+
+    The procurement cost ``total_cost`` is what the buyers pay: ``payment_eur``, the total
+    payment under the run's settlement rule, when given (uniform, nodal and VCG pay more than
+    the declared prices); otherwise, and under pay-as-bid, the declared cost (accepted MW x
+    declared price, D3.3's J), which is also kept as ``declared_cost``. eta compares it with
+    ``common_cost_eur`` (the truthful common market's cost at true prices: the least cost of
+    meeting every need), so that settlement rules compare on one scale."""
     report = report or assess(system, bids, result.activation_mw)
+    cost = result.cost_eur if payment_eur is None else float(payment_eur)
     record = {
         "scheme": result.scheme,
-        "total_cost": result.cost_eur,
-        "inefficiency_pct": (inefficiency_pct(result.cost_eur, common_cost_eur)
+        "total_cost": cost,
+        "declared_cost": result.cost_eur,
+        "inefficiency_pct": (inefficiency_pct(cost, common_cost_eur)
                              if common_cost_eur is not None else float("nan")),
         "congestions": report.congestions,
         "max_congestion_pct": report.max_congestion_pct,

@@ -63,12 +63,16 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("n_fsps", "-", "FSPs", "FSPs owning them", _R, 0),
     # the clearing (D3.3 §4.1.3 KPIs)
     Metric("total_cost", "EUR", "cost",
-           "procurement cost J of the run's outcome: accepted MW x declared price summed over "
-           "every layer (D3.3 §4.1.3); strategic runs: of the strategic outcome "
-           "(outcome_basis)", _K, axis="procurement cost J [EUR]"),
+           "procurement cost of the run's outcome: what the buyers (TSO, DSOs) pay under the "
+           "settlement rule; under pay-as-bid the declared cost J of D3.3 §4.1.3; strategic "
+           "runs: of the strategic outcome (outcome_basis)", _K,
+           axis="procurement cost [EUR]"),
+    Metric("declared_cost", "EUR", "declared cost", "accepted MW x declared price summed over "
+           "every layer (D3.3's J; the payments under pay-as-bid)", _K),
     Metric("inefficiency_pct", "%", "eta",
-           "(J - J_common) / |J_common| x 100 against the truthful common market on the same "
-           "bids (D3.3 §4.1.3); < 0 only with violations or unmet need", _K,
+           "(cost - J_common) / |J_common| x 100 with J_common the truthful common market's "
+           "cost at true prices on the same bids (D3.3 §4.1.3, the least cost of meeting "
+           "every need); < 0 only with violations or unmet need", _K,
            axis="eta vs truthful common [%]"),
     Metric("congestions", "-", "cong.", "lines over their rating in the ex-post power flow "
            "with every activation", _K, 0),

@@ -171,7 +171,9 @@ def check(obj, prefix: str = "") -> None:
     for f in dataclasses.fields(obj):
         check_value(_join(prefix, f.name), getattr(obj, f.name), f, types_[f.name])
     for name, problem in getattr(obj, "cross_check", lambda: [])():
-        value = getattr(obj, name)
+        value = obj
+        for part in name.split("."):  # a rule between nested settings names a dotted key
+            value = getattr(value, part)
         raise FlexgameInputError(f"{_join(prefix, name)}={value!r} {problem}")
 
 
