@@ -159,6 +159,21 @@ def add_lindistflow(blk: pyo.Block, feeder: Feeder, acts: Activations,
             penalties.voltage * sum(blk.v_low[j] + blk.v_high[j] for j in J)]
 
 
+def add_interface_limit(blk: pyo.Block, net_up, penalties: Penalties):
+    """A feeder's interface limit |D - net up| <= L, on the feeder's block ``blk``: D is the
+    interface flow of the grid state (the power the feeder draws from its transmission
+    coupling bus, > 0 drawn), ``net_up`` the net upward activation of the model's bids in
+    the feeder [MW] (each MW up lowers the draw by 1 MW, LinDistFlow being lossless) and L
+    the limit [MW]. Rows ``interface_max``: -net up - interface_over <= L - D and
+    ``interface_min``: net up - interface_over <= L + D (both right-hand sides set per solve
+    from the state); the slack ``interface_over`` [MW] is priced as a line's (the interface is
+    the feeder's connection to transmission). Returns its penalty."""
+    blk.interface_over = pyo.Var(bounds=(0, None))
+    blk.interface_max = pyo.Constraint(expr=-net_up - blk.interface_over <= 0)
+    blk.interface_min = pyo.Constraint(expr=net_up - blk.interface_over <= 0)
+    return penalties.line * blk.interface_over
+
+
 def add_held_interfaces(m: pyo.ConcreteModel, acts: Activations,
                         members: list[np.ndarray], penalties: Penalties):
     """Held interfaces (a DSO market that must not change what its feeder draws from the

@@ -68,6 +68,8 @@ class Feeder:
         v_min, v_max: voltage magnitude limits per bus [p.u.].
         rating_mva: limit per branch [MW for active limits, MVA for apparent limits].
         v0_sq: squared root voltage [p.u.^2].
+        interface_limit_mw: limit of the interface flow, |interface flow| <= limit [MW]
+            (see :meth:`interface_mw`; +inf: no limit, the default).
         subtree: branches x buses, 1 where the bus lies below the branch (derived).
         branch_of: index of the branch feeding each bus, -1 for the root (derived).
     """
@@ -86,6 +88,7 @@ class Feeder:
     v_max: np.ndarray
     rating_mva: np.ndarray
     v0_sq: float = 1.0
+    interface_limit_mw: float = np.inf
     subtree: sp.csr_matrix = field(init=False, repr=False)
     branch_of: np.ndarray = field(init=False, repr=False)
 
@@ -131,6 +134,18 @@ class Feeder:
         if len(hits) == 0:
             raise FlexgameInputError(f"feeder {self.name!r} has no bus {bus}")
         return int(hits[0])
+
+    @property
+    def has_interface_limit(self) -> bool:
+        return bool(np.isfinite(self.interface_limit_mw))
+
+    @staticmethod
+    def interface_mw(net_mw: np.ndarray) -> float:
+        """Interface flow: the active power the feeder draws from its transmission coupling
+        bus [MW], > 0 when drawn from transmission, < 0 when fed back. LinDistFlow neglects
+        losses, so it is the feeder's total net demand (the head flow plus the root bus's own
+        net demand)."""
+        return float(net_mw.sum())
 
     def solve(self, net_mw: np.ndarray, net_mvar: np.ndarray) -> FeederState:
         """LinDistFlow state for net demand per bus [MW, MVAr] (a direct evaluation of the

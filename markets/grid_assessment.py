@@ -5,7 +5,9 @@ every feeder's LinDistFlow state directly from the network equations, never from
 model's variables, and counts violations (ALEXANDER D3.3 §4.1.3 b):
 
 * a line congestion: feeder loading (|P| or |S|, per the system's ``feeder_line_limit``) or
-  transmission active flow above the rating;
+  transmission active flow above the rating, or a feeder's |interface flow| above its
+  interface limit (element ``interface`` of the feeder, kind ``line``; only for feeders with
+  a limit, see :class:`flexgame.markets.system.SystemConfig`);
   its excess is (|flow| - rating) / rating x 100 %;
 * a voltage violation: |V| below V_min or above V_max; its excess is the distance to the
   limit in % of the limit.
@@ -33,7 +35,8 @@ class GridReport:
     """Outcome of an ex-post assessment.
 
     Attributes:
-        congestions: number of lines (transmission and feeder) over their rating.
+        congestions: number of lines (transmission and feeder, and feeder interfaces with a
+            limit) over their rating.
         max_congestion_pct: largest excess over a rating [% of the rating], 0 if none.
         voltage_violations: number of feeder buses outside their voltage limits.
         max_voltage_violation_pct: largest excess over a voltage limit [% of the limit].
@@ -81,6 +84,10 @@ def assess_state(system: InterconnectedSystem, state: GridState) -> GridReport:
         rows.append(("transmission", name, "line", abs(flow), rating,
                      100.0 * (abs(flow) - rating) / rating))
     for f in system.feeders:
+        if f.has_interface_limit:
+            drawn, limit = abs(f.interface_mw(state.feeder_p[f.name])), f.interface_limit_mw
+            rows.append((f.name, "interface", "line", drawn, limit,
+                         100.0 * (drawn - limit) / limit))
         flow = f.solve(state.feeder_p[f.name], state.feeder_q[f.name])
         for name, s, rating in zip(f.branch_names(), flow.loading(system.feeder_line_limit),
                                    f.rating_mva):

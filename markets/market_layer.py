@@ -6,7 +6,8 @@ subject to any of:
 * the TSO balance: sum_b sign_b a_b + unmet_up - unmet_down = need (sign +1 up, -1 down);
 * transmission line limits with the PTDF: |f0 + PTDF dinj| <= F (+ slack);
 * LinDistFlow of selected feeders (flows, squared voltages, voltage limits, line limits on
-  |P|, or on |S| through an inscribed regular polygon: see ``limit_directions``);
+  |P|, or on |S| through an inscribed regular polygon: see ``limit_directions``), and the
+  limit of their interface flow where the feeder has one;
 * a held interface: the feeder's net activation in this layer equals a target (+ slack).
 
 Every limit has a non-negative slack priced at a penalty, so an infeasible layer still
@@ -26,8 +27,8 @@ import pyomo.environ as pyo
 
 from flexgame.markets.bids import direction_sign
 from flexgame.markets.constraints import (
-    Activations, Penalties, add_held_interfaces, add_lindistflow, add_ptdf_limits,
-    add_tso_balance, positions_at,
+    Activations, Penalties, add_held_interfaces, add_interface_limit, add_lindistflow,
+    add_ptdf_limits, add_tso_balance, positions_at,
 )
 from flexgame.markets.distribution import limit_directions
 from flexgame.markets.grid_state import GridState
@@ -58,7 +59,8 @@ class LayerOutcome:
         cost_eur: declared cost sum_b price_b a_b (penalties excluded).
         objective_eur: LP objective including penalties.
         unmet_need_mw: |balance slack|.
-        line_slack: total line slack [MW or MVA]; voltage_slack: total [p.u.^2].
+        line_slack: total line slack, feeder interface limits included [MW or MVA];
+            voltage_slack: total [p.u.^2].
         interface_slack_mw: total deviation from held interface flows.
         optimal: solver status optimal.
     """
@@ -91,7 +93,8 @@ class MarketLayer:
         candidates: bid ids this layer may accept (others are not in the model).
         balance: include the TSO balance row.
         transmission: include PTDF line limits.
-        feeders: names of feeders whose LinDistFlow constraints are included.
+        feeders: names of feeders whose LinDistFlow constraints (and interface limits, where
+            a feeder has one) are included.
         held_interfaces: names of feeders whose net activation in this layer is held at a
             target (set per solve, default 0).
         penalties: slack prices.
@@ -131,6 +134,9 @@ class MarketLayer:
                                   f.n_buses, local)
             penalty_costs += add_lindistflow(m.feeder[fi], f, acts, at_bus, angles, shrink,
                                              penalties)
+            if f.has_interface_limit:
+                penalty_costs.append(
+                    add_interface_limit(m.feeder[fi], acts.net_up(local), penalties))
         if self.held:
             members = [np.flatnonzero((sub.feeder == n).to_numpy()) for n in self.held]
             penalty_costs.append(add_held_interfaces(m, acts, members, penalties))
@@ -149,6 +155,9 @@ class MarketLayer:
         parts += ["PTDF limits"] if self.has_transmission else []
         if self.feeders:
             parts.append("LinDistFlow of " + names([f.name for f in self.feeders]))
+        limited = [f.name for f in self.feeders if f.has_interface_limit]
+        if limited:
+            parts.append("interface limit of " + names(limited))
         if self.held:
             parts.append("held interface of " + names(self.held))
         return f"MarketLayer({', '.join(parts)}; {self.lp.n_rows} rows x {self.lp.n_cols} columns)"
@@ -164,12 +173,18 @@ class MarketLayer:
             self.line_slack_cols = lp.cols(m.line_slack)
         self.feeder_rows = []
         self.feeder_slack_cols = []
+        self.interface_rows = []  # (feeder, row of interface_max, row of interface_min)
         self.voltage_slack_cols = []
         for fi, f in enumerate(self.feeders):
             blk = m.feeder[fi]
             self.feeder_rows.append((lp.rows(blk.p_balance, list(f.child)),
                                      lp.rows(blk.q_balance, list(f.child))))
-            self.feeder_slack_cols.append(lp.cols(blk.s_over))
+            line_slack = lp.cols(blk.s_over)
+            if f.has_interface_limit:
+                line_slack = np.r_[line_slack, lp.col(blk.interface_over)]
+                self.interface_rows.append(
+                    (f, lp.row(blk.interface_max), lp.row(blk.interface_min)))
+            self.feeder_slack_cols.append(line_slack)
             self.voltage_slack_cols.append(np.r_[lp.cols(blk.v_low), lp.cols(blk.v_high)])
         self.held_rows = lp.rows(m.held) if self.held else np.zeros(0, dtype=np.int32)
         self.iface_cols = (np.r_[lp.cols(m.iface_up), lp.cols(m.iface_down)]
@@ -201,6 +216,10 @@ class MarketLayer:
             p, q = state.feeder_p[f.name][f.child], state.feeder_q[f.name][f.child]
             lp.set_row_bounds(p_rows, p, p)
             lp.set_row_bounds(q_rows, q, q)
+        for f, max_row, min_row in self.interface_rows:
+            drawn = f.interface_mw(state.feeder_p[f.name])
+            lp.set_row_bounds([max_row, min_row], -np.inf,
+                              [f.interface_limit_mw - drawn, f.interface_limit_mw + drawn])
         if self.held:
             targets = np.array([(held_targets or {}).get(n, 0.0) for n in self.held])
             lp.set_row_bounds(self.held_rows, targets, targets)

@@ -2,7 +2,8 @@
 
 Both methods cap each forwarded bid to a quantity that the feeder can take **whatever part
 of the capped quantities the TSO activates**: for every feeder limit row r (a line-limit
-direction, upper and lower squared-voltage limits) with sensitivity G[r, b] of the row
+direction, upper and lower squared-voltage limits, the upper and lower interface limit of a
+feeder that has one) with sensitivity G[r, b] of the row
 to bid b's activation, they require the worst case over the box [0, cap] to stay in the
 headroom: sum_b max(G[r, b], 0) cap_b <= max(h_r, 0), with h_r the row's headroom at the
 current state (a row already violated may not be made worse; ML06 rule of D3.3 §4.3.4).
@@ -37,8 +38,9 @@ def limit_sensitivities(feeder: Feeder, bids: pd.DataFrame, members: np.ndarray,
                         angles: np.ndarray) -> sp.csr_matrix:
     """Rows: line-limit directions of every branch (branch-major, see
     :func:`markets.distribution.limit_directions`), then v_sq upper limits, then v_sq lower
-    limits (as -v_sq); columns: ``members`` bids. Entry = change of the row per MW of the
-    bid's activation (MW, MVA or p.u.^2 per MW)."""
+    limits (as -v_sq), then, for a feeder with an interface limit, the interface flow and its
+    negative; columns: ``members`` bids. Entry = change of the row per MW of the bid's
+    activation (MW, MVA or p.u.^2 per MW): an upward MW lowers the interface flow by 1 MW."""
     sub = bids.iloc[members]
     sign = direction_sign(sub)
     tan_phi = sub.tan_phi.to_numpy()
@@ -51,7 +53,8 @@ def limit_sensitivities(feeder: Feeder, bids: pd.DataFrame, members: np.ndarray,
     s_base = feeder.base_mva
     dv = -2.0 / s_base * (feeder.subtree.T @ (feeder.r_pu[:, None] * d_p
                                               + feeder.x_pu[:, None] * d_q))
-    return sp.csr_matrix(np.vstack([poly, dv, -dv]))
+    interface = [-sign, sign] if feeder.has_interface_limit else []
+    return sp.csr_matrix(np.vstack([poly, dv, -dv, *interface]))
 
 
 def limit_headroom(feeder: Feeder, state: GridState, angles: np.ndarray,
@@ -61,7 +64,11 @@ def limit_headroom(feeder: Feeder, state: GridState, angles: np.ndarray,
     poly = (shrink * feeder.rating_mva[:, None]
             - np.cos(angles)[None, :] * flow.p_mw[:, None]
             - np.sin(angles)[None, :] * flow.q_mvar[:, None]).ravel()
-    return np.r_[poly, feeder.v_max**2 - flow.v_sq, flow.v_sq - feeder.v_min**2]
+    interface = []
+    if feeder.has_interface_limit:
+        drawn, limit = feeder.interface_mw(state.feeder_p[feeder.name]), feeder.interface_limit_mw
+        interface = [limit - drawn, limit + drawn]
+    return np.r_[poly, feeder.v_max**2 - flow.v_sq, flow.v_sq - feeder.v_min**2, interface]
 
 
 class Prequalification:

@@ -38,9 +38,13 @@ def _case_source(value) -> str | None:
     return "must be a case name, a path of a MATPOWER file, a CaseFrames or a dict"
 
 
-def _positive_values(value: Mapping) -> str | None:
-    bad = [k for k, v in value.items() if not v > 0]
-    return f"needs ratings > 0 MW (line {bad[0]!r})" if bad else None
+def _positive_mw(what: str, element: str):
+    """Rule of a mapping of MW values by name (``tx_ratings_mw``, ``interface_limit_mw``):
+    every value > 0."""
+    def rule(value: Mapping) -> str | None:
+        bad = [k for k, v in value.items() if not v > 0]
+        return f"needs {what} > 0 MW ({element} {bad[0]!r})" if bad else None
+    return rule
 
 
 @dataclass
@@ -79,6 +83,14 @@ class SystemConfig:
         congested_branches_per_feeder: branches tightened below their base flow, per feeder.
         congestion_factor: tightened rating = factor x |base apparent flow| (< 1 congests).
         congested_branches: explicit tightened branches per feeder name ("from-to" names).
+        interface_limit_share: limit of every feeder's interface flow (the active power it
+            exchanges with its transmission coupling bus, > 0 when drawn from transmission)
+            as a share of its base interface flow: |interface flow| <= share x |base
+            interface flow| [-]; None = no limit. A share below 1 congests the interface in
+            the base state: only the feeder's own upward flexibility (less draw) relieves it,
+            a DSO need whose FSPs have local market power (ALEXANDER D4.1 KER 2).
+        interface_limit_mw: explicit interface limits per feeder name [MW] (override
+            interface_limit_share for those feeders).
         feeder_line_limit: "active" (|P| <= rating, the default: the market LPs and the
             ex-post assessment then judge exactly the same limits) or "apparent" (|S| <=
             rating; the LPs use an inscribed polygon, the assessment the exact circle).
@@ -97,12 +109,15 @@ class SystemConfig:
     tx_rating_factor: float = option(1.5, low=0, low_open=True)
     tx_min_rating_mw: float = option(10.0, low=0)
     tx_ratings_mw: dict[str, float] = option(factory=dict, open_keys=True,
-                                             rule=_positive_values)
+                                             rule=_positive_mw("ratings", "line"))
     feeder_rating_factor: float = option(1.3, low=0, low_open=True)
     feeder_min_rating_share: float = option(0.1, low=0)
     congested_branches_per_feeder: int = option(1, low=0)
     congestion_factor: float = option(0.9, low=0, low_open=True)
     congested_branches: dict[str, list[str]] = option(factory=dict, open_keys=True)
+    interface_limit_share: float | None = option(None, low=0, low_open=True)
+    interface_limit_mw: dict[str, float] = option(factory=dict, open_keys=True,
+                                                  rule=_positive_mw("limits", "feeder"))
     feeder_line_limit: str = option("active", choices=LINE_LIMITS)
     v_limits: tuple[float, float] | None = option(None, rule=pair_rule(low=0.0))
     dg_share: float = option(0.3, low=0)
@@ -158,7 +173,7 @@ class InterconnectedSystem:
 
     def base_interface_mw(self) -> dict[str, float]:
         """Base interface flow per feeder: power drawn from the coupling bus [MW]."""
-        return {f.name: float(self.feeder_net_demand(f)[0].sum()) for f in self.feeders}
+        return {f.name: f.interface_mw(self.feeder_net_demand(f)[0]) for f in self.feeders}
 
     def base_tx_injection(self) -> np.ndarray:
         """Base injection per transmission bus [MW] including feeder interface flows; it sums
@@ -190,10 +205,12 @@ class InterconnectedSystem:
         ]
         for f in self.feeders:
             net_p, _ = self.feeder_net_demand(f)
+            limit = f" (limit {f.interface_limit_mw:.2f} MW)" if f.has_interface_limit else ""
             lines.append(
                 f"Feeder {f.name}: {f.case.name} at transmission bus {f.coupling_bus}, "
                 f"{f.n_buses} buses, load {f.load_mw.sum():.2f} MW / {f.load_mvar.sum():.2f} "
-                f"MVAr, DG {self.dg_mw[f.name].sum():.2f} MW, interface {net_p.sum():.2f} MW, "
+                f"MVAr, DG {self.dg_mw[f.name].sum():.2f} MW, interface "
+                f"{f.interface_mw(net_p):.2f} MW{limit}, "
                 f"tightened branches {[f.branch_names()[k] for k in self.congested[f.name]]}"
             )
         report = assess_base_state(self)
@@ -216,6 +233,22 @@ def _tightened_branches(feeder: Feeder, flows: np.ndarray, count: int) -> list[i
     congestion leaves flexibility both below and beside them."""
     target = 0.4 * flows.max()
     return [int(k) for k in np.argsort(np.abs(flows - target), kind="stable")[:count]]
+
+
+def _interface_limit(cfg: SystemConfig, feeder: Feeder, dg_mw: np.ndarray) -> float:
+    """The feeder's interface limit [MW]: explicit, a share of its base interface flow, or
+    +inf (none)."""
+    if feeder.name in cfg.interface_limit_mw:
+        return float(cfg.interface_limit_mw[feeder.name])
+    if cfg.interface_limit_share is None:
+        return np.inf
+    limit = cfg.interface_limit_share * abs(feeder.interface_mw(feeder.load_mw - dg_mw))
+    if limit <= 0:
+        raise FlexgameInputError(
+            f"feeder {feeder.name!r} exchanges 0 MW with transmission in its base state, so "
+            "interface_limit_share gives it no limit > 0; set interface_limit_mw for it"
+        )
+    return limit
 
 
 def build_system(config: SystemConfig | None = None, direction: str = "up") -> InterconnectedSystem:
@@ -275,12 +308,15 @@ def build_system(config: SystemConfig | None = None, direction: str = "up") -> I
         feeder.rating_mva = rating
         feeders.append(feeder)
         dg[name], congested[name] = dg_p, tight
-    unknown = set(cfg.congested_branches) - names
-    if unknown:
-        raise FlexgameInputError(
-            f"congested_branches names unknown feeders {sorted(unknown)}; feeders are "
-            f"{sorted(names)}"
-        )
+    for option_name in ("congested_branches", "interface_limit_mw"):
+        unknown = set(getattr(cfg, option_name)) - names
+        if unknown:
+            raise FlexgameInputError(
+                f"{option_name} names unknown feeders {sorted(unknown)}; feeders are "
+                f"{sorted(names)}"
+            )
+    for f in feeders:
+        f.interface_limit_mw = _interface_limit(cfg, f, dg[f.name])
     demand = tx_load.sum() + sum(f.load_mw.sum() - dg[f.name].sum() for f in feeders)
     need = cfg.imbalance_mw if cfg.imbalance_mw is not None else cfg.imbalance_share * demand
     need = need if direction == "up" else -need
