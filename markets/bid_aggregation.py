@@ -26,9 +26,9 @@ from flexgame.markets.constraints import (
     Activations, Penalties, add_ptdf_limits, add_tso_balance, positions_at,
 )
 from flexgame.markets.lp import CompiledLP
-from flexgame.markets.market_layer import tie_break
 from flexgame.markets.pipeline import BuiltLayer, ClearingRun
 from flexgame.markets.system import InterconnectedSystem
+from flexgame.markets.ties import tie_break
 
 
 def step_grid(quantity_mw: np.ndarray, up: np.ndarray, delta_mw: float) -> np.ndarray:
@@ -100,9 +100,21 @@ class ResidualSupplyStage:
 
     def residual_supply(self, run: ClearingRun) -> list[list]:
         """Per feeder and step: the outcome of its DSO's market with the net activation held
-        at the step (its objective, penalties included, is the RSF's cost [EUR])."""
-        return [[s.layer.solve(run.price, run.remaining, run.state, 0.0, {s.feeder: step})
+        at the step (its objective, penalties included, is the RSF's cost [EUR]). Pro-rata
+        ties are split only for the chosen steps (:meth:`disaggregate`): the costs do not
+        depend on them."""
+        return [[s.layer.solve(run.price, run.remaining, run.state, 0.0, {s.feeder: step},
+                               split_ties=False)
                  for step in steps] for s, steps in zip(self.layers, self.steps)]
+
+    @staticmethod
+    def disaggregate(run: ClearingRun, built: BuiltLayer, step_mw: float, outcome):
+        """The feeder's bids that deliver its chosen step: the outcome of the LP solved for
+        the step, re-solved with its tied bids split when the layer splits them pro rata."""
+        if built.layer.pro_rata is None:
+            return outcome
+        return built.layer.solve(run.price, run.remaining, run.state, 0.0,
+                                 {built.feeder: step_mw})
 
     def clear(self, run: ClearingRun) -> None:
         price = run.price  # every bid is offered for the first time here
@@ -119,8 +131,10 @@ class ResidualSupplyStage:
         lp.set_row_bounds(self.line_rows[0], -np.inf, tx.rating_mw - f0)
         lp.set_row_bounds(self.line_rows[1], -np.inf, tx.rating_mw + f0)
         sol = lp.solve()
-        for s, cols, outcomes in zip(self.layers, self.z_cols, rsf):
-            run.offer(s.name, s.operator, s.layer, run.remaining)
+        delivered = []
+        for s, steps, cols, outcomes in zip(self.layers, self.steps, self.z_cols, rsf):
             chosen = int(np.argmax(sol.x[cols]))
-            # disaggregation: the feeder LP solved for the chosen step
-            run.apply(s.name, s.operator, outcomes[chosen], price)
+            delivered.append(self.disaggregate(run, s, steps[chosen], outcomes[chosen]))
+        for s, outcome in zip(self.layers, delivered):
+            run.offer(s.name, s.operator, s.layer, run.remaining)
+            run.apply(s.name, s.operator, outcome, price)

@@ -93,6 +93,9 @@ class CompiledLP:
         self._row_pos: dict[int, int] = {}
         self.cost = np.asarray(cost, dtype=float).copy()
         self.a_matrix = a
+        # the data HiGHS holds, kept in step by the set_* methods
+        self.col_lower, self.col_upper = (np.array(v, dtype=float) for v in (col_lower, col_upper))
+        self.row_lower, self.row_upper = (np.array(v, dtype=float) for v in (row_lower, row_upper))
 
     def __repr__(self) -> str:
         integer = f", {self.n_integer} integer" if self.n_integer else ""
@@ -162,14 +165,31 @@ class CompiledLP:
     def set_col_bounds(self, cols: np.ndarray, lower, upper) -> None:
         """Bounds of columns ``cols`` (scalars or one value per column)."""
         cols = np.asarray(cols, dtype=np.int32)
-        self.highs.changeColsBounds(len(cols), cols, _per_entry(lower, len(cols)),
-                                    _per_entry(upper, len(cols)))
+        lower, upper = _per_entry(lower, len(cols)), _per_entry(upper, len(cols))
+        self.col_lower[cols], self.col_upper[cols] = lower, upper
+        self.highs.changeColsBounds(len(cols), cols, lower, upper)
 
     def set_row_bounds(self, rows: np.ndarray, lower, upper) -> None:
         """Bounds (right-hand sides) of rows ``rows`` (scalars or one value per row)."""
         rows = np.asarray(rows, dtype=np.int32)
-        self.highs.changeRowsBounds(len(rows), rows, _per_entry(lower, len(rows)),
-                                    _per_entry(upper, len(rows)))
+        lower, upper = _per_entry(lower, len(rows)), _per_entry(upper, len(rows))
+        self.row_lower[rows], self.row_upper[rows] = lower, upper
+        self.highs.changeRowsBounds(len(rows), rows, lower, upper)
+
+    def set_quadratic(self, cols: np.ndarray, weights) -> None:
+        """Make the objective c x + 1/2 sum_j w_j x_j^2 over columns ``cols`` (a diagonal
+        Hessian, weights >= 0, replacing any previous one; HiGHS then solves a convex QP)."""
+        cols = np.asarray(cols, dtype=np.int32)
+        order = np.argsort(cols)
+        hessian = highspy.HighsHessian()
+        hessian.dim_ = self.n_cols
+        hessian.format_ = highspy.HessianFormat.kTriangular
+        per_col = np.zeros(self.n_cols, dtype=np.int32)
+        per_col[cols] = 1
+        hessian.start_ = np.r_[0, np.cumsum(per_col)].astype(np.int32)
+        hessian.index_ = cols[order]
+        hessian.value_ = np.asarray(weights, dtype=float)[order]
+        self.highs.passHessian(hessian)
 
     # --- solve --------------------------------------------------------------------------
     def solve(self) -> LPSolution:

@@ -10,6 +10,9 @@ subject to any of:
   limit of their interface flow where the feeder has one;
 * a held interface: the feeder's net activation in this layer equals a target (+ slack).
 
+Equally priced bids are split by the layer's tie rule (:mod:`flexgame.markets.ties`): in
+bid-id order (a tiny cost step by bid id) or pro rata (a second stage after the LP).
+
 Every limit has a non-negative slack priced at a penalty, so an infeasible layer still
 returns a solution whose slacks are its unmet need and residual violations; penalties never
 count as procurement cost. The model is built once from the pieces of
@@ -31,21 +34,12 @@ from flexgame.markets.constraints import (
     add_ptdf_limits, add_tso_balance, positions_at,
 )
 from flexgame.markets.distribution import limit_directions
+from flexgame.markets.errors import require_choice
 from flexgame.markets.grid_state import GridState
 from flexgame.markets.lp import CompiledLP
 from flexgame.markets.reprs import names
 from flexgame.markets.system import InterconnectedSystem
-
-
-TIE_BREAK_EUR_PER_MW = 1e-6
-"""Price step by bid id that makes equally priced bids clear in bid-id order, whatever the
-solve history (HiGHS warm-starts; without it, ties would split by the previous basis)."""
-
-
-def tie_break(bid_ids: np.ndarray) -> np.ndarray:
-    """Tiny increasing cost by bid id [EUR/MW] (at most 1e-6 x number of bids; procurement
-    cost is always computed with the declared prices, without it)."""
-    return TIE_BREAK_EUR_PER_MW * np.asarray(bid_ids, dtype=float)
+from flexgame.markets.ties import TIE_RULES, ProRata, tie_break
 
 
 @dataclass(frozen=True)
@@ -99,12 +93,15 @@ class MarketLayer:
             target (set per solve, default 0).
         penalties: slack prices.
         polygon_sides: sides of the polygon inscribed in |S| circles (apparent limits only).
+        ties: how equally priced bids split, "bid_order" or "pro_rata"
+            (:mod:`flexgame.markets.ties`).
     """
 
     def __init__(self, system: InterconnectedSystem, bids: pd.DataFrame,
                  candidates: np.ndarray, *, balance: bool, transmission: bool,
                  feeders: list[str], held_interfaces: list[str] = (),
-                 penalties: Penalties, polygon_sides: int):
+                 penalties: Penalties, polygon_sides: int, ties: str = "bid_order"):
+        require_choice("ties", ties, TIE_RULES)
         self.system, self.n_bids = system, len(bids)
         self.candidates = np.asarray(candidates, dtype=int)
         self.feeders = [system.feeder(n) for n in feeders]
@@ -148,6 +145,7 @@ class MarketLayer:
         self.model = m
         self.lp = CompiledLP.from_pyomo(m)
         self._index_model()
+        self.pro_rata = ProRata(self.lp, self.a_cols) if ties == "pro_rata" else None
 
     def __repr__(self) -> str:
         parts = [f"{len(self.candidates)} bids"]
@@ -160,6 +158,8 @@ class MarketLayer:
             parts.append("interface limit of " + names(limited))
         if self.held:
             parts.append("held interface of " + names(self.held))
+        if self.pro_rata is not None:
+            parts.append("ties pro rata")
         return f"MarketLayer({', '.join(parts)}; {self.lp.n_rows} rows x {self.lp.n_cols} columns)"
 
     def _index_model(self) -> None:
@@ -191,7 +191,8 @@ class MarketLayer:
                            if self.held else np.zeros(0, dtype=np.int32))
 
     def solve(self, price: np.ndarray, available_mw: np.ndarray, state: GridState,
-              need_mw: float = 0.0, held_targets: dict[str, float] | None = None) -> LayerOutcome:
+              need_mw: float = 0.0, held_targets: dict[str, float] | None = None,
+              split_ties: bool = True) -> LayerOutcome:
         """Clear the layer.
 
         Args:
@@ -200,10 +201,14 @@ class MarketLayer:
             state: grid state before this layer (sets flows, voltages, line headroom).
             need_mw: TSO need this layer must meet (> 0 upward); used with a balance row.
             held_targets: net activation per held feeder [MW] (default 0: interface held).
+            split_ties: with pro-rata ties, run the pro-rata stage; False leaves tied bids
+                as the LP splits them, for a caller that needs only the layer's cost and
+                objective (they are the same either way).
         """
         lp, cand = self.lp, self.candidates
         if len(cand):
-            lp.set_costs(self.a_cols, price[cand] + tie_break(cand))
+            lp.set_costs(self.a_cols, price[cand] if self.pro_rata is not None else
+                         price[cand] + tie_break(cand))
             lp.set_col_bounds(self.a_cols, 0.0, np.maximum(available_mw[cand], 0.0))
         if self.has_balance:
             lp.set_row_bounds([self.balance_row], need_mw, need_mw)
@@ -224,22 +229,25 @@ class MarketLayer:
             targets = np.array([(held_targets or {}).get(n, 0.0) for n in self.held])
             lp.set_row_bounds(self.held_rows, targets, targets)
         sol = lp.solve()
+        x, optimal = sol.x, sol.optimal
+        if self.pro_rata is not None and split_ties and len(cand):
+            x, optimal = self.pro_rata.split(sol, price[cand], available_mw[cand])
         activation = np.zeros(self.n_bids)
         marginal = np.full(self.n_bids, np.nan)
         if len(cand):
-            activation[cand] = np.clip(sol.x[self.a_cols], 0.0, None)
+            activation[cand] = np.clip(x[self.a_cols], 0.0, None)
             activation[activation < 1e-9] = 0.0
             marginal[cand] = price[cand] - sol.reduced_cost[self.a_cols]
-        line = float(sol.x[self.line_slack_cols].sum()) if self.has_transmission else 0.0
-        line += sum(float(sol.x[c].sum()) for c in self.feeder_slack_cols)
+        line = float(x[self.line_slack_cols].sum()) if self.has_transmission else 0.0
+        line += sum(float(x[c].sum()) for c in self.feeder_slack_cols)
         return LayerOutcome(
             activation_mw=activation,
             marginal_value=marginal,
             cost_eur=float(price @ activation),
             objective_eur=sol.objective,
-            unmet_need_mw=float(sol.x[self.unmet_cols].sum()) if self.has_balance else 0.0,
+            unmet_need_mw=float(x[self.unmet_cols].sum()) if self.has_balance else 0.0,
             line_slack=line,
-            voltage_slack=sum(float(sol.x[c].sum()) for c in self.voltage_slack_cols),
-            interface_slack_mw=float(sol.x[self.iface_cols].sum()) if self.held else 0.0,
-            optimal=sol.optimal,
+            voltage_slack=sum(float(x[c].sum()) for c in self.voltage_slack_cols),
+            interface_slack_mw=float(x[self.iface_cols].sum()) if self.held else 0.0,
+            optimal=optimal,
         )

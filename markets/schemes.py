@@ -30,6 +30,7 @@ from flexgame.markets.prequalification import WEIGHTINGS, Prequalification
 from flexgame.markets.reprs import names
 from flexgame.markets.results import ClearingResult, LayerRecord
 from flexgame.markets.system import InterconnectedSystem
+from flexgame.markets.ties import TIE_RULES
 
 __all__ = ["SCHEMES", "SCHEME_OPTIONS", "INTERFACES", "ClearingConfig", "ClearingResult",
            "LayerRecord", "Scheme", "build_scheme"]
@@ -56,6 +57,10 @@ class ClearingConfig:
         delta_mw: interface-flow step of the bid-aggregation residual supply function [MW].
         polygon_sides: sides of the polygon inscribed in feeder |S| limits (used when the
             system's feeder_line_limit is "apparent"); every model of the scheme uses it.
+        ties: how every market layer splits equally priced bids (:mod:`flexgame.markets.ties`):
+            "bid_order" (the default: in bid-id order, one LP) or "pro_rata" (each tied bid
+            at the margin gets the same share of its offered quantity, as far as the grid
+            allows; a QP after the LP where bids tie).
         penalties: slack prices.
     """
 
@@ -69,6 +74,7 @@ class ClearingConfig:
     delta_mw: float = option(0.25, low=0, low_open=True,
                              only_for=("scheme", SCHEME_OPTIONS["delta_mw"]))
     polygon_sides: int = option(12, low=4)
+    ties: str = option("bid_order", choices=TIE_RULES)
     penalties: Penalties = option(factory=Penalties)
 
     def validate(self) -> None:
@@ -107,7 +113,8 @@ class Scheme:
 
     def __repr__(self) -> str:
         layers = names([b.name for b in self.layers()], shown=4)
-        options = ", ".join(f"{o}={getattr(self.config, o)}" for o in self.layout.options)
+        shown = self.layout.options + (("ties",) if self.config.ties != "bid_order" else ())
+        options = ", ".join(f"{o}={getattr(self.config, o)}" for o in shown)
         return (f"Scheme({self.name!r}, {len(self.bids)} bids, layers [{layers}]"
                 + (f", {options}" if options else "") + ")")
 
@@ -147,7 +154,7 @@ class Scheme:
                            transmission=stage.ptdf, feeders=grid[stage.grid],
                            held_interfaces=[feeder] if held else [],
                            penalties=self.config.penalties,
-                           polygon_sides=self.config.polygon_sides)
+                           polygon_sides=self.config.polygon_sides, ties=self.config.ties)
 
     # --- access ---------------------------------------------------------------------------
     def layers(self) -> list[BuiltLayer]:
