@@ -2,15 +2,18 @@
 
     python benchmarks/bench_clearing.py [--case B] [--repeats 5] [--seed 0]
 
-Prints three tables:
+Prints four tables:
 
 1. per scheme (one case): building the scheme and clearing it once from scratch, vs re-solving
    the already built scheme with bid prices changed by a random +-10 % (what the strategic
    loop does), and their ratio;
 2. the full D3.3 table (9 schemes x 4 cases: build, clear, assess ex post) wall time;
-3. ml03 with iterative prequalification (vs operating envelopes) per case.
+3. ml03 with iterative prequalification (vs operating envelopes) per case;
+4. per scheme (one case): re-solving under ties=pro_rata vs ties=bid_order, with bid prices
+   changed by a random +-10 % (hardly any ties: pro_rata only checks for them) and with those
+   prices rounded to 10 EUR/MW (many ties at the margin: its QP runs).
 Times are medians over the repeats [s]. Only the markets layer is used (default system, bids
-of the case drawn from the seed, default clearing options).
+of the case drawn from the seed, default clearing options unless stated).
 """
 
 from __future__ import annotations
@@ -92,6 +95,29 @@ def iterative_prequalification(seed: int, repeats: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def tie_rules(case: str, seed: int, repeats: int) -> pd.DataFrame:
+    """Per scheme, the median re-solve time under each tie rule, on the same price draws."""
+    system, bids = scenario(case, seed)
+    rng = np.random.default_rng(seed)
+    base_price = bids.price_eur_per_mw.to_numpy(float)
+    draws = [base_price * rng.uniform(0.9, 1.1, len(base_price)) for _ in range(repeats)]
+    prices = {"+-10 %": draws, "rounded": [np.round(p / 10) * 10 for p in draws]}
+    rows = []
+    for name in SCHEMES:
+        row = {"scheme": name}
+        for label, sequence in prices.items():
+            for ties in ("bid_order", "pro_rata"):
+                scheme = Scheme(system, bids, ClearingConfig(scheme=name, ties=ties))
+                scheme.clear()  # warm start, as in the strategic loop
+                draw = iter(sequence)
+                row[f"{label}: {ties} [s]"] = _median_time(
+                    lambda: scheme.clear(price=next(draw)), repeats)
+            row[f"{label}: ratio [-]"] = (row[f"{label}: pro_rata [s]"]
+                                          / row[f"{label}: bid_order [s]"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--case", default="B", choices=CASES, help="case of table 1")
@@ -113,6 +139,10 @@ def main() -> None:
 
     print(f"\n3. ml03 prequalification per case, median of {args.repeats} [s]")
     print(iterative_prequalification(args.seed, args.repeats).to_string(index=False))
+
+    print(f"\n4. Tie rules: re-solve, case {args.case}, seed {args.seed}, bid prices +-10 % "
+          f"and rounded to 10 EUR/MW, median of {args.repeats} [s]")
+    print(tie_rules(args.case, args.seed, args.repeats).to_string(index=False))
 
 
 if __name__ == "__main__":
