@@ -2,8 +2,9 @@
 
 Each ``add_*`` function declares one group of variables and constraints on a Pyomo model (or
 block) and returns the penalty cost of its slacks [EUR], for the caller to add to its
-objective. Right-hand sides are left at 0: they hold the grid state, the TSO need and held
-interface targets, which change between solves in HiGHS without rebuilding the model (see
+objective. Right-hand sides are left at 0: they hold the grid state (with the headroom of
+interface limits), the TSO need and held interface targets, which change between solves in
+HiGHS without rebuilding the model (see
 :mod:`flexgame.markets.lp`). The market layers (:mod:`flexgame.markets.market_layer`) and the
 bid-aggregation MILP (:mod:`flexgame.markets.bid_aggregation`) are assembled from them.
 

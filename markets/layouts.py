@@ -54,7 +54,8 @@ class Stage:
         offers: which bids its market may accept.
         balance: it meets the TSO need (balance row).
         ptdf: it respects the transmission line limits (PTDF).
-        grid: whose LinDistFlow constraints (feeder voltage and line limits) it respects.
+        grid: whose LinDistFlow constraints (feeder voltage and line limits, and the
+            interface limit of a feeder that has one) it respects.
         interface: when a feeder market holds its interface flow.
         per_feeder: one market per feeder (in the system's feeder order) instead of one.
         prequalified: the forwarded distribution bids are capped by prequalification at the

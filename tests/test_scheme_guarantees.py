@@ -24,6 +24,11 @@ at liquidity 0.6). The guarantee therefore holds over the outcomes within the LP
 limits, which :func:`limit_excess` checks independently of the clearing code; those two
 scenarios run with apparent limits to exercise the distinction.
 
+Interface limits: the scenarios marked "interface" add a restrictive TSO-DSO interface
+(``interface_limit_share`` = 0.9: both feeders draw more than their limit in the base state,
+a DSO need only flexibility inside the feeder relieves); the LPs and the assessment judge the
+same |interface flow| <= limit, which :func:`limit_excess` checks too.
+
 Liquidity 0.6 is made by offering zero quantity for each bid of the full table with a seeded
 probability of 40 %, so every scheme is built once per (case, seed) and cleared for both
 liquidities.
@@ -45,14 +50,20 @@ from flexgame.markets.schemes import SCHEMES, ClearingResult, Scheme, build_sche
 from flexgame.markets.settlement import SETTLEMENTS, settle
 from flexgame.markets.system import SystemConfig, build_system
 
+GRIDS = {"active": {}, "apparent": dict(feeder_line_limit="apparent"),
+         "interface": dict(interface_limit_share=0.9)}
+"""The systems' limits by name: SystemConfig options (active feeder line limits unless
+stated)."""
 SCENARIOS = ([(case, seed, "active") for case in "ABCD" for seed in (0, 1, 2)]
-             + [("B", 2, "apparent"), ("C", 2, "apparent")])
-"""(case, seed, feeder line limit) for the properties of common, ml03, ml04 and
+             + [("B", 2, "apparent"), ("C", 2, "apparent")]
+             + [("A", 1, "interface"), ("B", 0, "interface"), ("D", 2, "interface")])
+"""(case, seed, grid of :data:`GRIDS`) for the properties of common, ml03, ml04 and
 bid_aggregation."""
 ALL_SCHEME_SCENARIOS = [("A", 0, "active"), ("B", 1, "active"),
                         ("C", 1, "active"), ("C", 2, "active"), ("D", 1, "active"),
-                        ("B", 2, "apparent"), ("C", 2, "apparent")]
-"""(case, seed, feeder line limit) on which all nine schemes are built."""
+                        ("B", 2, "apparent"), ("C", 2, "apparent"),
+                        ("B", 0, "interface"), ("D", 1, "interface")]
+"""(case, seed, grid of :data:`GRIDS`) on which all nine schemes are built."""
 LIQUIDITIES = (1.0, 0.6)
 SAFE_SCHEMES = ("common", "ml03", "ml04", "bid_aggregation")
 SIDES = 12  # ClearingConfig.polygon_sides default
@@ -61,10 +72,10 @@ SLACK_TOL = 1e-6  # LP slacks below this are zero [MW, MVA, p.u.^2]
 NEED_TOL = 1e-6  # residual TSO need below this is met [MW]
 MIP_RTOL = 2e-4  # HiGHS MILP relative gap (1e-4) with a margin
 
-CASE_PARAMS = [pytest.param(c, s, liq, limit, id=f"{c}-seed{s}-liq{liq}-{limit}")
-               for c, s, limit in SCENARIOS for liq in LIQUIDITIES]
-ALL_SCHEME_PARAMS = [pytest.param(c, s, liq, limit, id=f"{c}-seed{s}-liq{liq}-{limit}")
-                     for c, s, limit in ALL_SCHEME_SCENARIOS for liq in LIQUIDITIES]
+CASE_PARAMS = [pytest.param(c, s, liq, grid, id=f"{c}-seed{s}-liq{liq}-{grid}")
+               for c, s, grid in SCENARIOS for liq in LIQUIDITIES]
+ALL_SCHEME_PARAMS = [pytest.param(c, s, liq, grid, id=f"{c}-seed{s}-liq{liq}-{grid}")
+                     for c, s, grid in ALL_SCHEME_SCENARIOS for liq in LIQUIDITIES]
 
 
 def tol(reference: float) -> float:
@@ -80,9 +91,10 @@ def limit_rows(system, sides: int = SIDES) -> tuple[np.ndarray, float]:
 
 
 def limit_excess(system, bids, activation: np.ndarray) -> float:
-    """Largest excess of any feeder line over the limit the market LPs impose on it, relative
-    to the rating (<= 0: within every limit). Computed from the bid table and the LinDistFlow
-    equations directly, not from any clearing model or grid state."""
+    """Largest excess of any feeder line (or interface with a limit) over the limit the
+    market LPs impose on it, relative to the rating (<= 0: within every limit). Computed from
+    the bid table and the LinDistFlow equations directly, not from any clearing model or grid
+    state."""
     sign = np.where(bids.direction.to_numpy() == "up", 1.0, -1.0)
     angles, shrink = limit_rows(system)
     worst = -np.inf
@@ -97,6 +109,8 @@ def limit_excess(system, bids, activation: np.ndarray) -> float:
         side = (np.cos(angles)[None, :] * flow.p_mw[:, None]
                 + np.sin(angles)[None, :] * flow.q_mvar[:, None]).max(axis=1)
         worst = max(worst, float(((side - shrink * f.rating_mva) / f.rating_mva).max()))
+        if np.isfinite(f.interface_limit_mw):  # the feeder draws its total net demand
+            worst = max(worst, (abs(p.sum()) - f.interface_limit_mw) / f.interface_limit_mw)
     return worst
 
 
@@ -160,31 +174,31 @@ class Scenario:
 
 @pytest.fixture(scope="module")
 def scenario(system, system_down):
-    """get(case, seed, limit="active") -> Scenario, created on first use and kept for the
-    module (limit: the systems' feeder line-limit kind)."""
+    """get(case, seed, grid="active") -> Scenario, created on first use and kept for the
+    module (grid: the systems' limits, a key of :data:`GRIDS`)."""
     systems = {("up", "active"): system, ("down", "active"): system_down}
     cache: dict[tuple[str, int, str], Scenario] = {}
 
-    def get(case: str, seed: int, limit: str = "active") -> Scenario:
+    def get(case: str, seed: int, grid: str = "active") -> Scenario:
         direction = TSO_NEED_DIRECTION[case]
-        if (direction, limit) not in systems:
-            systems[direction, limit] = build_system(SystemConfig(feeder_line_limit=limit),
-                                                     direction=direction)
-        if (case, seed, limit) not in cache:
-            cache[case, seed, limit] = Scenario(systems[direction, limit], case, seed)
-        return cache[case, seed, limit]
+        if (direction, grid) not in systems:
+            systems[direction, grid] = build_system(SystemConfig(**GRIDS[grid]),
+                                                    direction=direction)
+        if (case, seed, grid) not in cache:
+            cache[case, seed, grid] = Scenario(systems[direction, grid], case, seed)
+        return cache[case, seed, grid]
 
     return get
 
 
 # --- cost guarantees ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("case, seed, liquidity, limit", ALL_SCHEME_PARAMS)
-def test_common_is_cheapest_feasible_outcome(scenario, case, seed, liquidity, limit):
+@pytest.mark.parametrize("case, seed, liquidity, grid", ALL_SCHEME_PARAMS)
+def test_common_is_cheapest_feasible_outcome(scenario, case, seed, liquidity, grid):
     """J_common <= J_s for every scheme s whose outcome common could have chosen (so eta >= 0
     for every feasible outcome); at full liquidity common itself is feasible."""
-    sc = scenario(case, seed, limit)
-    assert sc.system.feeder_line_limit == limit
+    sc = scenario(case, seed, grid)
+    assert sc.system.feeder_line_limit == SystemConfig(**GRIDS[grid]).feeder_line_limit
     outcomes = {name: sc.outcome(liquidity, name) for name in SCHEMES}
     common = outcomes["common"]
     if liquidity == 1.0:
@@ -193,7 +207,7 @@ def test_common_is_cheapest_feasible_outcome(scenario, case, seed, liquidity, li
         if o.feasible:
             assert common.cost <= o.cost + tol(common.cost), (
                 f"{name} is feasible and cheaper than common: {o.cost} < {common.cost}")
-        if limit == "active":
+        if sc.system.feeder_line_limit == "active":
             # LPs and assessment judge the same limits: the KPIs' feasible flag is the LP's,
             # and a feasible outcome never has a negative inefficiency
             kpis = clearing_kpis(sc.system, sc.bids, o.result, common.cost, o.report)
@@ -202,13 +216,13 @@ def test_common_is_cheapest_feasible_outcome(scenario, case, seed, liquidity, li
                 assert kpis["inefficiency_pct"] >= -100 * RTOL, name
 
 
-@pytest.mark.parametrize("case, seed, liquidity, limit", CASE_PARAMS)
-def test_ml04_and_bid_aggregation_bounded_below_by_common(scenario, case, seed, liquidity, limit):
+@pytest.mark.parametrize("case, seed, liquidity, grid", CASE_PARAMS)
+def test_ml04_and_bid_aggregation_bounded_below_by_common(scenario, case, seed, liquidity, grid):
     """Both end with a layer whose penalties cover every limit at the final state (ml04's TSO
     layer has all feeders, bid_aggregation's steps and MILP cover feeders and lines), so their
     total objective (penalties included) is never below common's; without slacks, neither is
     their cost. At full liquidity both are slack-free."""
-    sc = scenario(case, seed, limit)
+    sc = scenario(case, seed, grid)
     common = sc.outcome(liquidity, "common")
     for name in ("ml04", "bid_aggregation"):
         o = sc.outcome(liquidity, name)
@@ -220,13 +234,13 @@ def test_ml04_and_bid_aggregation_bounded_below_by_common(scenario, case, seed, 
             assert o.cost >= common.cost - tol(common.cost), name
 
 
-@pytest.mark.parametrize("case, seed, liquidity, limit", CASE_PARAMS)
-def test_safe_schemes_never_violate(scenario, case, seed, liquidity, limit):
+@pytest.mark.parametrize("case, seed, liquidity, grid", CASE_PARAMS)
+def test_safe_schemes_never_violate(scenario, case, seed, liquidity, grid):
     """common, ml03 (prequalified forwarding), ml04 (TSO sees the feeders) and
     bid_aggregation: when their own LP slacks are zero, the ex-post assessment finds no
     violation, the need is met, and every feeder line is within the LPs' own limit (for
     apparent limits: inside the inscribed polygon). At full liquidity the slacks are zero."""
-    sc = scenario(case, seed, limit)
+    sc = scenario(case, seed, grid)
     for name in SAFE_SCHEMES:
         o = sc.outcome(liquidity, name)
         if liquidity == 1.0:
@@ -263,13 +277,13 @@ def test_bid_aggregation_approaches_common_as_delta_shrinks(scenario, case, seed
 
 # --- LP duality and settlement ------------------------------------------------------------
 
-@pytest.mark.parametrize("case, seed, liquidity, limit", CASE_PARAMS)
-def test_common_lp_strong_duality(scenario, case, seed, liquidity, limit):
+@pytest.mark.parametrize("case, seed, liquidity, grid", CASE_PARAMS)
+def test_common_lp_strong_duality(scenario, case, seed, liquidity, grid):
     """For min c x s.t. rl <= A x <= ru, cl <= x <= cu with HiGHS duals (d = c - A^T y):
     the dual objective sum_r y_r b_r + sum_j d_j g_j (b, g the bound a dual's sign makes
     active: lower for > 0, upper for < 0) equals the primal objective; no nonzero dual sits on
     an infinite bound (dual feasibility); complementary slackness holds."""
-    sc = scenario(case, seed, limit)
+    sc = scenario(case, seed, grid)
     expected = sc.outcome(liquidity, "common").result.objective_eur
     layer = sc.scheme("common").common
     out = layer.solve(sc.price, sc.quantity(liquidity), GridState.base(sc.system),
@@ -312,12 +326,12 @@ def test_common_lp_strong_duality(scenario, case, seed, liquidity, limit):
     np.testing.assert_allclose(out.marginal_value[cand], lmp, atol=1e-6 * len(sc.bids) + 1e-9)
 
 
-@pytest.mark.parametrize("case, seed, liquidity, limit", CASE_PARAMS)
-def test_nodal_settlement_pays_at_least_the_bid_price(scenario, case, seed, liquidity, limit):
+@pytest.mark.parametrize("case, seed, liquidity, grid", CASE_PARAMS)
+def test_nodal_settlement_pays_at_least_the_bid_price(scenario, case, seed, liquidity, grid):
     """In common, an accepted bid's marginal value c - d is >= its price (d <= 0 unless it
     sits at zero); an unaccepted bid's is <= its price. Nodal pays the marginal value, so
     every accepted MW gets at least its price and no FSP loses under truthful bids."""
-    sc = scenario(case, seed, limit)
+    sc = scenario(case, seed, grid)
     scheme = sc.scheme("common")
     result = sc.outcome(liquidity, "common").result
     st = settle(scheme, result, "nodal")
