@@ -244,3 +244,23 @@ def test_default_changes_nothing(system):
     assert SystemConfig().interface_limit_share is None and SystemConfig().interface_limit_mw == {}
     assert not any(f.has_interface_limit for f in system.feeders)
     assert "interface" not in set(assess_base_state(system).elements.element)
+
+
+@pytest.mark.parametrize("d3_price, d2_mw, expected, cost", [
+    (29.0, 2.0, RELIEVED, 1.5 * 10 + 0.5 * 29),  # D3 still below its competitor D2 (30)
+    (31.0, 2.0, [1.5, 0.0, 0.5], 1.5 * 10 + 0.5 * 30),  # above it: D2 relieves instead
+    (5000.0, 0.0, RELIEVED, 1.5 * 10 + 0.5 * 5000),  # alone in the feeder: pivotal
+])
+def test_interface_congestion_gives_local_market_power(tiny, d3_price, d2_mw, expected, cost):
+    """The 0.5 MW the interface needs can only come from inside the feeder (ALEXANDER D4.1
+    KER 2: congestion at the TSO-DSO interface creates local market power). With D2 in the
+    feeder, D3 can raise its price up to D2's 30 EUR/MW and keep the activation; alone, it
+    is pivotal: the common market buys it at any price below the line penalty (1e4 EUR/MW)."""
+    system, bids = tiny
+    price = bids.price_eur_per_mw.to_numpy(float).copy()
+    quantity = bids.quantity_mw.to_numpy(float).copy()
+    price[D3], quantity[D2] = d3_price, d2_mw
+    result = build_scheme(system, bids, "common").clear(price=price, quantity=quantity)
+    np.testing.assert_allclose(result.activation_mw, expected, atol=TOL)
+    assert result.cost_eur == pytest.approx(cost, abs=TOL)
+    assert assess(system, bids, result.activation_mw).grid_safe
