@@ -48,8 +48,8 @@ class ProRata:
     Stage 1 is the layer's LP at the declared prices, without tie-break: its optimum and an
     optimal dual solution (row duals y, reduced costs d). Stage 2 chooses, among all
     least-cost clearings, the one minimising sum_b a_b^2 / q_b over the tied bids b (equally
-    priced bids, at least two per price, offering q_b > 0 MW and not priced out or in by the
-    duals: |d_b| <= :data:`DUAL_TOLERANCE`), a convex QP solved by HiGHS.
+    priced bids, at least two per price, offering q_b > 0 MW to this layer and not priced out
+    or in by the duals: |d_b| <= :data:`DUAL_TOLERANCE`), a convex QP solved by HiGHS.
 
     Why this is exact:
 
@@ -58,8 +58,9 @@ class ProRata:
       to every, optimal dual). So stage 2 is the layer's own LP, every grid, balance and
       interface row included, with the bounds that complementarity fixes: a column with
       d_j > 0 at its lower bound, d_j < 0 at its upper bound, a row with y_i > 0 at its lower
-      bound, y_i < 0 at its upper bound. No cost row and no tolerance on the cost: every
-      point of it costs exactly the LP optimum, penalties included.
+      bound, y_i < 0 at its upper bound. No cost row is needed: every point of it costs the
+      LP optimum, penalties included (duals within :data:`DUAL_TOLERANCE` of 0 count as 0,
+      so a move along them may cost at most 1e-6 EUR per MW moved).
     * f(a) = sum_b a_b^2 / q_b is strictly convex in the tied bids, so their quantities are
       unique whatever the solve history. Bids of one price that are interchangeable at the
       margin (only their total A is fixed) get a_b = A q_b / sum q (stationarity:
