@@ -253,10 +253,12 @@ def markup_distribution(runs: pd.DataFrame, rounds: pd.DataFrame,
 
 
 def _markup_unit(runs: pd.DataFrame) -> str:
+    """Unit of the markups of the runs' strategy kinds (to_cap and multiplicative: -)."""
+    from flexgame.games.strategies import MARKUP_UNITS
+
     kinds = set(runs.get("markup_kind", pd.Series(dtype=object)).dropna())
-    if kinds == {"additive"}:
-        return "EUR/MW"
-    return "-" if kinds <= {"multiplicative"} else "- or EUR/MW"
+    units = {MARKUP_UNITS.get(k, "-") for k in kinds} or {"-"}
+    return units.pop() if len(units) == 1 else " or ".join(sorted(units))
 
 
 def convergence(runs: pd.DataFrame, rounds: pd.DataFrame,

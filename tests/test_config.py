@@ -48,8 +48,11 @@ def _flexgame(monkeypatch, *args):
     (["system.tx_rating_factor=0"], ["system.tx_rating_factor=0.0", "allowed: > 0"]),
     (["scheme=ml03", "scheme.prequalification=greedy"],
      ["scheme.prequalification='greedy'", "envelope, iterative"]),
-    (["reasoning=ibr", "reasoning.strategy.markup_max=0.5"],
+    (["reasoning=ibr", "reasoning.strategy.kind=multiplicative",
+      "reasoning.strategy.markup_max=0.5"],
      ["reasoning.strategy.markup_max=0.5", "truthful multiplicative markup 1.0"]),
+    (["reasoning=ibr", "reasoning.strategy.markup_max=3"],
+     ["reasoning.strategy.markup_max has no effect with reasoning.strategy.kind=to_cap"]),
     (["system.v_limits=[1.1,0.9]"], ["system.v_limits=[1.1, 0.9]", "low <= high"]),
     (["system.tx_ratings_mw={1-2:-5}"], ["system.tx_ratings_mw", "> 0 MW", "'1-2'"]),
     (["scheme=ml09"], ["scheme='ml09'", "ml03", "bid_aggregation"]),
@@ -128,7 +131,8 @@ def test_effective_config_drops_options_without_effect():
     plain = effective(load_config(["reasoning=truthful"]))
     assert "strategy" not in plain["reasoning"] and "pool_size" not in plain["aggregation"]
     plain = effective(load_config(["reasoning=ibr", "aggregation=random_pools"]))
-    assert plain["reasoning"]["strategy"]["kind"] == "multiplicative"
+    assert plain["reasoning"]["strategy"]["kind"] == "to_cap"
+    assert "markup_max" not in plain["reasoning"]["strategy"]  # a to_cap grid ends at the cap
     assert plain["aggregation"]["pool_size"] == 10
 
 

@@ -53,7 +53,7 @@ def test_strategic_table_holds_the_strategic_metrics(strategic_report):
     assert len(runs) == 1 and runs.run_dir.tolist() == ["."]
     row = runs.iloc[0]
     assert (row.reasoning, row.aggregation, row.markup_kind) == ("ibr", "random_pools",
-                                                                 "multiplicative")
+                                                                 "to_cap")
     assert row.price_of_anarchy == pytest.approx(row.strategic_cost / row.truthful_cost)
     assert row.status in ("converged", "cycle", "capped")
     assert "hhi_by_layer" not in runs  # not a scalar: left to metrics.json

@@ -27,7 +27,7 @@ from flexgame.games.dynamics import logit_response
 from flexgame.games.metrics import pivotal_suppliers, strategic_metrics
 from flexgame.games.mpec import mpec_best_response
 from flexgame.games.payoff import GameEvaluator
-from flexgame.games.strategies import BidMap, StrategySpace
+from flexgame.games.strategies import BidMap, StrategyConfig, StrategySpace
 from flexgame.markets.bids import BidConfig, generate_bids
 from flexgame.markets.errors import FlexgameInputError
 from flexgame.markets.grid_assessment import assess
@@ -502,7 +502,7 @@ def test_reprs_are_one_short_line(folder):
     """Every object of games/ and agents/ prints as one line with its essentials."""
     built, _ = make_scheme(folder, "three_tx")
     model = FlexMarketModel(built, reasoning=ReasoningConfig("ibr", max_rounds=3))
-    assert model.bid_map.space.markups == StrategySpace().markups  # space=None: the default
+    assert model.bid_map.space.markups == StrategyConfig().space().markups  # space=None: the default
     model.run()
     space = StrategySpace(markups=[1.0, 1.5], withholding=[0.0, 0.5], per_resource=True)
     objects = [model, model.evaluator, model.bid_map, space, StrategySpace(),
