@@ -22,9 +22,9 @@ from flexgame.experiments.store import write_csv, write_parquet
 from flexgame.experiments.sweep import CONFIG, ERROR, METRICS
 from flexgame.markets.errors import FlexgameInputError
 
-OPTIONAL_COLUMNS = {"markup_kind": "reasoning.strategy.kind"}
-"""Columns added when some run has the key: the unit of markups (multiplicative [-] or
-additive [EUR/MW]) of strategic runs (truthful runs have no strategy space)."""
+OPTIONAL_COLUMNS = {"use_case": "use_case", "markup_kind": "reasoning.strategy.kind"}
+"""Columns added when some run has a value for the key: the D4.1 KER 2 use case, and the
+kind of markups of strategic runs (truthful runs have no strategy space)."""
 
 FORMATS = ("csv", "parquet")
 
@@ -78,7 +78,8 @@ def collect(root) -> pd.DataFrame:
     columns = {}
     for config in loaded:
         columns.update(model_of(config).columns)
-    known = {**columns, **{k: v for k, v in OPTIONAL_COLUMNS.items() if v in configs}}
+    known = {**columns, **{k: v for k, v in OPTIONAL_COLUMNS.items()
+                           if v in configs and configs[v].notna().any()}}
     # values that differ between runs of the same group option (not only present or absent)
     varying = [k for k in configs.columns
                if k not in known.values() and configs[k].dropna().astype(str).nunique() > 1]

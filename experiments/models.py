@@ -45,7 +45,7 @@ class Model:
 
 TSO_DSO = Model(
     name="tso_dso", schema=TsoDsoConfig,
-    groups=("system", "case", "scheme", "settlement", "aggregation", "reasoning"),
+    groups=("system", "case", "scheme", "settlement", "aggregation", "reasoning", "use_case"),
     runner="flexgame.experiments.tso_dso:run",
     columns={"scheme": "scheme.name", "case": "case.name", "settlement": "settlement.name",
              "reasoning": "reasoning.name", "liquidity": "liquidity",

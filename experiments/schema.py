@@ -79,12 +79,16 @@ class SettlementNode:
 
 
 _LIQUIDITY = {f.name: f for f in dataclasses.fields(BidConfig)}["liquidity"]
+USE_CASES = ("sufficient", "scarce", "restricted_interface")
+"""The use cases of ALEXANDER D4.1 KER 2 (presets in ``conf/use_case/``; the field is their
+label in a run's settings: the presets set liquidity and the interface limit)."""
 
 
 @dataclass
 class TsoDsoConfig:
     """One run of the TSO-DSO flexibility market (the default model): the system, the bids
-    of a D3.3 case, a coordination scheme, a settlement rule and how FSPs reason."""
+    of a D3.3 case, a coordination scheme, a settlement rule and how FSPs reason; ``use_case``
+    labels the D4.1 KER 2 use case a preset set up (None: no preset)."""
 
     model: str = option("tso_dso", choices=("tso_dso",))
     system: SystemConfig = option(factory=SystemConfig)
@@ -95,6 +99,7 @@ class TsoDsoConfig:
     reasoning: ReasoningConfig = option(factory=lambda: ReasoningConfig(name="truthful"))
     seed: int = option(0, low=0)
     liquidity: float = dataclasses.field(default=_LIQUIDITY.default, metadata=_LIQUIDITY.metadata)
+    use_case: str | None = option(None, choices=(None, *USE_CASES))
 
     def cross_check(self):
         cap = self.reasoning.strategy.price_cap
