@@ -26,6 +26,7 @@ from flexgame.games.best_response import best_response, certificate, sampled_pay
 from flexgame.games.dynamics import logit_response
 from flexgame.games.metrics import pivotal_suppliers, strategic_metrics
 from flexgame.games.mpec import mpec_best_response
+from flexgame.games.normal_form import expected_payoffs
 from flexgame.games.payoff import GameEvaluator
 from flexgame.games.strategies import BidMap, StrategyConfig, StrategySpace
 from flexgame.markets.bids import BidConfig, generate_bids
@@ -34,8 +35,8 @@ from flexgame.markets.grid_assessment import assess
 from flexgame.markets.schemes import SCHEMES, build_scheme
 from flexgame.markets.settlement import settle
 from tiny_market import (
-    TOL, as_key, bid_table, brute_best_response, brute_round, deviation_payoffs,
-    feeder_bid, payoff_table, pure_equilibria, regrets, tiny_system, tx_bid,
+    TOL, bid_table, brute_best_response, brute_round, feeder_bid, payoff_table, pure_equilibria,
+    regrets, tiny_system, tx_bid,
 )
 
 MODES = ("gauss_seidel", "jacobi")
@@ -90,10 +91,9 @@ def make_evaluator(folder, game: str, scheme: str = "common", settlement: str = 
 
 
 def brute(evaluator):
-    """(payoff table, FSP names, strategies, pure equilibria) of the evaluator's game."""
-    table = payoff_table(evaluator)
-    fsps, strategies = evaluator.bid_map.players, evaluator.bid_map.space.strategies
-    return table, fsps, strategies, pure_equilibria(table, fsps, strategies)
+    """(the whole game's payoff table, its pure equilibria) of the evaluator's game."""
+    game = payoff_table(evaluator)
+    return game, pure_equilibria(game)
 
 
 def run_model(built, space, reasoning: ReasoningConfig, settlement: str = "pay_as_bid",
@@ -113,23 +113,23 @@ def ibr(mode: str, start: str = "truthful", space: StrategySpace | None = None,
     return ReasoningConfig("ibr", update=mode, max_rounds=max_rounds)
 
 
-def assert_ibr_is_brute_force(model, table, fsps, strategies, mode):
+def assert_ibr_is_brute_force(model, game, mode):
     """The model's IBR against the payoff table: every round is the brute-force round of best
     responses in the model's update order, and a fixed point is a brute-force equilibrium
     with a zero certificate."""
-    assert_rounds_are_brute_force(model.history, table, fsps, strategies, model.order, mode)
+    assert_rounds_are_brute_force(model.history, game, model.order, mode)
     if model.status == "converged":
         assert model.history[-1] == model.history[-2] == model.profile
-        assert as_key(model.profile, fsps) in pure_equilibria(table, fsps, strategies)
+        assert model.profile in pure_equilibria(game)
         assert certificate(model.evaluator, model.profile).epsilon == 0.0
 
 
-def assert_rounds_are_brute_force(history, table, fsps, strategies, order, mode):
+def assert_rounds_are_brute_force(history, game, order, mode):
     """Every round of a history is the round of best responses (read off the payoff table)
     of the previous profile: simultaneous for Jacobi, sequential in ``order`` for
     Gauss-Seidel."""
     for before, after in zip(history, history[1:]):
-        assert after == brute_round(table, fsps, strategies, before, order, mode)
+        assert after == brute_round(game, before, order, mode)
 
 
 # --- the fixture itself ------------------------------------------------------------------------
@@ -158,14 +158,14 @@ def test_certificate_is_the_brute_force_max_regret(folder, game):
     """At every profile, each FSP's certified regret equals its best unilateral gain in the
     payoff table; epsilon is 0 exactly at the brute-force equilibria and > 0 elsewhere."""
     ev = make_evaluator(folder, game)
-    table, fsps, strategies, equilibria = brute(ev)
+    game, equilibria = brute(ev)
     non_equilibria = 0
-    for combo in table:
-        cert = certificate(ev, dict(zip(fsps, combo)))
-        expected = regrets(table, fsps, strategies, combo)
+    for profile in game.profiles():
+        cert = certificate(ev, profile)
+        expected = regrets(game, profile)
         assert cert.regret == pytest.approx(expected, abs=1e-9)
         assert cert.epsilon == pytest.approx(max(expected.values()), abs=1e-9)
-        if combo in equilibria:
+        if profile in equilibria:
             assert cert.epsilon <= TOL
         else:
             non_equilibria += 1
@@ -185,12 +185,12 @@ def test_ibr_converges_to_a_brute_force_equilibrium(folder, game, mode):
     for start in ("truthful", "top"):
         for seed in range(3):
             model = run_model(built, space, ibr(mode, start, space), seed=seed)
-            table, fsps, strategies, equilibria = brute(model.evaluator)
+            game, equilibria = brute(model.evaluator)
             assert equilibria
             assert model.status == "converged", (start, seed, model.history)
             assert set(model.history[0].values()) == {space.truthful if start == "truthful"
                                                       else top}
-            assert_ibr_is_brute_force(model, table, fsps, strategies, mode)
+            assert_ibr_is_brute_force(model, game, mode)
 
 
 @pytest.mark.parametrize("game", EQUILIBRIUM_GAMES + ("edgeworth", "local"))
@@ -201,15 +201,13 @@ def test_level_k_is_the_brute_force_best_response(folder, game):
     built, space = make_scheme(folder, game)
     model = run_model(built, space, ReasoningConfig("level_k", level=2))
     assert model.status == "level_k" and model.round == 2
-    table, fsps, strategies, _ = brute(model.evaluator)
+    game, _ = brute(model.evaluator)
     assert model.history[0] == model.bid_map.truthful()
     for level, nxt in zip(model.history, model.history[1:]):
-        combo = as_key(level, fsps)
-        expected = {f: brute_best_response(table, fsps, strategies, combo, i)
-                    for i, f in enumerate(fsps)}
+        expected = {f: brute_best_response(game, level, f) for f in game.players}
         assert nxt == expected
-        for i, f in enumerate(fsps):
-            dev = deviation_payoffs(table, fsps, strategies, combo, i)
+        for f in game.players:
+            dev = game.deviation_payoffs(level, f)
             assert dev[nxt[f]] == pytest.approx(max(dev.values()), abs=TOL)
 
 
@@ -236,19 +234,19 @@ def test_bertrand_identical_fsps(folder):
     built, space = make_scheme(folder, "bertrand")
     for mode in MODES:
         model = run_model(built, space, ibr(mode))
-        table, fsps, strategies, equilibria = brute(model.evaluator)
-        assert ((0, 0), (0, 0)) in equilibria
-        for combo in equilibria:
-            out = model.evaluator.outcome(dict(zip(fsps, combo)))
+        _, equilibria = brute(model.evaluator)
+        assert {"A": (0, 0), "B": (0, 0)} in equilibria
+        for profile in equilibria:
+            out = model.evaluator.outcome(profile)
             assert out.unmet_need_mw == pytest.approx(0.0)
             assert out.cost_eur <= 5.0 * 12.0 + 1e-9
             assert sum(out.profit.values()) <= 5.0 * 2.0 + 1e-9
-            assert min(model.bid_map.markup_of(s) for s in combo) <= 1.2
+            assert min(model.bid_map.markup_of(s) for s in profile.values()) <= 1.2
         assert model.status == "converged" and model.round == 1
         assert model.profile == model.bid_map.truthful()
         model = run_model(built, space, ibr(mode, "top", space))
         assert model.status == "converged"
-        assert_ibr_is_brute_force(model, *brute(model.evaluator)[:3], mode)
+        assert_ibr_is_brute_force(model, brute(model.evaluator)[0], mode)
         assert model.current_outcome.cost_eur <= 60.0 + 1e-9
 
 
@@ -323,15 +321,15 @@ def test_vcg_common_market_makes_truthful_bidding_dominant(folder, congested):
     space = StrategySpace(**space)
     for mode in MODES:
         model = run_model(built, space, ibr(mode), "vcg", seed=1)
-        table, fsps, strategies, equilibria = brute(model.evaluator)
-        for combo in table:
-            for i in range(len(fsps)):
-                dev = deviation_payoffs(table, fsps, strategies, combo, i)
+        game, equilibria = brute(model.evaluator)
+        for profile in game.profiles():
+            for f in game.players:
+                dev = game.deviation_payoffs(profile, f)
                 assert dev[(0, 0)] >= max(dev.values()) - TOL
-        assert tuple((0, 0) for _ in fsps) in equilibria
+        assert {f: (0, 0) for f in game.players} in equilibria
         assert model.status == "converged" and model.round == 1
         assert all(s == (0, 0) for s in model.profile.values())
-        assert_ibr_is_brute_force(model, table, fsps, strategies, mode)
+        assert_ibr_is_brute_force(model, game, mode)
     model = run_model(built, space, ibr("gauss_seidel"), "pay_as_bid", seed=1)
     assert any(s != (0, 0) for s in model.profile.values())
 
@@ -343,11 +341,11 @@ def test_edgeworth_game_has_no_pure_equilibrium(folder):
     priced higher serves the 4 MW residual, so it earns 4 x (30 - 10) = 80 at the cap, while
     undercutting a rival at 30 to 25 earns 6 x 15 = 90: no pure equilibrium (brute force)."""
     ev = make_evaluator(folder, "edgeworth")
-    table, fsps, strategies, equilibria = brute(ev)
-    assert len(table) == 25 and equilibria == []
+    game, equilibria = brute(ev)
+    assert game.shape == (5, 5) and equilibria == []
     # the residual-monopoly and undercutting payoffs of the docstring
-    assert table[((4, 0), (0, 0))]["A"] == pytest.approx(80.0)
-    assert table[((3, 0), (4, 0))]["A"] == pytest.approx(90.0)
+    assert game.payoff({"A": (4, 0), "B": (0, 0)}, "A") == pytest.approx(80.0)
+    assert game.payoff({"A": (3, 0), "B": (4, 0)}, "A") == pytest.approx(90.0)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -363,11 +361,10 @@ def test_edgeworth_model_reports_a_cycle(folder, mode):
     assert model.status == "cycle" and not model.running
     assert len(model.cycle) == (2 if mode == "gauss_seidel" else 4) and model.round < 50
     assert model.profile == model.cycle[0]
-    table, fsps, strategies, equilibria = brute(model.evaluator)
+    game, equilibria = brute(model.evaluator)
     assert equilibria == []
-    assert_rounds_are_brute_force(model.history, table, fsps, strategies, model.order, mode)
-    assert_rounds_are_brute_force(model.cycle + [model.cycle[0]], table, fsps, strategies,
-                                  model.order, mode)
+    assert_rounds_are_brute_force(model.history, game, model.order, mode)
+    assert_rounds_are_brute_force(model.cycle + [model.cycle[0]], game, model.order, mode)
     assert all(certificate(model.evaluator, p).epsilon > TOL for p in model.cycle)
     table = model.rounds_table()
     n_fsps, steps = len(model.fsps), model.round + 1
@@ -690,9 +687,9 @@ def test_per_resource_players_reach_a_brute_force_equilibrium(folder, mode):
     bm = model.bid_map
     assert bm.players == ["A/0", "A/1", "B/2", "B/3", "C/4"]
     assert bm.owner["A/1"] == "A" and bm.fsps == ["A", "B", "C"]
-    table, players, strategies, equilibria = brute(model.evaluator)
+    game, equilibria = brute(model.evaluator)
     assert equilibria and model.status == "converged"
-    assert_ibr_is_brute_force(model, table, players, strategies, mode)
+    assert_ibr_is_brute_force(model, game, mode)
 
 
 def test_per_resource_payoff_is_the_owner_profit(folder):
@@ -766,7 +763,7 @@ def test_repricing_strategies_and_their_game(folder):
     assert br.strategy == (0, 0, 1) and br.payoff == pytest.approx(22.5)
     model = run_model(built, space, ibr("gauss_seidel"))
     assert model.status == "converged"
-    assert_ibr_is_brute_force(model, *brute(model.evaluator)[:3], "gauss_seidel")
+    assert_ibr_is_brute_force(model, brute(model.evaluator)[0], "gauss_seidel")
 
 
 # --- logit quantal response: mixed profiles evaluated by sampling ---------------------------
@@ -777,16 +774,15 @@ def test_logit_response_estimates_expected_payoffs_by_sampling(folder):
     brute-force payoff table; the new mixed strategy is the softmax of the estimates; the
     reported regret is best estimate minus the estimate under the old mixed strategy."""
     ev = make_evaluator(folder, "edgeworth")
-    table, players, strategies, _ = brute(ev)
+    game, _ = brute(ev)
+    strategies = ev.bid_map.space.strategies
     rng = np.random.default_rng(4)
-    mixed = {p: rng.dirichlet(np.ones(len(strategies))) for p in players}
+    mixed = {p: rng.dirichlet(np.ones(len(strategies))) for p in game.players}
     lam = 0.05
     step = logit_response(lambda p, d: sampled_payoffs(ev, d, p), mixed, strategies, lam, 400,
                           np.random.default_rng(9))
-    for i, f in enumerate(players):
-        other = players[1 - i]
-        exact = np.array([sum(mixed[other][t] * table[(s, ts) if i == 0 else (ts, s)][f]
-                              for t, ts in enumerate(strategies)) for s in strategies])
+    for f in game.players:
+        exact = expected_payoffs(game, mixed, f)
         estimate = step.expected_payoff[f]
         assert step.standard_error[f] > 0
         assert np.all(np.abs(estimate - exact) <= 4 * step.standard_error[f])

@@ -1,5 +1,6 @@
 """A tiny, hand-checkable flexibility market for the strategic tests, and brute-force game
-tools (full payoff tables, pure Nash equilibria, regrets) to check games/ and agents/ against.
+tools (full payoff tables, pure Nash equilibria, regrets, best responses read off the table)
+to check games/ and agents/ against.
 
 The system (MATPOWER files written into a temporary folder):
 
@@ -18,10 +19,11 @@ The system (MATPOWER files written into a temporary folder):
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
-from flexgame.games.payoff import GameEvaluator
+from flexgame.games.normal_form import (
+    PURE_TOLERANCE_EUR, NormalForm, payoff_table, pure_equilibria, regrets,
+)
 from flexgame.games.strategies import Strategy
 from flexgame.markets.bids import bid_table, distribution_bid
 from flexgame.markets.bids import transmission_bid as tx_bid
@@ -29,8 +31,8 @@ from flexgame.markets.system import FeederSpec, InterconnectedSystem, SystemConf
 
 # bid rows and tables: the markets helpers, under the names the strategic tests use
 __all__ = ["bid_table", "tx_bid", "feeder_bid", "tiny_system", "write_cases", "payoff_table",
-           "as_key", "deviation_payoffs", "regrets", "pure_equilibria", "brute_best_response",
-           "brute_round", "FEEDER", "COUPLING_BUS", "P_LIMIT_23", "BASE_FLOW_23", "TOL"]
+           "regrets", "pure_equilibria", "brute_best_response", "brute_round", "FEEDER",
+           "COUPLING_BUS", "P_LIMIT_23", "BASE_FLOW_23", "TOL"]
 
 _GEN_TAIL = "\t0" * 11  # Pc1 Pc2 Qc1min Qc1max Qc2min Qc2max ramp_agc ramp_10 ramp_30 ramp_q apf
 _BRANCH = "\t{f}\t{t}\t{r}\t{x}\t0\t0\t0\t0\t0\t0\t1\t-360\t360;"
@@ -120,70 +122,32 @@ def feeder_bid(fsp: str, bus: int, mw: float, cost: float, direction: str = "up"
 
 
 # --- brute force ---------------------------------------------------------------------------
+# The whole game's payoff table, its pure equilibria and regrets come from
+# flexgame.games.normal_form (re-exported here); the best responses below read the table with
+# the tie rule of games.best_response, an independent oracle for it.
 
-TOL = 1e-6  # EUR; the tie tolerance of games.best_response
-
-
-def payoff_table(evaluator: GameEvaluator) -> dict[tuple[Strategy, ...], dict[str, float]]:
-    """Payoff of every player at every pure profile (keys: strategies in player order). A
-    player is an FSP, or one resource of an FSP that prices per resource; its payoff is its
-    FSP's profit."""
-    players = evaluator.bid_map.players
-    strategies = evaluator.bid_map.space.strategies
-    table = {}
-    for combo in itertools.product(strategies, repeat=len(players)):
-        profile = dict(zip(players, combo))
-        table[combo] = {p: evaluator.payoff(profile, p) for p in players}
-    return table
+TOL = PURE_TOLERANCE_EUR  # EUR; the tie tolerance of games.best_response
 
 
-def as_key(profile: dict[str, Strategy], fsps: list[str]) -> tuple[Strategy, ...]:
-    return tuple(profile[f] for f in fsps)
-
-
-def deviation_payoffs(table, fsps, strategies, combo, i) -> dict[Strategy, float]:
-    """Payoff of FSP i for each of its strategies, the others fixed at ``combo``."""
-    out = {}
-    for s in strategies:
-        trial = list(combo)
-        trial[i] = s
-        out[s] = table[tuple(trial)][fsps[i]]
-    return out
-
-
-def regrets(table, fsps, strategies, combo) -> dict[str, float]:
-    """Best unilateral gain of every FSP at ``combo`` [EUR] (>= 0)."""
-    out = {}
-    for i, f in enumerate(fsps):
-        dev = deviation_payoffs(table, fsps, strategies, combo, i)
-        out[f] = max(max(dev.values()) - dev[combo[i]], 0.0)
-    return out
-
-
-def pure_equilibria(table, fsps, strategies, tol: float = TOL) -> list[tuple[Strategy, ...]]:
-    """Every profile no FSP can improve on by more than ``tol`` by a unilateral deviation."""
-    return [combo for combo in table
-            if max(regrets(table, fsps, strategies, combo).values()) <= tol]
-
-
-def brute_best_response(table, fsps, strategies, combo, i, tol: float = TOL) -> Strategy:
-    """Best response of FSP i (as :mod:`flexgame.games.best_response`): ties keep the current strategy, then the lowest."""
-    dev = deviation_payoffs(table, fsps, strategies, combo, i)
+def brute_best_response(game: NormalForm, profile: dict[str, Strategy], player: str,
+                        tol: float = TOL) -> Strategy:
+    """Best response of ``player`` read off the payoff table (as
+    :mod:`flexgame.games.best_response`): ties keep the current strategy, then the lowest."""
+    dev = game.deviation_payoffs(profile, player)
     best = max(dev.values())
-    if dev[combo[i]] >= best - tol:
-        return combo[i]
+    if dev[profile[player]] >= best - tol:
+        return profile[player]
     return min(s for s, v in dev.items() if v >= best - tol)
 
 
-def brute_round(table, fsps, strategies, profile: dict[str, Strategy], order: list[str],
+def brute_round(game: NormalForm, profile: dict[str, Strategy], order: list[str],
                 mode: str) -> dict[str, Strategy]:
     """One IBR round computed from the payoff table: Jacobi = everyone best-responds to
-    ``profile``; Gauss-Seidel = FSPs in ``order`` each best-respond to the profile with the
-    earlier FSPs' updates applied."""
+    ``profile``; Gauss-Seidel = players in ``order`` each best-respond to the profile with the
+    earlier players' updates applied."""
     new = dict(profile)
     for f in order:
         basis = dict(new) if mode == "gauss_seidel" else dict(profile)
         basis[f] = profile[f]
-        new[f] = brute_best_response(table, fsps, strategies, as_key(basis, fsps),
-                                     fsps.index(f))
+        new[f] = brute_best_response(game, basis, f)
     return new
