@@ -162,28 +162,35 @@ class Deviations:
         return f"Deviations({len(self.profits)} players, epsilon {self.epsilon:.3g} EUR)"
 
 
+def sample_mixed(evaluator: GameEvaluator, mixed: MixedProfile, samples: int,
+                 rng: np.random.Generator | None) -> list[Profile]:
+    """``samples`` pure profiles drawn from the mixed profile ``mixed`` with ``rng``."""
+    if rng is None:
+        raise ValueError(f"the support of {support_size(mixed):.3g} profiles is sampled: pass "
+                         "a seeded rng")
+    strategies = evaluator.bid_map.space.strategies
+    return sample_profiles(strategies, probability_arrays(mixed, strategies), samples, rng)
+
+
 def mixed_deviations(evaluator: GameEvaluator, mixed: MixedProfile,
                      max_profiles: int = MAX_PROFILES, samples: int = 200,
-                     rng: np.random.Generator | None = None) -> Deviations:
+                     rng: np.random.Generator | None = None,
+                     draws: list[Profile] | None = None) -> Deviations:
     """Every player's deviation profits at the mixed profile ``mixed`` (one distribution per
     player of the game), in the full strategy space.
 
     Exact when the support has at most ``max_profiles`` pure profiles: player i's expected
     profits are enumerated over the product of the others' supports. Otherwise estimated over
-    ``samples`` profiles drawn with ``rng`` (the same draws for every strategy: common random
-    numbers); a player's regret is then the mean gain of its best strategy over its mixed
-    strategy, with that mean's standard error.
+    ``draws`` (default: ``samples`` profiles drawn with ``rng``), the same draws for every
+    strategy (common random numbers); a player's regret is then the mean gain of its best
+    strategy over its mixed strategy, with that mean's standard error.
     """
     players = evaluator.bid_map.players
-    strategies = evaluator.bid_map.space.strategies
-    arrays = probability_arrays(mixed, strategies)
+    arrays = probability_arrays(mixed, evaluator.bid_map.space.strategies)
     profits, played, errors = {}, {}, {}
     exact = support_size(mixed) <= max_profiles
-    if not exact:
-        if rng is None:
-            raise ValueError(f"the support of {support_size(mixed):.3g} profiles is sampled: "
-                             "pass a seeded rng")
-        draws = sample_profiles(strategies, arrays, samples, rng)
+    if not exact and draws is None:
+        draws = sample_mixed(evaluator, mixed, samples, rng)
     for p in players:
         own = arrays[p]
         if exact:
@@ -196,7 +203,8 @@ def mixed_deviations(evaluator: GameEvaluator, mixed: MixedProfile,
             profits[p] = table.mean(axis=0)
             played[p] = float(own @ profits[p])
             gain = table[:, int(np.argmax(profits[p]))] - table @ own
-            errors[p] = float(gain.std(ddof=1) / np.sqrt(samples)) if samples > 1 else 0.0
+            n = len(draws)
+            errors[p] = float(gain.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
     return Deviations(profits, played, errors)
 
 
@@ -284,18 +292,18 @@ def mixed_equilibrium(evaluator: GameEvaluator, mixed: MixedProfile,
                       max_profiles: int = MAX_PROFILES, samples: int = 200,
                       rng: np.random.Generator | None = None, note: str = "") -> Equilibrium:
     """The mixed profile ``mixed`` with its expected outcome and its epsilon in the full game
-    (exact up to ``max_profiles`` support profiles, else sampled, see
-    :func:`mixed_deviations`). Concept: pure Nash if its support is one profile."""
+    (exact up to ``max_profiles`` support profiles, else over ``samples`` profiles drawn with
+    ``rng``, the same for both, see :func:`mixed_deviations`). Concept: pure Nash if its
+    support is one profile."""
     before = evaluator.clearings
     size = support_size(mixed)
-    deviations = mixed_deviations(evaluator, mixed, max_profiles, samples, rng)
     if size <= max_profiles:
         profiles, probabilities = support_profiles(mixed)
+        deviations = mixed_deviations(evaluator, mixed, max_profiles)
     else:
-        strategies = evaluator.bid_map.space.strategies
-        profiles = sample_profiles(strategies, probability_arrays(mixed, strategies), samples,
-                                   rng)
+        profiles = sample_mixed(evaluator, mixed, samples, rng)
         probabilities = np.full(samples, 1.0 / samples)
+        deviations = mixed_deviations(evaluator, mixed, max_profiles, draws=profiles)
     outcome = expected_outcome([evaluator.outcome(d) for d in profiles], probabilities)
     return Equilibrium(PURE_NASH if size == 1 else MIXED_NASH, profiles, probabilities,
                        deviations.epsilon, deviations.epsilon_standard_error, size, outcome,
@@ -371,13 +379,15 @@ def _nashpy_lemke_howson(game: NormalForm, tol: float) -> list[RestrictedSolutio
 
 
 def _gambit(game: NormalForm, tol: float) -> RestrictedSolution:
-    """Three or more players: Gambit's logit path to its Nash limit, asked for a regret of
-    ``tol`` / 10; Gambit's global Newton method if that falls short."""
+    """Gambit's logit path to its Nash limit, asked for a regret of at most ``tol`` / 10 [EUR]
+    (and at most Gambit's default, 1e-8 of the payoff range); Gambit's global Newton method
+    if that falls short of ``tol``. Nothing found: everyone's first strategy, regret inf."""
     import pygambit as gbt
 
     g = to_gambit(game)
     spread = max(float(np.ptp(v)) for v in game.payoffs.values())
-    best = RestrictedSolution({}, float("inf"), "")
+    best = RestrictedSolution({p: np.eye(n)[0] for p, n in zip(game.players, game.shape)},
+                              float("inf"), "gambit (no equilibrium found)")
     attempts = (("gambit logit", lambda: gbt.nash.logit_solve(
                     g, maxregret=min(1e-8, 0.1 * tol / spread))),
                 ("gambit global Newton", lambda: gbt.nash.gnm_solve(g)))
@@ -400,7 +410,8 @@ def solve_restricted(game: NormalForm, tol: float = TOLERANCE_EUR) -> Restricted
     One active player: its best strategy (the lowest of equal ones). Two: nashpy's
     Lemke-Howson from every dropped label; of the equilibria it reaches, the one of lowest
     expected procurement cost (then the first); Gambit if it reaches none (a degenerate
-    game). Three or more: Gambit (logit path, then global Newton). A game whose payoffs are all equal: everyone plays its first strategy.
+    game). Three or more: Gambit (logit path, then global Newton). A game whose payoffs are
+    all equal: everyone plays its first strategy.
     """
     first = {p: np.eye(n)[0] for p, n in zip(game.players, game.shape)}
     if not game.players:
@@ -504,6 +515,9 @@ def double_oracle(evaluator: GameEvaluator, strategy_sets: dict[str, list[Strate
         game = payoff_table(evaluator, {p: sets[p] for p in active}, fixed)
         solution = solve_restricted(game, tol)
         solver = solution.solver
+        if math.isinf(solution.regret):
+            stopped = f"no equilibrium of the restricted game {game.shape} found ({solver})"
+            break
         restricted = {p: {s: float(q) for s, q in zip(game.strategies[p], solution.mixed[p])
                           if q > 0} for p in active}
         mixed = {p: restricted.get(p, {fixed.get(p): 1.0}) for p in players}
