@@ -29,7 +29,11 @@ Restricted games are solved by nashpy (two players: Lemke-Howson from every drop
 Lemke & Howson, J. SIAM 12, 1964; Knight & Campbell, JOSS 3(30), 2018) and by Gambit (three
 or more: the logit quantal-response path to its Nash limit, Turocy, Games Econ. Behav. 51,
 2005; the global Newton method of Govindan & Wilson, J. Econ. Theory 110, 2003, if that
-falls short).
+falls short). On market games the logit path always reached its target (uniform pricing
+makes them degenerate: ties everywhere), where global Newton often returns nothing and
+iterated polymatrix approximation may not end; nashpy's support enumeration tests
+equalities of floats exactly and misses mixed equilibria, its vertex enumeration can take
+minutes on a degenerate 15 x 15 game, Lemke-Howson takes milliseconds.
 """
 
 from __future__ import annotations
