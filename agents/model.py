@@ -20,8 +20,9 @@ import pandas as pd
 
 from flexgame.agents.agents import (TRANSMISSION, FSPAgent, MarketOperatorAgent,
                                     SystemOperatorAgent)
-from flexgame.games.dynamics import (RUNNING, Round, cognitive_hierarchy, iterated_best_response,
-                                     level_k, logit_dynamics)
+from flexgame.games.dynamics import (RUNNING, DynamicsResult, Round, cognitive_hierarchy,
+                                     iterated_best_response, level_k, logit_dynamics)
+from flexgame.games.equilibria import Equilibrium, find_equilibrium
 from flexgame.games.payoff import GameEvaluator, Outcome, mean_outcome
 from flexgame.games.reasoning import ReasoningConfig
 from flexgame.games.strategies import BidMap, StrategySpace
@@ -49,13 +50,16 @@ class FlexMarketModel(mesa.Model):
         order: the players' update order (Gauss-Seidel: drawn from ``rng``, first of all
             draws whatever the reasoning).
         round: rounds played; status: "running", then how the process ended ("truthful"
-            when no game is played).
+            when no game is played; reasoning ``equilibrium``: how its best responses ended,
+            the equilibrium's concept is in :attr:`equilibrium`).
         profile: the current pure profile; mixed: the mixed profile (logit), else None.
         current_outcome: the current round's outcome (logit: the mean over :attr:`sample`).
         history: the profile of every round (round 0 = the start).
         cycle: the profiles of a best-response cycle, in order (empty otherwise).
         sampling_error: standard error of sampled expected payoffs per player [EUR].
         sample: logit: the pure profiles drawn from the current mixed profile.
+        equilibrium: reasoning ``equilibrium``: the equilibrium computed where iterated best
+            response ended (one last step after its rounds), else None.
     """
 
     def __init__(self, scheme, space: StrategySpace | None = None,
@@ -96,6 +100,8 @@ class FlexMarketModel(mesa.Model):
         self.sampling_error: dict[str, float] = {}
         self.sample: list[dict] = []
         self.history: list[dict] = []
+        self.equilibrium: Equilibrium | None = None
+        self._ended: DynamicsResult | None = None
         self.datacollector = self._collector()
         self._observe(start)
         self._rounds = self._process(start)
@@ -159,7 +165,7 @@ class FlexMarketModel(mesa.Model):
         r = self.reasoning
         agent = {a.name: a for a in self.fsps}
         levels = {a.name: a.level for a in self.fsps}
-        if r.name == "ibr":
+        if r.name in ("ibr", "equilibrium"):
             return iterated_best_response(lambda p, profile: agent[p].best_response(profile),
                                           start, self.order, r.update, r.max_rounds)
         if r.name == "level_k":
@@ -182,6 +188,10 @@ class FlexMarketModel(mesa.Model):
             outcome = mean_outcome([self.evaluator.outcome(p) for p in self.sample])
         else:
             outcome = self.evaluator.outcome(profile)
+        self._observe_outcome(profile, outcome)
+
+    def _observe_outcome(self, profile: dict, outcome: Outcome) -> None:
+        """Let every agent observe ``outcome`` (of ``profile``, or expected); collect."""
         self.current_outcome: Outcome = outcome
         self.fsps.do("observe", outcome)
         self.agents_by_type[MarketOperatorAgent].do("observe", outcome)
@@ -200,7 +210,11 @@ class FlexMarketModel(mesa.Model):
 
     # --- driving -------------------------------------------------------------------------------
     def step(self) -> None:
-        """One round of the reasoning process."""
+        """One round of the reasoning process (reasoning ``equilibrium``: after the last round
+        of best responses, one step computes the equilibrium where they ended)."""
+        if self._ended is not None:
+            self._equilibrium_step()
+            return
         rnd = next(self._rounds)
         self.round = rnd.number
         if rnd.mixed is not None:
@@ -210,7 +224,34 @@ class FlexMarketModel(mesa.Model):
         self.sampling_error = dict(rnd.sampling_error)
         self._observe(rnd.profile)
         if rnd.status != RUNNING:
-            self.status, self.cycle, self.running = rnd.status, rnd.cycle, False
+            self.status, self.cycle = rnd.status, rnd.cycle
+            if self.reasoning.name == "equilibrium":
+                self._ended = DynamicsResult(rnd.status, rnd.profile, list(self.history),
+                                             rnd.cycle)
+            else:
+                self.running = False
+
+    def _equilibrium_step(self) -> None:
+        """Certify a fixed point, or compute a mixed Nash or coarse correlated equilibrium
+        from the cycle (or the capped profile); its tolerance is ``tolerance_share`` of the
+        truthful payments. The FSP agents then hold their marginal mixed strategies and
+        observe the equilibrium's expected outcome."""
+        r = self.reasoning
+        tol = r.tolerance_share * self.evaluator.outcome(self.bid_map.truthful()).payment_eur
+        eq = find_equilibrium(self.evaluator, self._ended, self.rng, tol=tol,
+                              max_profiles=r.max_profiles, cce_rounds=r.cce_rounds)
+        self.equilibrium, self._ended = eq, None
+        self.round += 1
+        strategies = self.bid_map.space.strategies
+        index = {s: i for i, s in enumerate(strategies)}
+        for a in self.fsps:
+            a.mixed = np.zeros(len(strategies))
+            for profile, q in zip(eq.profiles, eq.probabilities):
+                a.mixed[index[profile[a.name]]] += q
+            a.strategy = strategies[int(np.argmax(a.mixed))]
+        self.sample = []
+        self._observe_outcome(self.profile, eq.outcome)
+        self.running = False
 
     def run(self, progress: bool = False) -> None:
         """Step until the reasoning process stops (tqdm bar over rounds if ``progress``)."""

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from flexgame.agents.model import FlexMarketModel
 from flexgame.experiments.evaluation import Clearing, clear
 from flexgame.experiments.scenario import Scenario
-from flexgame.games.metrics import strategic_metrics
+from flexgame.games.best_response import best_response
+from flexgame.games.equilibria import Equilibrium, equilibria_from_starts
+from flexgame.games.metrics import certified_outcome, strategic_metrics
 from flexgame.games.reasoning import ReasoningConfig
 from flexgame.games.strategies import StrategyConfig, StrategySpace
 from flexgame.markets.grid_assessment import GridReport, assess
@@ -36,6 +39,9 @@ class StrategicOutcome:
         metrics: strategic metrics (:func:`flexgame.games.metrics.strategic_metrics`).
         result: the clearing of the final profile; grid: its ex-post assessment.
         kpis: KPIs of the final profile against the truthful common market.
+        final: the final profile: the likeliest profile of the outcome's distribution.
+        equilibrium: the outcome as a named concept with its certificate.
+        equilibria: the distinct equilibria found (several with ``starts``), cheapest first.
     """
 
     model: FlexMarketModel
@@ -43,11 +49,14 @@ class StrategicOutcome:
     result: ClearingResult
     grid: GridReport
     kpis: dict
+    final: dict
+    equilibrium: Equilibrium
+    equilibria: list[Equilibrium]
 
     @property
     def declared_bids(self) -> pd.DataFrame:
         """The bid table with the final profile's declared prices and quantities."""
-        price, quantity, forward = self.model.bid_map.declare(self.model.profile)
+        price, quantity, forward = self.model.bid_map.declare(self.final)
         declared = self.model.bids.assign(price_eur_per_mw=price, quantity_mw=quantity)
         if forward is not None:
             declared["forward_price_eur_per_mw"] = forward
@@ -57,11 +66,32 @@ class StrategicOutcome:
         """Final strategy, markup and FSP profit per player."""
         space = self.model.bid_map.space
         return pd.DataFrame(
-            [dict(player=a.name, fsp=a.fsp, level=a.level, markup_index=a.strategy[0],
-                  withheld_share=space.withholding[a.strategy[1]], markup=a.markup,
-                  forward_markup=(space.markups[a.strategy[2]] if space.reprice_forwarded
-                                  else a.markup),
+            [dict(player=a.name, fsp=a.fsp, level=a.level,
+                  markup_index=self.final[a.name][0],
+                  withheld_share=space.withholding[self.final[a.name][1]],
+                  markup=space.markups[self.final[a.name][0]], expected_markup=a.markup,
+                  forward_markup=(space.markups[self.final[a.name][2]]
+                                  if space.reprice_forwarded else a.markup),
                   profit_eur=a.profit_eur) for a in self.model.fsps])
+
+    def equilibria_table(self) -> pd.DataFrame:
+        """One row per distinct equilibrium found: concept, expected cost (payments and
+        declared) [EUR], epsilon [EUR], support size, how it was found."""
+        return pd.DataFrame([dict(concept=e.concept, cost_eur=e.outcome.payment_eur,
+                                  declared_cost_eur=e.outcome.cost_eur, epsilon_eur=e.epsilon,
+                                  epsilon_standard_error_eur=e.epsilon_standard_error,
+                                  support_size=e.support_size, note=e.note)
+                             for e in self.equilibria])
+
+    def distribution(self) -> pd.DataFrame:
+        """The outcome's distribution: one row per (support profile, player) with its
+        probability, strategy and markup."""
+        space = self.model.bid_map.space
+        return pd.DataFrame([dict(profile=k, probability=float(q), player=p,
+                                  markup_index=s[0], markup=space.markups[s[0]])
+                             for k, (d, q) in enumerate(zip(self.equilibrium.profiles,
+                                                            self.equilibrium.probabilities))
+                             for p, s in d.items()])
 
     def rounds(self) -> pd.DataFrame:
         """One row per collected step (round 0 = the start): procurement cost [EUR], unmet
@@ -82,14 +112,14 @@ class StrategicOutcome:
             ax.set_ylabel(metric(name).axis_label)
             ax.xaxis.get_major_locator().set_params(integer=True)
         m = self.metrics
-        fig.suptitle(f"{self.model.scheme.name}: {m['status']} after {m['iterations']} rounds, "
-                     f"price of anarchy {m['price_of_anarchy']:.3f}")
+        fig.suptitle(f"{self.model.scheme.name}: {m['equilibrium_concept']} after "
+                     f"{m['iterations']} rounds, price of anarchy {m['price_of_anarchy']:.3f}")
         return fig
 
     def __repr__(self) -> str:
         m = self.metrics
-        return (f"StrategicOutcome({m['status']} after {m['iterations']} rounds, cost "
-                f"{m['strategic_cost']:.2f} EUR vs truthful {m['truthful_cost']:.2f} EUR, "
+        return (f"StrategicOutcome({m['equilibrium_concept']} after {m['iterations']} rounds, "
+                f"cost {m['strategic_cost']:.2f} EUR vs truthful {m['truthful_cost']:.2f} EUR, "
                 f"price of anarchy {m['price_of_anarchy']:.3f}, epsilon {m['epsilon']:.3g} EUR)")
 
 
@@ -117,22 +147,55 @@ class Game:
         self.space = strategy.space() if isinstance(strategy, StrategyConfig) else strategy
 
     def play(self, reasoning: ReasoningConfig, progress: bool = False) -> StrategicOutcome:
-        """Run the reasoning process to its end and evaluate where it ended."""
+        """Run the reasoning process to its end and evaluate where it ended: as a named
+        solution concept with its certificate (:func:`flexgame.games.metrics.
+        certified_outcome`; reasoning ``equilibrium``: the equilibrium of the model's last
+        step, and with ``starts`` > 1 the distinct equilibria from further starts)."""
         reasoning.validate()
         truthful, scenario = self.truthful, self.scenario
         model = FlexMarketModel(truthful.scheme, self.space, reasoning, self.settlement,
                                 seed=self.seed, truthful=truthful.result)
         model.run(progress=progress)
-        result = model.evaluator.result(model.profile)  # cleared during the game: kept
+        evaluator = model.evaluator
+        found = model.equilibrium or certified_outcome(
+            evaluator, model.status, model.profile, model.cycle, model.mixed,
+            reasoning.samples, model.rng)
+        equilibria = None
+        if reasoning.name == "equilibrium" and reasoning.starts > 1:
+            equilibria = self._more_equilibria(model, found)
+        final = found.profiles[int(np.argmax(found.probabilities))]  # the likeliest profile
+        result = evaluator.result(final)  # cleared during the game: kept
         grid = assess(scenario.system, scenario.bids, result.activation_mw)
         kpis = clearing_kpis(scenario.system, scenario.bids, result, truthful.common_cost_eur,
-                             grid, model.evaluator.outcome(model.profile).payment_eur)
-        metrics = strategic_metrics(model.evaluator, model.profile, model.status, model.round,
-                                    model.cycle, truthful.common_cost_eur, mixed=model.mixed,
-                                    samples=reasoning.samples, rng=model.rng)
+                             grid, evaluator.outcome(final).payment_eur)
+        metrics = strategic_metrics(evaluator, found, model.status, model.round, final,
+                                    model.cycle, truthful.common_cost_eur, equilibria)
         metrics["sampling_error_max"] = max(model.sampling_error.values(), default=0.0)
-        metrics["clearings"] = model.evaluator.clearings
-        return StrategicOutcome(model, metrics, result, grid, kpis)
+        metrics["clearings"] = evaluator.clearings
+        return StrategicOutcome(model, metrics, result, grid, kpis, final, found,
+                                equilibria or [found])
+
+    def _more_equilibria(self, model: FlexMarketModel, first: Equilibrium) -> list[Equilibrium]:
+        """The distinct equilibria reached from ``starts - 1`` further starting profiles:
+        all FSPs at the top of the grid, the level-1 profile (every FSP's best response to
+        truthful bids), then profiles drawn with the model's generator."""
+        r, space, evaluator = model.reasoning, model.bid_map.space, model.evaluator
+        players = model.bid_map.players
+        truthful = model.bid_map.truthful()
+        candidates = [{p: space.uniform(len(space.markups) - 1) for p in players},
+                      {p: best_response(evaluator, truthful, p).strategy for p in players}]
+        while len(candidates) < r.starts - 1:
+            candidates.append({p: space.strategies[int(model.rng.integers(len(space.strategies)))]
+                               for p in players})
+        tol = r.tolerance_share * evaluator.outcome(truthful).payment_eur
+        more = equilibria_from_starts(evaluator, candidates[:r.starts - 1], model.rng,
+                                      r.max_rounds, r.update, tol=tol,
+                                      max_profiles=r.max_profiles, cce_rounds=r.cce_rounds)
+        found = [first]
+        for eq in more.equilibria:
+            if not any(eq.same_distribution(other) for other in found):
+                found.append(eq)
+        return sorted(found, key=lambda e: e.outcome.payment_eur)
 
     def iterated_best_response(self, max_rounds: int = 30, update: str = "gauss_seidel",
                                **options) -> StrategicOutcome:
@@ -149,6 +212,13 @@ class Game:
         """Cognitive hierarchy with Poisson(``tau``) beliefs."""
         return self.play(ReasoningConfig("cognitive_hierarchy", level=level, tau=tau,
                                          **options))
+
+    def equilibrium(self, starts: int = 1, tolerance_share: float = 0.01,
+                    **options) -> StrategicOutcome:
+        """Iterated best response, then a certified pure, mixed or coarse correlated
+        equilibrium; ``starts`` > 1 searches from more starting profiles."""
+        return self.play(ReasoningConfig("equilibrium", starts=starts,
+                                         tolerance_share=tolerance_share, **options))
 
     def logit(self, rationality: float = 0.5, max_rounds: int = 20,
               **options) -> StrategicOutcome:

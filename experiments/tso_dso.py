@@ -23,8 +23,9 @@ from flexgame.experiments.store import write_csv, write_run
 from flexgame.experiments.strategic import Game
 from flexgame.markets.metrics import ordered
 
-STRATEGIC_KEYS = ("truthful_cost", "strategic_cost", "price_of_anarchy", "mean_markup",
-                  "fsp_profit_total", "status", "iterations", "epsilon")
+STRATEGIC_KEYS = ("equilibrium_concept", "epsilon", "epsilon_standard_error", "support_size",
+                  "truthful_cost", "strategic_cost", "price_of_anarchy", "price_of_stability",
+                  "mean_markup", "fsp_profit_total", "status", "iterations")
 """Keys strategic runs add to ``metrics.json``, first in this order."""
 
 
@@ -68,7 +69,7 @@ def run_strategic(settings: TsoDsoConfig, scenario: Scenario, out_dir: Path) -> 
     strategic, kpis = outcome.metrics, outcome.kpis
     metrics = ordered({
         **_labels(settings), **kpis,
-        # cost and eta of the strategic outcome (final profile, cycle average or mixed mean)
+        # cost and eta of the strategic outcome (its expectation over its distribution)
         "total_cost": strategic["strategic_cost"],
         "inefficiency_pct": strategic["inefficiency_vs_truthful_common_pct"],
         "final_profile_cost": kpis["total_cost"],
@@ -81,6 +82,8 @@ def run_strategic(settings: TsoDsoConfig, scenario: Scenario, out_dir: Path) -> 
     write_csv(out / "rounds.csv", outcome.model.rounds_table())
     write_csv(out / "operators.csv", outcome.model.operators_table())
     write_csv(out / "strategies.csv", outcome.strategies())
+    write_csv(out / "equilibria.csv", outcome.equilibria_table())
+    write_csv(out / "distribution.csv", outcome.distribution())
     write_run(out, settings, outcome.declared_bids, outcome.result, outcome.grid,
               game.settle(outcome), metrics)
     return metrics

@@ -52,7 +52,7 @@ from flexgame.games.dynamics import DynamicsResult, iterated_best_response, play
 from flexgame.games.normal_form import (
     NormalForm, expected_cost, mixed_regrets, payoff_table, to_gambit, to_nashpy,
 )
-from flexgame.games.payoff import GameEvaluator, Outcome
+from flexgame.games.payoff import GameEvaluator, Outcome, expected_outcome
 from flexgame.games.strategies import Strategy
 
 Profile = dict[str, Strategy]
@@ -99,28 +99,6 @@ def support_profiles(mixed: MixedProfile) -> tuple[list[Profile], np.ndarray]:
 def probability_arrays(mixed: MixedProfile, strategies: list[Strategy]) -> dict[str, np.ndarray]:
     """Per player, the probability of each of ``strategies`` (e.g. the strategy space)."""
     return {p: np.array([d.get(s, 0.0) for s in strategies]) for p, d in mixed.items()}
-
-
-def expected_outcome(outcomes: list[Outcome], probabilities: np.ndarray) -> Outcome:
-    """The probability-weighted mean of ``outcomes``: cost [EUR], profits [EUR], unmet need
-    [MW], accepted MW per bid, payment [EUR], per layer cost [EUR] and accepted MW."""
-    w = np.asarray(probabilities, dtype=float) / np.sum(probabilities)
-
-    def mean(values) -> float:
-        return float(w @ np.asarray(values, dtype=float))
-
-    first = outcomes[0]
-    return Outcome(
-        cost_eur=mean([o.cost_eur for o in outcomes]),
-        profit={f: mean([o.profit[f] for o in outcomes]) for f in first.profit},
-        unmet_need_mw=mean([o.unmet_need_mw for o in outcomes]),
-        activation_mw=w @ np.array([o.activation_mw for o in outcomes]),
-        payment_eur=mean([o.payment_eur for o in outcomes]),
-        layer_cost_eur={k: mean([o.layer_cost_eur[k] for o in outcomes])
-                        for k in first.layer_cost_eur},
-        layer_accepted_mw={k: mean([o.layer_accepted_mw[k] for o in outcomes])
-                           for k in first.layer_accepted_mw},
-    )
 
 
 def deviation_profits(evaluator: GameEvaluator, profiles: list[Profile],

@@ -142,19 +142,30 @@ class GameEvaluator:
         return self.outcome(profile).profit[self.bid_map.owner[player]]
 
 
-def mean_outcome(outcomes: list[Outcome]) -> Outcome:
-    """The average of several outcomes (a cycle's time average, or the expectation of a
-    mixed profile estimated from sampled pure profiles)."""
-    if len(outcomes) == 1:
-        return outcomes[0]
+def expected_outcome(outcomes: list[Outcome], probabilities: np.ndarray) -> Outcome:
+    """The probability-weighted mean of ``outcomes``: cost [EUR], profits [EUR], unmet need
+    [MW], accepted MW per bid, payment [EUR], per layer cost [EUR] and accepted MW."""
+    w = np.asarray(probabilities, dtype=float) / np.sum(probabilities)
+
+    def mean(values) -> float:
+        return float(w @ np.asarray(values, dtype=float))
+
+    first = outcomes[0]
     return Outcome(
-        cost_eur=float(np.mean([o.cost_eur for o in outcomes])),
-        profit={f: float(np.mean([o.profit[f] for o in outcomes])) for f in outcomes[0].profit},
-        unmet_need_mw=float(np.mean([o.unmet_need_mw for o in outcomes])),
-        activation_mw=np.mean([o.activation_mw for o in outcomes], axis=0),
-        payment_eur=float(np.mean([o.payment_eur for o in outcomes])),
-        layer_cost_eur={k: float(np.mean([o.layer_cost_eur[k] for o in outcomes]))
-                        for k in outcomes[0].layer_cost_eur},
-        layer_accepted_mw={k: float(np.mean([o.layer_accepted_mw[k] for o in outcomes]))
-                           for k in outcomes[0].layer_accepted_mw},
+        cost_eur=mean([o.cost_eur for o in outcomes]),
+        profit={f: mean([o.profit[f] for o in outcomes]) for f in first.profit},
+        unmet_need_mw=mean([o.unmet_need_mw for o in outcomes]),
+        activation_mw=w @ np.array([o.activation_mw for o in outcomes]),
+        payment_eur=mean([o.payment_eur for o in outcomes]),
+        layer_cost_eur={k: mean([o.layer_cost_eur[k] for o in outcomes])
+                        for k in first.layer_cost_eur},
+        layer_accepted_mw={k: mean([o.layer_accepted_mw[k] for o in outcomes])
+                           for k in first.layer_accepted_mw},
     )
+
+
+def mean_outcome(outcomes: list[Outcome]) -> Outcome:
+    """The equally weighted mean of several outcomes (the expectation of a mixed profile
+    estimated from sampled pure profiles)."""
+    return outcomes[0] if len(outcomes) == 1 else expected_outcome(
+        outcomes, np.ones(len(outcomes)))

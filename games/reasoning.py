@@ -14,9 +14,13 @@ from flexgame.games.best_response import TIE_RULES
 from flexgame.games.strategies import StrategyConfig
 from flexgame.markets.options import check, option
 
-REASONINGS = ("truthful", "level_k", "cognitive_hierarchy", "ibr", "logit")
-"""Reasoning modes; ``truthful`` bids the true cost (no game is played)."""
+REASONINGS = ("truthful", "level_k", "cognitive_hierarchy", "ibr", "logit", "equilibrium")
+"""Reasoning modes; ``truthful`` bids the true cost (no game is played); ``equilibrium`` runs
+iterated best response and, where it does not reach a fixed point, computes a mixed Nash or a
+coarse correlated equilibrium (:func:`flexgame.games.equilibria.find_equilibrium`)."""
 STRATEGIC = REASONINGS[1:]
+BEST_RESPONDING = ("ibr", "equilibrium")
+"""Modes that iterate best responses."""
 LEVEL0_RULES = ("truthful", "random", "fixed")
 UPDATES = ("gauss_seidel", "jacobi")
 
@@ -40,11 +44,23 @@ class ReasoningConfig:
         level0_markup_index: markup index of the fixed level-0 rule.
         tau: Poisson mean of the cognitive hierarchy.
         samples: opponent samples per expected payoff (cognitive hierarchy, logit).
-        update: gauss_seidel or jacobi (ibr).
-        max_rounds: iteration cap (ibr) or number of rounds (logit).
+        update: gauss_seidel or jacobi (ibr, equilibrium).
+        max_rounds: iteration cap (ibr, equilibrium) or number of rounds (logit).
         rationality: logit lambda [1/EUR].
-        tie_rule: how a best response chooses among equally good strategies (ibr, level_k):
-            keep_then_lowest (keep the current one, else the lowest markup), lowest, highest.
+        tie_rule: how a best response chooses among equally good strategies (ibr, level_k,
+            equilibrium): keep_then_lowest (keep the current one, else the lowest markup),
+            lowest, highest.
+        tolerance_share: equilibrium: the epsilon a result must reach, as a share of the
+            scheme's truthful procurement cost [-] (0.01: no FSP may gain more than 1 % of
+            the cost by deviating).
+        starts: equilibrium: searches from this many starting profiles (truthful, all at
+            the top of the grid, the level-1 profile, then seeded random ones); the distinct
+            equilibria found give the price of anarchy (dearest) and of stability
+            (cheapest).
+        max_profiles: equilibrium: largest restricted game, and largest support whose
+            expectations are enumerated exactly (pure profiles).
+        cce_rounds: equilibrium: rounds of regret matching of the coarse correlated
+            fallback.
         strategy: the FSPs' strategy space.
     """
 
@@ -56,11 +72,16 @@ class ReasoningConfig:
     level0_markup_index: int = option(0, low=0, only_for=("name", STRATEGIC))
     tau: float = option(1.5, low=0, low_open=True, only_for=("name", ("cognitive_hierarchy",)))
     samples: int = option(20, low=1, only_for=("name", ("cognitive_hierarchy", "logit")))
-    update: str = option("gauss_seidel", choices=UPDATES, only_for=("name", ("ibr",)))
-    max_rounds: int = option(30, low=1, only_for=("name", ("ibr", "logit")))
+    update: str = option("gauss_seidel", choices=UPDATES, only_for=("name", BEST_RESPONDING))
+    max_rounds: int = option(30, low=1, only_for=("name", ("ibr", "logit", "equilibrium")))
     rationality: float = option(0.5, low=0, only_for=("name", ("logit",)))
     tie_rule: str = option("keep_then_lowest", choices=TIE_RULES,
-                           only_for=("name", ("ibr", "level_k")))
+                           only_for=("name", ("ibr", "level_k", "equilibrium")))
+    tolerance_share: float = option(0.01, low=0, low_open=True,
+                                    only_for=("name", ("equilibrium",)))
+    starts: int = option(1, low=1, only_for=("name", ("equilibrium",)))
+    max_profiles: int = option(4096, low=1, only_for=("name", ("equilibrium",)))
+    cce_rounds: int = option(500, low=1, only_for=("name", ("equilibrium",)))
     strategy: StrategyConfig = option(factory=StrategyConfig, only_for=("name", STRATEGIC))
 
     def validate(self) -> None:

@@ -65,7 +65,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("total_cost", "EUR", "cost",
            "procurement cost of the run's outcome: what the buyers (TSO, DSOs) pay under the "
            "settlement rule; under pay-as-bid the declared cost J of D3.3 §4.1.3; strategic "
-           "runs: of the strategic outcome (outcome_basis)", _K,
+           "runs: of the strategic outcome (equilibrium_concept)", _K,
            axis="procurement cost [EUR]"),
     Metric("declared_cost", "EUR", "declared cost", "accepted MW x declared price summed over "
            "every layer (D3.3's J; the payments under pay-as-bid)", _K),
@@ -104,12 +104,13 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     # strategic runs (ALEXANDER D4.1 KER 2)
     Metric("final_profile_cost", "EUR", "J final", "procurement cost of the final profile", _R),
     Metric("final_profile_inefficiency_pct", "%", "eta final", "eta of the final profile", _R),
-    Metric("truthful_cost", "EUR", "J truthful", "procurement cost of the same scheme under "
-           "truthful bids", _S),
-    Metric("strategic_cost", "EUR", "J strategic", "procurement cost of the strategic "
-           "outcome (outcome_basis)", _S),
-    Metric("price_of_anarchy", "-", "price of anarchy", "strategic / truthful cost of the "
-           "same scheme", _S, 3, "price of anarchy [-]"),
+    Metric("truthful_cost", "EUR", "J truthful", "payments of the same scheme under "
+           "truthful bids and the run's settlement rule", _S),
+    Metric("strategic_cost", "EUR", "J strategic", "expected payments of the strategic "
+           "outcome (equilibrium_concept)", _S),
+    Metric("price_of_anarchy", "-", "price of anarchy", "dearest equilibrium found (the "
+           "outcome, with one start) over the truthful cost of the same scheme", _S, 3,
+           "price of anarchy [-]"),
     Metric("inefficiency_vs_truthful_common_pct", "%", "eta", "eta of the strategic outcome "
            "against the truthful common market", _S),
     Metric("truthful_inefficiency_pct", "%", "eta truthful", "eta of the scheme under "
@@ -118,19 +119,42 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
            "price / true cost; additive strategies: price - cost in EUR/MW)", _S, 3,
            "mean markup [-]"),
     Metric("max_markup", "-", "max markup", "largest markup of a player", _S, 3),
-    Metric("status", "", "status", "how the reasoning ended: converged, cycle, capped, or the "
-           "name of a one-shot process", _S),
+    Metric("status", "", "status", "how the reasoning process ended: converged, cycle, capped "
+           "(best responses), or the name of a one-shot process", _S),
     Metric("iterations", "-", "rounds", "reasoning rounds played", _S, 0),
-    Metric("epsilon", "EUR", "epsilon", "largest gain a player could still make by a "
-           "unilateral deviation (0 = a pure Nash equilibrium of the discrete game)", _S),
+    Metric("equilibrium_concept", "", "concept", "the solution concept of the outcome: pure "
+           "Nash, mixed Nash or coarse correlated equilibrium, or what a process reached "
+           "(best-response cycle, level-k, cognitive hierarchy, logit quantal response)", _S),
+    Metric("epsilon", "EUR", "epsilon", "the largest expected gain of a unilateral deviation "
+           "of a player in the full game against the outcome's distribution (0: a pure Nash "
+           "equilibrium of the discrete game)", _S),
     Metric("epsilon_standard_error", "EUR", "epsilon s.e.", "sampling error of epsilon "
-           "(mixed profiles)", _S),
+           "(nan when computed exactly over the support)", _S),
+    Metric("epsilon_share_pct", "%", "epsilon/cost", "epsilon in % of the outcome's cost", _S),
+    Metric("support_size", "-", "support", "pure profiles with positive probability in the "
+           "outcome", _S, 0),
+    Metric("price_of_stability", "-", "price of stability", "cheapest equilibrium found over "
+           "the truthful cost of the same scheme", _S, 3, "price of stability [-]"),
+    Metric("equilibria_found", "-", "equilibria", "distinct equilibria found from the "
+           "starting profiles", _S, 0),
+    Metric("truthful_declared_cost", "EUR", "J truthful declared", "declared cost of truthful "
+           "bids (accepted MW x true cost)", _S),
+    Metric("strategic_declared_cost", "EUR", "J strategic declared", "declared cost of the "
+           "strategic outcome (accepted MW x declared price)", _S),
+    Metric("share_at_grid_top", "-", "at grid top", "expected share of players whose strategy "
+           "is the top of the markup grid (the price cap for to_cap grids)", _S, 3),
     Metric("strategic_unmet_need_mw", "MW", "unmet strategic", "unmet need of the strategic "
            "outcome", _S),
-    Metric("outcome_basis", "", "basis", "what the strategic outcome is: the final profile, "
-           "the time average of a cycle, or the mean of a sampled mixed profile", _S),
     Metric("cost_standard_error", "EUR", "cost s.e.", "sampling error of the strategic cost "
-           "(mixed profiles)", _S),
+           "(sampled mixed profiles)", _S),
+    Metric("equilibrium_note", "", "how found", "how the outcome was found (dynamics, double "
+           "oracle, regret matching, fallbacks)", _S),
+    Metric("equilibrium_clearings", "-", "clearings for it", "clearings run to find and "
+           "certify the outcome", _S, 0),
+    Metric("cycle_min_price_eur_per_mw", "EUR/MW", "cycle min price", "lowest declared price "
+           "of the bids of players moving in the cycle", _S),
+    Metric("cycle_max_price_eur_per_mw", "EUR/MW", "cycle max price", "highest declared price "
+           "of the bids of players moving in the cycle", _S),
     Metric("cycle_length", "-", "cycle", "profiles in a best-response cycle", _S, 0),
     Metric("cycle_min_markup", "-", "cycle min", "lowest markup visited in the cycle", _S, 3),
     Metric("cycle_max_markup", "-", "cycle max", "highest markup visited in the cycle", _S, 3),

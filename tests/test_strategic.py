@@ -24,7 +24,7 @@ from flexgame.agents.model import FlexMarketModel
 from flexgame.games.reasoning import REASONINGS, ReasoningConfig
 from flexgame.games.best_response import best_response, certificate, sampled_payoffs
 from flexgame.games.dynamics import logit_response
-from flexgame.games.metrics import pivotal_suppliers, strategic_metrics
+from flexgame.games.metrics import certified_outcome, pivotal_suppliers, strategic_metrics
 from flexgame.games.mpec import mpec_best_response
 from flexgame.games.normal_form import expected_payoffs
 from flexgame.games.payoff import GameEvaluator
@@ -487,8 +487,9 @@ def test_evaluator_keeps_the_last_clearing_results(folder):
     built.clear = recording_clear
     model = run_model(built, space, ReasoningConfig("level_k", level=2))
     final = model.evaluator.result(model.profile)
-    metrics = strategic_metrics(model.evaluator, model.profile, model.status, model.round,
-                                model.cycle, 100.0)
+    found = certified_outcome(model.evaluator, model.status, model.profile, model.cycle)
+    metrics = strategic_metrics(model.evaluator, found, model.status, model.round,
+                                model.profile, model.cycle, 100.0)
     assert model.evaluator.result(model.profile) is final
     assert metrics["hhi_by_layer"] == final.statistics.hhi().to_dict()
     # at most the final profile twice: in the game (its full result since dropped) and now
@@ -816,7 +817,7 @@ def test_logit_limits(folder):
 def test_logit_model_reports_a_sampled_mixed_outcome(folder):
     """The Mesa model under logit keeps a mixed strategy per player, reports the expected
     markup and the sample mean cost per round, and the strategic metrics of its final mixed
-    profile come with standard errors."""
+    profile are exact over its support (small enough to enumerate)."""
     built, space = make_scheme(folder, "edgeworth")
     reasoning = ReasoningConfig("logit", max_rounds=6, rationality=0.05, samples=30)
     model = FlexMarketModel(built, space, reasoning, seed=3)
@@ -828,11 +829,15 @@ def test_logit_model_reports_a_sampled_mixed_outcome(folder):
     assert frame.procurement_cost_eur.iloc[-1] == pytest.approx(last.cost_eur)
     assert last.cost_eur == pytest.approx(np.mean([model.evaluator.outcome(p).cost_eur
                                                    for p in model.sample]))
-    metrics = strategic_metrics(model.evaluator, model.profile, model.status, model.round,
-                                model.cycle, 100.0, mixed=model.mixed, samples=30,
-                                rng=np.random.default_rng(0))
-    assert metrics["cost_standard_error"] > 0 and metrics["epsilon_standard_error"] > 0
-    assert metrics["outcome_basis"].startswith("mixed profile")
+    found = certified_outcome(model.evaluator, model.status, model.profile, model.cycle,
+                              model.mixed, samples=30, rng=np.random.default_rng(0))
+    metrics = strategic_metrics(model.evaluator, found, model.status, model.round,
+                                model.profile, model.cycle, 100.0)
+    assert metrics["equilibrium_concept"] == "logit quantal response"
+    assert metrics["support_size"] == 5 ** 2  # every strategy has positive probability
+    # a support of 25 profiles is enumerated: expectations and epsilon are exact
+    assert np.isnan(metrics["cost_standard_error"]) and np.isnan(metrics["epsilon_standard_error"])
+    assert metrics["epsilon"] > 0
     assert 100.0 <= metrics["strategic_cost"] <= 300.0  # 10 MW between cost 10 and the cap 30
 
 
