@@ -22,10 +22,14 @@ from flexgame.experiments.sweep import ERROR
 from flexgame.experiments.table import format_value, markdown_table
 from flexgame.markets.metrics import metric
 
-SUMMARY = ("total_cost", "inefficiency_pct", "price_of_anarchy", "mean_markup",
-           "fsp_profit_total", "congestions", "max_congestion_pct", "voltage_violations",
-           "max_voltage_violation_pct", "unmet_need_mw", "iterations", "epsilon", "runtime_s")
+SUMMARY = ("total_cost", "inefficiency_pct", "price_of_anarchy", "price_of_stability",
+           "mean_markup", "share_at_grid_top", "fsp_profit_total", "congestions",
+           "max_congestion_pct", "voltage_violations", "max_voltage_violation_pct",
+           "unmet_need_mw", "iterations", "epsilon", "epsilon_share_pct", "support_size",
+           "runtime_s")
 """Metrics of the summary table (headers, units and decimals from the registry)."""
+TEXT_COLUMNS = ("equilibrium_concept", "status")
+"""Labels of the summary table: per cell, each value with its number of runs."""
 
 
 @dataclass
@@ -50,9 +54,10 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     grouped = numeric.groupby(keys, sort=False, dropna=False)
     table = grouped[metrics].mean()
     table.insert(0, "runs", grouped.size())
-    if "status" in runs:
-        table["status"] = runs.groupby(keys, sort=False, dropna=False).status.agg(
-            lambda s: ", ".join(f"{k} x{n}" for k, n in s.dropna().value_counts().items()))
+    for text in TEXT_COLUMNS:
+        if text in runs:
+            table[text] = runs.groupby(keys, sort=False, dropna=False)[text].agg(
+                lambda s: ", ".join(f"{k} x{n}" for k, n in s.dropna().value_counts().items()))
     table = table.reset_index()
     order = {s: i for i, s in enumerate(scheme_order(runs.scheme))}
     table = table.sort_values(keys, key=lambda c: c.map(order) if c.name == "scheme" else c,
@@ -62,8 +67,9 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     for name in metrics:
         decimals = max(metric(name).decimals, 2)  # means over seeds of counts have decimals
         shown[metric(name).header] = [format_value(v, decimals) for v in table[name]]
-    if "status" in table:
-        shown["status"] = table["status"]
+    for text in TEXT_COLUMNS:
+        if text in table:
+            shown[metric(text).label] = table[text]
     return shown
 
 
@@ -89,13 +95,19 @@ def markdown(root: Path, runs: pd.DataFrame, failed: list[Path], captions: dict[
         "Swept: " + ("; ".join(f"{c} = {_values(runs, c)}" for c in varied) or "nothing") + ". "
         "Fixed: " + "; ".join(f"{c} = {_values(runs, c)}" for c in fixed) + ".",
         "",
-        "Costs are procurement costs J (EUR, accepted MW x declared price); eta = (J - "
-        "J_common) / |J_common| x 100 % against the truthful common market on the same bids; "
-        "price of anarchy = strategic / truthful cost of the same scheme; markups are declared "
-        "price / true cost (multiplicative strategies; additive ones: price - cost in EUR/MW); "
-        "cong. and V viol. count congested lines and voltage violations in "
-        "the ex-post power flow, max = largest excess over a limit in % of it; epsilon = the "
-        "largest gain an FSP could still make by deviating (EUR).",
+        "Costs are what the buyers (TSO, DSOs) pay under the settlement rule (EUR; under "
+        "pay-as-bid accepted MW x declared price, D3.3's J); eta = (cost - J_common) / "
+        "|J_common| x 100 % against the truthful common market at true prices on the same "
+        "bids; price of anarchy (stability) = the dearest (cheapest) equilibrium found over the "
+        "truthful cost of the same scheme. A strategic run's outcome is a named concept "
+        "(pure or mixed Nash, coarse correlated equilibrium, or what a bounded-rationality "
+        "process reached) with its certificate epsilon: the largest gain any FSP could still "
+        "make by a unilateral deviation (EUR; epsilon/cost in %), over a distribution of "
+        "support profiles (support). Markups: to_cap strategies give the share of the way "
+        "from true cost to the price cap, multiplicative ones price / cost, additive ones "
+        "price - cost (EUR/MW); at grid top = share of FSPs at the top of the grid. cong. and "
+        "V viol. count congested lines and voltage violations in the ex-post power flow, "
+        "max = largest excess over a limit in % of it.",
         "",
         "## Summary" + (" (mean over seeds)" if "seed" in varied else ""),
         "",

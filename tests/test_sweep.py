@@ -127,13 +127,13 @@ def test_presets_expand_to_their_studies(tmp_path):
     assert len(study.jobs) == 16 and study.sweep_dir == tmp_path
     job = study.jobs[0]
     assert job.run_dir == tmp_path / "liquidity=1.0,reasoning=truthful,scheme=common"
-    ibr = load_config(["+experiment=default_study", "reasoning=ibr"])
-    assert (ibr.reasoning.max_rounds, ibr.aggregation.mode, ibr.case.name) == (20, "random_pools",
-                                                                               "B")
+    strategic = load_config(["+experiment=default_study", "reasoning=equilibrium"])
+    assert (strategic.reasoning.max_rounds, strategic.aggregation.mode,
+            strategic.case.name) == (20, "random_pools", "B")
     sizes = {name: math.prod(len(str(v).split(",")) for v in load_config(
         [f"+experiment={name}"], return_hydra_config=True).hydra.sweeper.params.values())
         for name in ("ker2", "d33_table")}
-    assert sizes == {"ker2": 7 * 2 * 3 * 3, "d33_table": 9 * 4}
+    assert sizes == {"ker2": 3 * 5 * 3 * 3, "d33_table": 9 * 4}
 
 
 def test_submitit_local_launcher_runs_a_job(monkeypatch, tmp_path):
