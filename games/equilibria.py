@@ -536,9 +536,10 @@ def find_equilibrium(evaluator: GameEvaluator, visited: DynamicsResult | list[Pr
     point of best responses) is a pure Nash equilibrium. Otherwise the double oracle
     (:func:`double_oracle`) starts from the strategies the profiles use; if it converges the
     result is its mixed Nash equilibrium (pure if its support is one profile). If it stops on
-    a budget, the fallback is the coarse correlated equilibrium of ``cce_rounds`` rounds of
-    regret matching from the first profile (:func:`flexgame.games.no_regret.regret_matching`,
-    drawn with ``rng``), whose epsilon may exceed ``tol``: it is what the certificate says.
+    a budget, the fallback is the coarse correlated equilibrium of at most ``cce_rounds``
+    rounds of regret matching from the first profile, stopped once every regret is within
+    ``tol`` (:func:`flexgame.games.no_regret.regret_matching`, drawn with ``rng``); its
+    epsilon may exceed ``tol`` after ``cce_rounds`` rounds: it is what the certificate says.
     """
     from flexgame.games.no_regret import regret_matching
 
@@ -560,7 +561,7 @@ def find_equilibrium(evaluator: GameEvaluator, visited: DynamicsResult | list[Pr
         return replace(found, clearings=evaluator.clearings - before,
                        note=f"{how}; double oracle converged in {oracle.iterations} "
                             f"iterations ({oracle.solver})")
-    learning = regret_matching(evaluator, profiles[0], cce_rounds, rng)
+    learning = regret_matching(evaluator, profiles[0], cce_rounds, rng, tol=tol)
     support, probabilities = distinct_profiles(evaluator, learning.profiles)
     found = correlated_equilibrium(evaluator, support, probabilities)
     return replace(found, clearings=evaluator.clearings - before,

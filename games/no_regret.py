@@ -72,11 +72,15 @@ class NoRegretResult:
 
 
 def regret_matching(evaluator: GameEvaluator, start: Profile, rounds: int,
-                    rng: np.random.Generator, max_clearings: int | None = None
-                    ) -> NoRegretResult:
-    """Regret matching (Hart & Mas-Colell 2000, unconditional regrets) from ``start`` for
-    ``rounds`` rounds, strategies drawn with ``rng`` (one draw per player per round, in
-    player order); stops early once more than ``max_clearings`` clearings were run."""
+                    rng: np.random.Generator, max_clearings: int | None = None,
+                    tol: float | None = None, min_rounds: int = 10) -> NoRegretResult:
+    """Regret matching (Hart & Mas-Colell 2000, unconditional regrets) from ``start`` for at
+    most ``rounds`` rounds, strategies drawn with ``rng`` (one draw per player with positive
+    regret per round, in player order; a player without positive regret keeps its strategy,
+    which the procedure allows and which keeps most profiles cached in large games). Stops
+    early once more than ``max_clearings`` clearings were run, or, after ``min_rounds``
+    rounds, once every player's average regret is at most ``tol`` [EUR]: the empirical
+    distribution is then a ``tol``-coarse correlated equilibrium."""
     players = evaluator.bid_map.players
     strategies = evaluator.bid_map.space.strategies
     n = len(strategies)
@@ -95,8 +99,8 @@ def regret_matching(evaluator: GameEvaluator, start: Profile, rounds: int,
             for p in players:
                 positive = np.maximum(cumulative[p], 0.0)
                 total = positive.sum()
-                weights = positive / total if total > 0 else np.full(n, 1.0 / n)
-                profile[p] = strategies[int(rng.choice(n, p=weights))]
+                profile[p] = (strategies[int(rng.choice(n, p=positive / total))] if total > 0
+                              else played[-1][p])
         played.append(profile)
         for p in players:
             u = sampled_payoffs(evaluator, [profile], p)[0]
@@ -104,6 +108,10 @@ def regret_matching(evaluator: GameEvaluator, start: Profile, rounds: int,
             low[p], high[p] = min(low[p], u.min()), max(high[p], u.max())
         if max_clearings is not None and evaluator.clearings - before > max_clearings:
             stopped = f"more than max_clearings={max_clearings} clearings after {t + 1} rounds"
+            break
+        if tol is not None and t + 1 >= min_rounds and all(
+                cumulative[p].max() / (t + 1) <= tol for p in players):
+            stopped = f"every average regret within tol={tol:g} EUR after {t + 1} rounds"
             break
     rounds_played = len(played)
     regret = {p: max(float(cumulative[p].max()) / rounds_played, 0.0) for p in players}
