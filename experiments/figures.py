@@ -299,8 +299,9 @@ def convergence(runs: pd.DataFrame, rounds: pd.DataFrame,
             ax.set_title(title, fontsize=9)
     _scheme_legend(fig, scheme_order(filled.scheme))
     caption = ("Convergence of the reasoning rounds: procurement cost and mean markup per round "
-               "(round 0 = truthful bids); runs that stopped early (fixed point or cycle) are "
-               "held at their last round. "
+               "(round 0 = truthful bids; the last round of an equilibrium run is the "
+               "equilibrium's expected outcome and markup); runs that stopped early are held "
+               "at their last round. "
                + band_rule(filled[filled.step == 0], ["scheme", *keys]))
     return fig, caption
 
