@@ -8,9 +8,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-
-from flexgame.games.equilibria import (PURE_NASH, Equilibrium, Profile, correlated_equilibrium,
-                                       distinct_profiles, mixed_equilibrium, pure_equilibrium)
+from flexgame.games.equilibria import (
+    PURE_NASH,
+    Equilibrium,
+    correlated_equilibrium,
+    mixed_equilibrium,
+    pure_equilibrium,
+)
+from flexgame.games.mixed import Profile, distinct_profiles
 from flexgame.games.payoff import GameEvaluator
 from flexgame.markets.kpis import inefficiency_pct
 

@@ -13,18 +13,37 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from flexgame.games.best_response import best_response
+from flexgame.games.double_oracle import (
+    double_oracle,
+    solve_restricted,
+    strategy_sets_of,
+)
 from flexgame.games.dynamics import iterated_best_response, play
 from flexgame.games.equilibria import (
-    COARSE_CORRELATED, MIXED_NASH, PURE_NASH, correlated_deviations, distinct_profiles,
-    double_oracle, equilibria_from_starts, find_equilibrium, mixed_deviations,
-    mixed_equilibrium, solve_restricted, strategy_sets_of, support_profiles,
+    COARSE_CORRELATED,
+    MIXED_NASH,
+    PURE_NASH,
+    equilibria_from_starts,
+    find_equilibrium,
+    mixed_equilibrium,
+)
+from flexgame.games.mixed import (
+    correlated_deviations,
+    distinct_profiles,
+    mixed_deviations,
+    support_profiles,
 )
 from flexgame.games.no_regret import regret_matching
 from flexgame.games.normal_form import (
-    expected_cost, expected_payoffs, mixed_regrets, payoff_table, pure_equilibria, regrets,
-    to_gambit, to_nashpy,
+    expected_cost,
+    expected_payoffs,
+    mixed_regrets,
+    payoff_table,
+    pure_equilibria,
+    regrets,
+    to_gambit,
+    to_nashpy,
 )
 from flexgame.games.payoff import GameEvaluator
 from flexgame.games.strategies import BidMap, StrategySpace
