@@ -20,6 +20,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+
 from flexgame.games.best_response import TIE_TOLERANCE_EUR
 from flexgame.games.mixed import (
     MAX_PROFILES,

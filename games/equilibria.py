@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+
 from flexgame.games.best_response import best_response, certificate
 from flexgame.games.double_oracle import TOLERANCE_EUR, double_oracle, strategy_sets_of
 from flexgame.games.dynamics import DynamicsResult, iterated_best_response, play

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+
 from flexgame.games.equilibria import (
     PURE_NASH,
     Equilibrium,

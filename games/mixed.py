@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
 from flexgame.games.best_response import sampled_payoffs
 from flexgame.games.dynamics import sample_profiles
 from flexgame.games.payoff import GameEvaluator

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from flexgame.games.best_response import best_response
 from flexgame.games.double_oracle import (
     double_oracle,
