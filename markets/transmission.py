@@ -117,7 +117,8 @@ def build_transmission(case: MatpowerCase, rating_factor: float = 1.5,
                        ratings_mw: dict[str, float] | None = None) -> TransmissionNetwork:
     """Transmission network with line ratings set to ``rating_factor`` x |base-case DC flow|
     (floored at ``min_rating_mw``), since case14 carries no ratings; case ratings (RATE_A > 0)
-    are used where present; ``ratings_mw`` overrides single lines by name ``"from-to"``.
+    are used where present; ``ratings_mw`` overrides single lines by name ``"from-to"`` (parallel
+    circuits, as in case118, share a name: the rating applies to each of them).
     """
     if rating_factor <= 0:
         raise FlexgameInputError(f"rating_factor={rating_factor} must be > 0")
@@ -137,5 +138,5 @@ def build_transmission(case: MatpowerCase, rating_factor: float = 1.5,
             )
         if value <= 0:
             raise FlexgameInputError(f"rating of line {name!r} = {value} must be > 0 MW")
-        rating[names.index(name)] = value
+        rating[[k for k, n in enumerate(names) if n == name]] = value
     return net
