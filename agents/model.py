@@ -23,6 +23,7 @@ from flexgame.agents.agents import (TRANSMISSION, FSPAgent, MarketOperatorAgent,
 from flexgame.games.dynamics import (RUNNING, DynamicsResult, Round, cognitive_hierarchy,
                                      iterated_best_response, level_k, logit_dynamics)
 from flexgame.games.equilibria import Equilibrium, find_equilibrium
+from flexgame.games.parallel import WorkerPool, resolve_jobs
 from flexgame.games.payoff import GameEvaluator, Outcome, mean_outcome
 from flexgame.games.reasoning import ReasoningConfig
 from flexgame.games.strategies import BidMap, StrategySpace
@@ -75,9 +76,13 @@ class FlexMarketModel(mesa.Model):
                 f"0..{len(space.markups) - 1} (the markup grid has {len(space.markups)} points)")
         self.scheme, self.bids, self.reasoning = scheme, scheme.bids, reasoning
         self.bid_map = BidMap(scheme.bids, space)
-        self.evaluator = GameEvaluator(scheme, self.bid_map, settlement)
+        self.evaluator = GameEvaluator(scheme, self.bid_map, settlement,
+                                       cache_profiles=reasoning.cache_profiles)
         if truthful is not None:
             self.evaluator.remember(self.bid_map.truthful(), truthful)
+        jobs = resolve_jobs(reasoning.n_jobs)
+        if jobs > 1 and reasoning.name != "truthful":
+            self.evaluator.deviation_payoffs.pool = WorkerPool(self.evaluator, jobs)
         system = scheme.system
         bm = self.bid_map
         for p in bm.players:
@@ -268,8 +273,16 @@ class FlexMarketModel(mesa.Model):
                 bar.set_postfix(cost=f"{self.current_outcome.cost_eur:.0f}", status=self.status)
         if bar is not None:
             bar.close()
+        self.close()
         if self.reasoning.name == "truthful":
             self.status = "truthful"
+
+    def close(self) -> None:
+        """Stop the worker processes, if any (also done when the model is collected)."""
+        pool = self.evaluator.deviation_payoffs.pool
+        if pool is not None:
+            pool.close()
+            self.evaluator.deviation_payoffs.pool = None
 
     def operators_table(self) -> pd.DataFrame:
         """One row per (round, operator): each market operator's layer cost [EUR] and

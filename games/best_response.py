@@ -2,8 +2,10 @@
 response to sampled opponents, its payoffs against sampled opponents, and the equilibrium
 certificate built from best responses.
 
-The best response of player i to the others' profile is found by re-clearing the scheme for
-each of i's strategies with the others fixed (an exhaustive search, exact on the grid). Ties
+The best response of player i to the others' profile is the best of the payoffs of all of i's
+strategies with the others fixed (an exhaustive search, exact on the grid), each found by
+re-clearing the scheme or, where exact, read off the price ranges of a nearby clearing
+(:mod:`flexgame.games.deviations`). Ties
 (within ``tol`` EUR) follow a tie rule (:data:`TIE_RULES`): by default they keep the current
 strategy, then the lowest markup, so that iterated best response stops at a fixed point
 instead of wandering between equally good strategies.
@@ -53,11 +55,8 @@ def best_response(evaluator: GameEvaluator, profile: dict[str, Strategy], fsp: s
     prices per resource) to ``profile`` (its own entry is its current strategy); strategies
     within ``tol`` EUR of the best are tied and chosen by ``tie_rule`` (:data:`TIE_RULES`)."""
     current = profile[fsp]
-    payoffs = {}
-    for s in evaluator.bid_map.space.strategies:
-        trial = dict(profile)
-        trial[fsp] = s
-        payoffs[s] = evaluator.payoff(trial, fsp)
+    strategies = evaluator.bid_map.space.strategies
+    payoffs = dict(zip(strategies, evaluator.deviation_payoffs(profile, fsp).tolist()))
     best_value = max(payoffs.values())
     tied = [s for s, v in payoffs.items() if v >= best_value - tol]
     if tie_rule == "keep_then_lowest" and current in tied:
@@ -87,8 +86,9 @@ def sampled_best_response(evaluator: GameEvaluator, beliefs: list[dict[str, Stra
     Ties within ``tol`` EUR go to the lowest strategy."""
     samples = len(beliefs)
     best, best_mean, best_se = None, -np.inf, 0.0
-    for s in evaluator.bid_map.space.strategies:
-        values = [evaluator.payoff({**b, player: s}, player) for b in beliefs]
+    table = sampled_payoffs(evaluator, beliefs, player)
+    for j, s in enumerate(evaluator.bid_map.space.strategies):
+        values = table[:, j]
         mean = float(np.mean(values))
         if mean > best_mean + tol:
             best, best_mean = s, mean
@@ -101,9 +101,7 @@ def sampled_payoffs(evaluator: GameEvaluator, profiles: list[dict[str, Strategy]
     """Payoff [EUR] of ``player`` for each of its strategies (columns, in the order of the
     strategy space) against each of ``profiles`` (rows; its own entry is replaced): the
     sampled expectations of the logit response."""
-    strategies = evaluator.bid_map.space.strategies
-    return np.array([[evaluator.payoff({**d, player: s}, player) for s in strategies]
-                     for d in profiles])
+    return np.array(evaluator.deviation_payoffs.many([(d, player, None) for d in profiles]))
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,11 @@ def mixed_deviations(evaluator: GameEvaluator, mixed: MixedProfile,
         own = arrays[p]
         if exact:
             others, weights = support_profiles({q: mixed[q] for q in players if q != p})
-            profits[p] = deviation_profits(evaluator, others, weights, p)
+            # each completed by p's likeliest strategy (its own entry is replaced): whole
+            # support profiles, whose clearings every player's deviations share
+            anchor = max(mixed[p], key=mixed[p].get)
+            profits[p] = deviation_profits(evaluator, [{**d, p: anchor} for d in others],
+                                           weights, p)
             played[p] = float(own @ profits[p])
             errors[p] = float("nan")
         else:

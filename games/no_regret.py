@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flexgame.games.best_response import sampled_payoffs
 from flexgame.games.payoff import GameEvaluator
 from flexgame.games.strategies import Strategy
 
@@ -102,8 +101,8 @@ def regret_matching(evaluator: GameEvaluator, start: Profile, rounds: int,
                 profile[p] = (strategies[int(rng.choice(n, p=positive / total))] if total > 0
                               else played[-1][p])
         played.append(profile)
-        for p in players:
-            u = sampled_payoffs(evaluator, [profile], p)[0]
+        payoffs = evaluator.deviation_payoffs.many([(profile, p, None) for p in players])
+        for p, u in zip(players, payoffs):
             cumulative[p] += u - u[index[profile[p]]]
             low[p], high[p] = min(low[p], u.min()), max(high[p], u.max())
         if max_clearings is not None and evaluator.clearings - before > max_clearings:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flexgame.games.best_response import TIE_RULES
+from flexgame.games.payoff import CACHE_PROFILES
 from flexgame.games.strategies import StrategyConfig
 from flexgame.markets.options import check, option
 
@@ -61,6 +62,13 @@ class ReasoningConfig:
             expectations are enumerated exactly (pure profiles).
         cce_rounds: equilibrium: rounds of regret matching of the coarse correlated
             fallback.
+        cache_profiles: outcomes of cleared profiles kept in memory (every strategic
+            reasoning; least recently used dropped first, about 1.7 kB each with 302 FSPs):
+            a smaller cache re-clears more profiles, so it changes the speed and the number
+            of clearings, never a result.
+        n_jobs: worker processes that compute payoffs (every strategic reasoning): 1 in
+            this process, 0 every core the run may use (its CPU affinity, e.g. a SLURM
+            job's cores); changes the speed, never a result.
         strategy: the FSPs' strategy space.
     """
 
@@ -82,6 +90,8 @@ class ReasoningConfig:
     starts: int = option(1, low=1, only_for=("name", ("equilibrium",)))
     max_profiles: int = option(4096, low=1, only_for=("name", ("equilibrium",)))
     cce_rounds: int = option(500, low=1, only_for=("name", ("equilibrium",)))
+    cache_profiles: int = option(CACHE_PROFILES, low=1, only_for=("name", STRATEGIC))
+    n_jobs: int = option(1, low=0, only_for=("name", STRATEGIC))
     strategy: StrategyConfig = option(factory=StrategyConfig, only_for=("name", STRATEGIC))
 
     def validate(self) -> None:

@@ -239,5 +239,19 @@ class BidMap:
         forward = self.space.price(self.cost, chosen[:, 2]) if self.space.reprice_forwarded else None
         return price, quantity, forward
 
+    def deviate(self, declared: tuple[np.ndarray, np.ndarray, np.ndarray | None], player: str,
+                strategy: Strategy) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """:meth:`declare` of a profile whose declared bids are ``declared`` with ``player``
+        switching to ``strategy`` (the same arrays as declaring that profile anew; only the
+        player's bids are computed)."""
+        price, quantity, forward = (None if a is None else a.copy() for a in declared)
+        rows = self.rows[player]
+        price[rows] = self.space.price(self.cost[rows], np.full(len(rows), strategy[0]))
+        withheld = np.full(len(rows), np.asarray(self.space.withholding, dtype=float)[strategy[1]])
+        quantity[rows] = self.quantity[rows] * (1.0 - withheld)
+        if forward is not None:
+            forward[rows] = self.space.price(self.cost[rows], np.full(len(rows), strategy[2]))
+        return price, quantity, forward
+
     def markup_of(self, strategy: Strategy) -> float:
         return float(self.space.markups[strategy[0]])

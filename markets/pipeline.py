@@ -21,7 +21,6 @@ from flexgame.markets.grid_state import BidEffects, GridState
 from flexgame.markets.market_layer import LayerOutcome, MarketLayer
 from flexgame.markets.prequalification import Prequalification
 from flexgame.markets.results import ClearingResult, LayerRecord
-from flexgame.markets.system import InterconnectedSystem
 
 
 @dataclass(frozen=True)
@@ -37,14 +36,17 @@ class BuiltLayer:
 
 class ClearingRun:
     """Book-keeping of one pass through a pipeline: remaining quantities, grid state, the
-    cleared layers and the offered liquidity."""
+    cleared layers and the offered liquidity, from the system's ``base`` state; with
+    ``ranging``, market layers also report their price ranges
+    (:attr:`LayerOutcome.price_range`)."""
 
-    def __init__(self, system: InterconnectedSystem, bids: pd.DataFrame, effects: BidEffects,
-                 declared: DeclaredBids):
+    def __init__(self, base: GridState, bids: pd.DataFrame, effects: BidEffects,
+                 declared: DeclaredBids, ranging: bool = False):
         self.bids, self.effects, self.declared = bids, effects, declared
+        self.ranging = ranging
         self.remaining = declared.quantity_mw.copy()
         self.offered_before = np.zeros(len(bids), dtype=bool)
-        self.state = GridState.base(system)
+        self.state = base
         self.layers: list[LayerRecord] = []
         self.available: list[dict] = []
         self.unqualified = (np.nan, np.nan)
@@ -74,7 +76,8 @@ class ClearingRun:
         offered = self.remaining if cap is None else np.minimum(self.remaining, cap)
         self.offer(name, operator, layer, offered)
         price = self.price
-        out = layer.solve(price, offered, self.state, self.state.residual_need_mw)
+        out = layer.solve(price, offered, self.state, self.state.residual_need_mw,
+                          ranging=self.ranging)
         self.apply(name, operator, out, price)
         cand = layer.candidates
         self.offered_before[cand[offered[cand] > 0]] = True

@@ -20,7 +20,7 @@ from flexgame.markets.bid_aggregation import ResidualSupplyStage
 from flexgame.markets.bids import DeclaredBids, validate_bids
 from flexgame.markets.constraints import Penalties
 from flexgame.markets.errors import FlexgameInputError
-from flexgame.markets.grid_state import BidEffects
+from flexgame.markets.grid_state import BidEffects, GridState
 from flexgame.markets.layouts import SCHEMES, Grid, Interface, Offers, Stage
 from flexgame.markets.market_layer import MarketLayer
 from flexgame.markets.options import check, option
@@ -88,7 +88,8 @@ class Scheme:
     Attributes:
         system, bids, config: the scenario and the clearing options.
         name: the scheme's name; layout: its stages (:data:`SCHEMES`).
-        effects: how activations move the grid state.
+        effects: how activations move the grid state; base_state: the grid state before
+            any market.
         stages: the built stages, in clearing order.
     """
 
@@ -107,6 +108,7 @@ class Scheme:
             )
         self.system, self.bids = system, bids
         self.effects = BidEffects.of(system, bids)
+        self.base_state = GridState.base(system)
         self.name = self.config.scheme
         self.layout = SCHEMES[self.name]
         self.stages = [self._build(stage) for stage in self.layout.stages]
@@ -177,10 +179,13 @@ class Scheme:
 
     # --- clearing ---------------------------------------------------------------------------
     def clear(self, price: np.ndarray | None = None, quantity: np.ndarray | None = None,
-              forward_price: np.ndarray | None = None) -> ClearingResult:
+              forward_price: np.ndarray | None = None, ranging: bool = False) -> ClearingResult:
         """Run the pipeline with declared ``price`` [EUR/MW] and offered ``quantity`` [MW] per
         bid (defaults: the bid table's columns); ``forward_price`` [EUR/MW], when given, is
-        each bid's price in the layers after the first one it was offered in."""
+        each bid's price in the layers after the first one it was offered in. With
+        ``ranging``, each market layer also reports the price range of each of its bids
+        over which its solution stays the same (:attr:`LayerOutcome.price_range`; needs
+        ``ties=bid_order``)."""
         start = time.perf_counter()
         price = self.bids.price_eur_per_mw.to_numpy(float) if price is None else np.asarray(price, float)
         quantity = self.bids.quantity_mw.to_numpy(float) if quantity is None else np.asarray(quantity, float)
@@ -189,11 +194,24 @@ class Scheme:
             raise FlexgameInputError(f"bid {bad} quantity {quantity[bad]} MW must be >= 0")
         if forward_price is not None:
             forward_price = np.asarray(forward_price, float)
-        run = ClearingRun(self.system, self.bids, self.effects,
-                          DeclaredBids(price, quantity, forward_price))
+        run = ClearingRun(self.base_state, self.bids, self.effects,
+                          DeclaredBids(price, quantity, forward_price), ranging)
         for stage in self.stages:
             stage.clear(run)
         return run.result(self.name, start)
+
+
+    @property
+    def price_ranging_exact(self) -> bool:
+        """Whether price ranges of its layers decide the whole clearing: every stage is a
+        plain sequence of market layers (no prequalification, whose caps read the prices;
+        no residual supply functions) and ties split by bid order. Then a bid's price change
+        that stays within the range of every layer it is offered in leaves every layer's
+        solution, and so the clearing, unchanged (each layer passes on only its
+        activations)."""
+        return self.config.ties == "bid_order" and all(
+            isinstance(stage, MarketStage) and stage.prequalification is None
+            for stage in self.stages)
 
 
 def build_scheme(system: InterconnectedSystem, bids: pd.DataFrame, scheme: str,

@@ -60,31 +60,72 @@ class Settlement:
 def settle(scheme, result, rule: str = "pay_as_bid") -> Settlement:
     """Settle a clearing ``result`` of ``scheme`` under ``rule`` (each activation at the price
     declared in its layer; VCG re-clears the scheme without each FSP's bids, with the bids
-    the result was cleared with; the other rules need only the result)."""
+    the result was cleared with; the other rules need only the result). The payments are
+    those of :func:`bid_payments`, laid out as tables."""
     require_choice("settlement", rule, SETTLEMENTS)
     bids = result.bids
     table = result.activations()
-    rows = table.bid.to_numpy(dtype=int)
-    if rule == "pay_as_bid":
-        rate = table.price_eur_per_mw
-    elif rule == "uniform":
-        rate = table.groupby(["layer", "direction"]).price_eur_per_mw.transform("max")
-    elif rule == "nodal":
-        rate = table.marginal_value_eur_per_mw
-    else:
-        # the Clarke payment of each bid, spread over the layers it cleared in by MW
-        per_bid = _vcg_payments(scheme, result)
-        mw = np.maximum(result.activation_mw[rows], 1e-12)
-        rate = pd.Series(per_bid[rows] / mw, index=table.index)
-    table["payment_eur_per_mw"] = rate.astype(float)
+    rates = _layer_rates(scheme, result, rule)
+    table["payment_eur_per_mw"] = np.concatenate([np.empty(0), *(r for _, r in rates)])
     table["payment_eur"] = table.accepted_mw * table.payment_eur_per_mw
-    bid_payment = np.zeros(len(bids))
-    np.add.at(bid_payment, rows, table.payment_eur.to_numpy(dtype=float))
+    bid_payment = _paid(result, rates)
     true_cost = bids.cost_eur_per_mw.to_numpy(float) * result.activation_mw
     fsp = pd.DataFrame({"fsp": bids.fsp, "payment_eur": bid_payment, "true_cost_eur": true_cost,
                         "accepted_mw": result.activation_mw}).groupby("fsp", sort=True).sum()
     fsp["profit_eur"] = fsp.payment_eur - fsp.true_cost_eur
     return Settlement(rule, table, bid_payment, fsp.reset_index())
+
+
+def bid_payments(scheme, result, rule: str = "pay_as_bid") -> np.ndarray:
+    """Payment per bid of a clearing ``result`` of ``scheme`` under ``rule`` [EUR, received
+    by the FSP: positive], aligned with the bid table: over the layers that accepted it, its
+    accepted MW times its rate there (:func:`_layer_rates`). Arrays only, no tables: the
+    strategic loop's payments (equal to ``settle(scheme, result, rule).bid_payment_eur``)."""
+    require_choice("settlement", rule, SETTLEMENTS)
+    return _paid(result, _layer_rates(scheme, result, rule))
+
+
+def _layer_rates(scheme, result, rule: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per layer of ``result``, in order: the bids it accepted (accepted MW > 0, ascending:
+    the rows of :meth:`~flexgame.markets.results.ClearingResult.activations`) and the rate
+    each is paid there under ``rule`` [EUR/MW]: its declared price (pay_as_bid); the highest
+    declared price among the layer's accepted bids of its direction (uniform); its marginal
+    value (nodal); its Clarke payment over its accepted MW in all layers (vcg)."""
+    per_mw = (_vcg_payments(scheme, result) / np.maximum(result.activation_mw, 1e-12)
+              if rule == "vcg" else None)
+    direction = result.bids.direction.to_numpy() if rule == "uniform" else None
+    rates = []
+    for layer in result.layers:
+        rows = np.flatnonzero(layer.outcome.activation_mw > 0)
+        if rule == "pay_as_bid":
+            rate = layer.price[rows]
+        elif rule == "uniform":
+            rate = _uniform_rate(layer.price[rows], direction[rows])
+        elif rule == "nodal":
+            rate = layer.outcome.marginal_value[rows]
+        else:
+            rate = per_mw[rows]
+        rates.append((rows, np.asarray(rate, dtype=float)))
+    return rates
+
+
+def _uniform_rate(price: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """Pay-as-cleared rate of a layer's accepted bids [EUR/MW]: per direction, the highest
+    declared ``price`` [EUR/MW] among the bids of that ``direction``."""
+    rate = np.empty(len(price))
+    for d in set(direction):
+        same = direction == d
+        rate[same] = price[same].max()
+    return rate
+
+
+def _paid(result, rates: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Payment per bid [EUR]: accepted MW times rate [EUR/MW], summed over the layers in
+    order (``rates`` from :func:`_layer_rates`)."""
+    payment = np.zeros(len(result.activation_mw))
+    for layer, (rows, rate) in zip(result.layers, rates):
+        payment[rows] += layer.outcome.activation_mw[rows] * rate
+    return payment
 
 
 def _vcg_payments(scheme, result) -> np.ndarray:

@@ -480,9 +480,10 @@ def test_evaluator_keeps_the_last_clearing_results(folder):
     cleared = []  # the bids of every clearing from here on
     clear = built.clear
 
-    def recording_clear(*declared):
-        cleared.append(tuple(None if d is None else d.tobytes() for d in declared))
-        return clear(*declared)
+    def recording_clear(*declared, **options):
+        cleared.append((tuple(None if d is None else d.tobytes() for d in declared),
+                        options.get("ranging", False)))
+        return clear(*declared, **options)
 
     built.clear = recording_clear
     model = run_model(built, space, ReasoningConfig("level_k", level=2))
@@ -492,8 +493,12 @@ def test_evaluator_keeps_the_last_clearing_results(folder):
                                 model.profile, model.cycle, 100.0)
     assert model.evaluator.result(model.profile) is final
     assert metrics["hhi_by_layer"] == final.statistics.hhi().to_dict()
-    # at most the final profile twice: in the game (its full result since dropped) and now
-    assert len(cleared) > model.evaluator.clearings and len(set(cleared)) >= len(cleared) - 1
+    # at most the final profile twice: in the game (its full result since dropped) and now;
+    # a profile is cleared once more with price ranging when players deviate from it
+    plain = [bids for bids, ranged in cleared if not ranged]
+    ranged = [bids for bids, ranged in cleared if ranged]
+    assert len(cleared) > model.evaluator.clearings and len(set(plain)) >= len(plain) - 1
+    assert len(set(ranged)) == len(ranged)
 
 
 def test_reprs_are_one_short_line(folder):
