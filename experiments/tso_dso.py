@@ -20,7 +20,6 @@ from flexgame.experiments.evaluation import clear
 from flexgame.experiments.scenario import Scenario
 from flexgame.experiments.schema import TsoDsoConfig
 from flexgame.experiments.store import write_csv, write_run
-from flexgame.experiments.strategic import Game
 from flexgame.markets.metrics import ordered
 
 STRATEGIC_KEYS = ("equilibrium_concept", "epsilon", "epsilon_standard_error", "support_size",
@@ -63,6 +62,8 @@ def run_truthful(settings: TsoDsoConfig, scenario: Scenario, out_dir: Path) -> d
 
 def run_strategic(settings: TsoDsoConfig, scenario: Scenario, out_dir: Path) -> dict:
     """Strategic FSPs (``settings.reasoning``) against the built scheme."""
+    from flexgame.experiments.strategic import Game  # the Mesa model: only strategic runs load it
+
     game = Game(scenario, settings.clearing_config(), settings.settlement.name,
                 settings.reasoning.strategy, seed=settings.seed)
     outcome = game.play(settings.reasoning, progress=True)

@@ -17,15 +17,19 @@ that later quantities cannot reach are priced by their interface-slack penalty.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 import pandas as pd
-import pyomo.environ as pyo
 
+from flexgame.markets import lp_builder
 from flexgame.markets.bids import direction_sign
 from flexgame.markets.constraints import (
     Activations, Penalties, add_ptdf_limits, add_tso_balance, positions_at,
 )
 from flexgame.markets.lp import CompiledLP
+from flexgame.markets.lp_builder import LPBuilder, positions
+from flexgame.markets.market_layer import bus_positions
 from flexgame.markets.pipeline import BuiltLayer, ClearingRun
 from flexgame.markets.system import InterconnectedSystem
 from flexgame.markets.ties import tie_break
@@ -39,8 +43,23 @@ def step_grid(quantity_mw: np.ndarray, up: np.ndarray, delta_mw: float) -> np.nd
     return k * delta_mw
 
 
+RSF_CACHE_SIZE = 8
+"""Residual supply functions kept per feeder, keyed by that feeder's bid data (least
+recently used dropped first): in a strategic loop one FSP changes its bids between
+clearings, so the other feeders' functions are reused."""
+
+
 class ResidualSupplyStage:
     """The RSF stage of bid aggregation, built once per scheme.
+
+    A feeder's RSF depends only on its own bids (the prices and quantities its DSO's market
+    is offered) and its feeder's grid state, so it is computed once per such data and kept in
+    a small cache per feeder (``cache_size`` functions, least recently used dropped; 0: no
+    cache), with the disaggregations of its chosen steps. Each RSF is solved as a freshly
+    built scheme solves it (its first step from a cold start, then step to step warm), so
+    that its numbers do not depend on the clearings before: every clearing equals, bit for
+    bit, the clearing of a freshly built scheme (and the first clearing of a scheme is what
+    it was before the cache).
 
     Args:
         system, bids: the scenario.
@@ -48,21 +67,74 @@ class ResidualSupplyStage:
             step); their outcomes are recorded as the layers ``rsf:<feeder>``.
         delta_mw: the step [MW].
         penalties: slack prices of the MILP.
+        cache_size: residual supply functions kept per feeder.
     """
 
     def __init__(self, system: InterconnectedSystem, bids: pd.DataFrame,
-                 layers: list[BuiltLayer], delta_mw: float, penalties: Penalties):
+                 layers: list[BuiltLayer], delta_mw: float, penalties: Penalties,
+                 cache_size: int = RSF_CACHE_SIZE):
         self.system, self.layers = system, layers
+        self.penalties = penalties
         q = bids.quantity_mw.to_numpy()
         self.steps = [step_grid(q[s.layer.candidates], s.layer.sign > 0, delta_mw)
                       for s in layers]
         self.tx_bids = np.flatnonzero((bids.level == "transmission").to_numpy())
-        self._build_milp(bids, penalties)
+        self._sign = direction_sign(bids)[self.tx_bids]
+        tx = system.transmission
+        self._tx_at = positions_at(bus_positions(tx, bids.tx_bus.to_numpy()[self.tx_bids]),
+                                   len(tx.buses))
+        self._feeder_at = positions_at(
+            [tx.bus_index(system.feeder(s.feeder).coupling_bus) for s in layers], len(tx.buses))
+        self.cache_size = cache_size
+        self._cache: list[OrderedDict] = [OrderedDict() for _ in layers]
+        self.rsf_computed = self.rsf_reused = 0  # feeders' RSFs computed / taken from the cache
+        self.milp, cols, rows = self._build_milp().compile()
+        self.a_cols = positions(cols["a"], "a")
+        z = positions(cols["z"], "z")
+        starts = np.cumsum([0, *map(len, self.steps)])
+        self.z_cols = [z[lo:hi] for lo, hi in zip(starts[:-1], starts[1:])]
+        self.balance_row = int(positions(rows["balance"], "balance")[0])
+        self.line_rows = (positions(rows["line_max"], "line_max"),
+                          positions(rows["line_min"], "line_min"))
 
-    def _build_milp(self, bids: pd.DataFrame, penalties: Penalties) -> None:
-        """min sum price a + sum_f sum_s C_f(s) z_fs + penalties, one step per feeder."""
-        tx, tx_bids = self.system.transmission, self.tx_bids
-        sign = direction_sign(bids)[tx_bids]
+    def _build_milp(self) -> LPBuilder:
+        """min sum price a + sum_f sum_s C_f(s) z_fs + penalties, one step per feeder, as
+        arrays (:mod:`flexgame.markets.lp_builder`): the same MILP as :meth:`pyomo_milp`
+        compiled."""
+        b, penalties = LPBuilder(), self.penalties
+        n_tx = len(self.tx_bids)
+        fs = [(fi, si) for fi, steps in enumerate(self.steps) for si in range(len(steps))]
+        step_mw = np.array([self.steps[fi][si] for fi, si in fs], dtype=float)
+        of_feeder = np.array([fi for fi, _ in fs], dtype=np.int64)
+        a = b.var("a", n_tx, 0.0, 0.0)
+        z = b.var("z", len(fs), 0.0, 1.0, integer=True)
+        tx_pos, zs = np.arange(n_tx), np.arange(len(fs))
+        b.rows("one_step", len(self.steps), [(z, of_feeder, zs, 1.0)], 1.0, 1.0)
+        balance_cost = lp_builder.tso_balance(
+            b, [(a, tx_pos, self._sign), (z, zs, step_mw)], penalties)
+        bus, pos = lp_builder.grouped(self._tx_at, range(len(self._tx_at)))
+        # steps of the feeders at each bus, in (feeder, step) order
+        z_at = [[k for k in zs if of_feeder[k] in self._feeder_at[n]]
+                for n in range(len(self._feeder_at))]
+        z_bus, z_pos = lp_builder.grouped(z_at, range(len(z_at)))
+        line_cost = lp_builder.ptdf_limits(
+            b, self.system.transmission,
+            [(a, bus, pos, self._sign[pos]), (z, z_bus, z_pos, step_mw[z_pos])], penalties)
+        # 0 x a + 0 x z as Pyomo orders it: a single term added to a longer sum goes last
+        zero_costs = [(a, tx_pos), (z, zs)]
+        for group, idx in (zero_costs[::-1] if n_tx == 1 and len(fs) > 1 else zero_costs):
+            b.cost(group, idx, 0.0)
+        for group, idx, coef in balance_cost + line_cost:
+            b.cost(group, idx, coef)
+        return b
+
+    def pyomo_milp(self):
+        """The MILP written in Pyomo with :mod:`flexgame.markets.constraints` (the
+        formulation; :meth:`_build_milp` assembles the same MILP directly, and the tests hold
+        the two equal)."""
+        import pyomo.environ as pyo
+
+        tx_bids, sign = self.tx_bids, self._sign
         m = pyo.ConcreteModel()
         m.T = pyo.RangeSet(0, len(tx_bids) - 1) if len(tx_bids) else pyo.Set(initialize=[])
         m.a = pyo.Var(m.T, bounds=(0, 0))
@@ -77,64 +149,116 @@ class ResidualSupplyStage:
                    for si in range(len(steps))}
         acts = Activations(m.a, sign, np.zeros(len(tx_bids)))
         balance_cost = add_tso_balance(
-            m, acts.net_up(m.T) + sum(step_mw[k] * m.z[k] for k in m.FS), penalties)
-        tx_at = positions_at([tx.bus_index(b) for b in bids.tx_bus.to_numpy()[tx_bids]],
-                             len(tx.buses))
-        feeder_at = positions_at(
-            [tx.bus_index(self.system.feeder(s.feeder).coupling_bus) for s in self.layers],
-            len(tx.buses))
+            m, acts.net_up(m.T) + sum(step_mw[k] * m.z[k] for k in m.FS), self.penalties)
+        tx_at, feeder_at = self._tx_at, self._feeder_at
         line_cost = add_ptdf_limits(
-            m, tx, lambda n: acts.net_up(tx_at[n])
-            + sum(step_mw[k] * m.z[k] for k in m.FS if k[0] in feeder_at[n]), penalties)
+            m, self.system.transmission, lambda n: acts.net_up(tx_at[n])
+            + sum(step_mw[k] * m.z[k] for k in m.FS if k[0] in feeder_at[n]), self.penalties)
         m.cost = pyo.Objective(
             expr=sum(0 * m.a[i] for i in m.T) + sum(0 * m.z[k] for k in m.FS)
             + balance_cost + line_cost,
             sense=pyo.minimize,
         )
-        self.milp = lp = CompiledLP.from_pyomo(m)
-        self.a_cols = lp.cols(m.a) if len(tx_bids) else np.zeros(0, dtype=np.int32)
-        self.z_cols = [lp.cols(m.z, [(fi, si) for si in range(len(steps))])
-                       for fi, steps in enumerate(self.steps)]
-        self.balance_row = lp.row(m.balance)
-        self.line_rows = (lp.rows(m.line_max), lp.rows(m.line_min))
+        return m
+
+    def pyomo_reference(self) -> tuple[CompiledLP, dict]:
+        """:meth:`pyomo_milp` compiled by Pyomo and the columns and rows read off it: what
+        :attr:`milp`, :attr:`a_cols`, :attr:`z_cols`, :attr:`balance_row` and
+        :attr:`line_rows` must equal."""
+        m = self.pyomo_milp()
+        lp = CompiledLP.from_pyomo(m)
+        return lp, dict(
+            a_cols=lp.cols(m.a) if len(self.tx_bids) else np.zeros(0, dtype=np.int32),
+            z_cols=[lp.cols(m.z, [(fi, si) for si in range(len(steps))])
+                    for fi, steps in enumerate(self.steps)],
+            balance_row=lp.row(m.balance), line_rows=(lp.rows(m.line_max), lp.rows(m.line_min)))
+
+    # --- residual supply functions ----------------------------------------------------------
+    @staticmethod
+    def _key(run: ClearingRun, built: BuiltLayer) -> tuple:
+        """What a feeder's RSF depends on: the prices and quantities of its DSO market's bids
+        and its feeder's grid state (the steps and the layer are fixed)."""
+        cand, name = built.layer.candidates, built.feeder
+        return (run.price[cand].tobytes(), run.remaining[cand].tobytes(),
+                run.state.feeder_p[name].tobytes(), run.state.feeder_q[name].tobytes())
+
+    def _solve_rsf(self, fi: int, run: ClearingRun) -> list:
+        """Feeder ``fi``'s RSF: its LP solved for every step in order, the first from a cold
+        start (as a freshly built scheme does), each next one warm from the step before. Its
+        numbers thus depend on its data only, not on what this LP solved before."""
+        built = self.layers[fi]
+        built.layer.lp.highs.clearSolver()
+        self.rsf_computed += 1
+        return [built.layer.solve(run.price, run.remaining, run.state, 0.0,
+                                  {built.feeder: step}, split_ties=False)
+                for step in self.steps[fi]]
+
+    def _entry(self, fi: int, run: ClearingRun) -> tuple[dict, bool]:
+        """The cache entry of feeder ``fi`` for this run's data: ``rsf`` (its outcomes per
+        step) and ``chosen`` (disaggregations by step index), computed if not cached; and
+        whether it was computed now (its LP then stands right after the last step)."""
+        cache = self._cache[fi]
+        key = self._key(run, self.layers[fi])
+        entry = cache.get(key)
+        if entry is not None:
+            cache.move_to_end(key)
+            self.rsf_reused += 1
+            return entry, False
+        entry = {"rsf": self._solve_rsf(fi, run), "chosen": {}}
+        if self.cache_size > 0:
+            cache[key] = entry
+            while len(cache) > self.cache_size:
+                cache.popitem(last=False)
+        return entry, True
 
     def residual_supply(self, run: ClearingRun) -> list[list]:
         """Per feeder and step: the outcome of its DSO's market with the net activation held
         at the step (its objective, penalties included, is the RSF's cost [EUR]). Pro-rata
         ties are split only for the chosen steps (:meth:`disaggregate`): the costs do not
         depend on them."""
-        return [[s.layer.solve(run.price, run.remaining, run.state, 0.0, {s.feeder: step},
-                               split_ties=False)
-                 for step in steps] for s, steps in zip(self.layers, self.steps)]
+        return [self._entry(fi, run)[0]["rsf"] for fi in range(len(self.layers))]
+
+    def _delivered(self, fi: int, run: ClearingRun, entry: dict, computed: bool, chosen: int):
+        """The disaggregation of feeder ``fi``'s chosen step (cached in its entry). A pro-rata
+        split re-solves the step's LP warm from the RSF's last step, as right after computing
+        it: on a cached RSF, its steps are solved again first (same numbers, same state)."""
+        if chosen not in entry["chosen"]:
+            built = self.layers[fi]
+            if built.layer.pro_rata is not None and not computed:
+                self._solve_rsf(fi, run)
+            entry["chosen"][chosen] = self.disaggregate(run, built, self.steps[fi][chosen],
+                                                        entry["rsf"][chosen])
+        return entry["chosen"][chosen]
 
     @staticmethod
     def disaggregate(run: ClearingRun, built: BuiltLayer, step_mw: float, outcome):
         """The feeder's bids that deliver its chosen step: the outcome of the LP solved for
-        the step, re-solved with its tied bids split when the layer splits them pro rata."""
+        the step, re-solved with its tied bids split when the layer splits them pro rata (the
+        split's QP from a cold start, as in a freshly built scheme)."""
         if built.layer.pro_rata is None:
             return outcome
+        built.layer.pro_rata.face.highs.clearSolver()
         return built.layer.solve(run.price, run.remaining, run.state, 0.0,
                                  {built.feeder: step_mw})
 
     def clear(self, run: ClearingRun) -> None:
         price = run.price  # every bid is offered for the first time here
-        rsf = self.residual_supply(run)
+        looked_up = [self._entry(fi, run) for fi in range(len(self.layers))]
+        entries, computed = [e for e, _ in looked_up], [c for _, c in looked_up]
         lp, tx = self.milp, self.system.transmission
         if len(self.tx_bids):
             lp.set_costs(self.a_cols, price[self.tx_bids] + tie_break(self.tx_bids))
             lp.set_col_bounds(self.a_cols, 0.0, run.remaining[self.tx_bids])
-        for cols, outcomes in zip(self.z_cols, rsf):
-            lp.set_costs(cols, [o.objective_eur for o in outcomes])
+        for cols, entry in zip(self.z_cols, entries):
+            lp.set_costs(cols, [o.objective_eur for o in entry["rsf"]])
         need = run.state.residual_need_mw
         lp.set_row_bounds([self.balance_row], need, need)
         f0 = tx.flows(run.state.tx_injection)
         lp.set_row_bounds(self.line_rows[0], -np.inf, tx.rating_mw - f0)
         lp.set_row_bounds(self.line_rows[1], -np.inf, tx.rating_mw + f0)
         sol = lp.solve()
-        delivered = []
-        for s, steps, cols, outcomes in zip(self.layers, self.steps, self.z_cols, rsf):
-            chosen = int(np.argmax(sol.x[cols]))
-            delivered.append(self.disaggregate(run, s, steps[chosen], outcomes[chosen]))
+        delivered = [self._delivered(fi, run, entry, now, int(np.argmax(sol.x[cols])))
+                     for fi, (cols, entry, now) in enumerate(zip(self.z_cols, entries, computed))]
         for s, outcome in zip(self.layers, delivered):
             run.offer(s.name, s.operator, s.layer, run.remaining)
             run.apply(s.name, s.operator, outcome, price)

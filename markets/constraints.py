@@ -6,7 +6,13 @@ objective. Right-hand sides are left at 0: they hold the grid state (with the he
 interface limits), the TSO need and held interface targets, which change between solves in
 HiGHS without rebuilding the model (see
 :mod:`flexgame.markets.lp`). The market layers (:mod:`flexgame.markets.market_layer`) and the
-bid-aggregation MILP (:mod:`flexgame.markets.bid_aggregation`) are assembled from them.
+bid-aggregation MILP (:mod:`flexgame.markets.bid_aggregation`) are written with them.
+
+This is the formulation; building a Pyomo model and compiling it costs 0.1-0.3 s per layer, so
+the layers assemble the same LP directly as arrays with the twins of these functions in
+:mod:`flexgame.markets.lp_builder` (``add_tso_balance`` -> ``tso_balance``, ...), and the tests
+hold the two equal bit for bit. A change here must be made to its twin too. Pyomo is imported
+only when a model is built here.
 
 Signs: an accepted MW of an upward bid (+1) raises injection / lowers net demand, a downward
 bid (-1) the opposite; every slack is >= 0 and priced by :class:`Penalties`, so an
@@ -17,13 +23,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyomo.environ as pyo
 
 from flexgame.markets.distribution import Feeder
 from flexgame.markets.options import option
 from flexgame.markets.transmission import TransmissionNetwork
+
+if TYPE_CHECKING:  # Pyomo is imported by the functions that build models (it loads slowly)
+    import pyomo.environ as pyo
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,8 @@ def add_tso_balance(m: pyo.ConcreteModel, net_up, penalties: Penalties):
     """TSO balance: net upward activation + unmet_up - unmet_down =
     need [MW] (the row's right-hand side, > 0 for an upward need). Declares ``m.unmet_up``,
     ``m.unmet_down`` [MW] and the row ``m.balance``; returns the unmet-need penalty."""
+    import pyomo.environ as pyo
+
     m.unmet_up = pyo.Var(bounds=(0, None))
     m.unmet_down = pyo.Var(bounds=(0, None))
     m.balance = pyo.Constraint(expr=net_up + m.unmet_up - m.unmet_down == 0)
@@ -94,6 +105,8 @@ def add_ptdf_limits(m: pyo.ConcreteModel, transmission: TransmissionNetwork,
     bus position n [MW] the model's variables make. Declares ``m.dinj`` [MW per bus],
     ``m.line_slack`` [MW per line] and the rows ``m.inj_def``, ``m.line_max``,
     ``m.line_min``; returns the line-slack penalty."""
+    import pyomo.environ as pyo
+
     ptdf = transmission.ptdf
     m.N = pyo.RangeSet(0, len(transmission.buses) - 1)
     m.L = pyo.RangeSet(0, transmission.n_lines - 1)
@@ -126,6 +139,8 @@ def add_lindistflow(blk: pyo.Block, feeder: Feeder, acts: Activations,
       of |S|; slack [MW or MVA]).
 
     Returns the penalties of line and voltage slacks."""
+    import pyomo.environ as pyo
+
     f = feeder
     children = [[] for _ in range(f.n_buses)]
     for k, j in enumerate(f.child):
@@ -169,6 +184,8 @@ def add_interface_limit(blk: pyo.Block, net_up, penalties: Penalties):
     ``interface_min``: net up - interface_over <= L + D (both right-hand sides set per solve
     from the state); the slack ``interface_over`` [MW] is priced as a line's (the interface is
     the feeder's connection to transmission). Returns its penalty."""
+    import pyomo.environ as pyo
+
     blk.interface_over = pyo.Var(bounds=(0, None))
     blk.interface_max = pyo.Constraint(expr=-net_up - blk.interface_over <= 0)
     blk.interface_min = pyo.Constraint(expr=net_up - blk.interface_over <= 0)
@@ -181,6 +198,8 @@ def add_held_interfaces(m: pyo.ConcreteModel, acts: Activations,
     transmission grid): per held feeder h, net up of its bids ``members[h]`` +
     iface_up - iface_down = target [MW] (right-hand side, 0 unless set per solve). Declares
     ``m.iface_up``, ``m.iface_down`` [MW] and the rows ``m.held``; returns their penalty."""
+    import pyomo.environ as pyo
+
     m.H = pyo.RangeSet(0, len(members) - 1)
     m.iface_up = pyo.Var(m.H, bounds=(0, None))
     m.iface_down = pyo.Var(m.H, bounds=(0, None))

@@ -1,7 +1,10 @@
 """A linear program compiled once and re-solved many times in a persistent HiGHS instance.
 
-The clearing models are written in Pyomo (readable, close to the maths), compiled once to
-standard form with Pyomo's ``LinearStandardFormCompiler`` and handed to ``highspy``. What the
+The clearing models are written in Pyomo (readable, close to the maths,
+:mod:`flexgame.markets.constraints`) and assembled once as arrays by
+:mod:`flexgame.markets.lp_builder`: the same standard form Pyomo's
+``LinearStandardFormCompiler`` makes of them (:meth:`CompiledLP.from_pyomo`, which the tests
+compare it with), in milliseconds instead of tenths of a second, handed to ``highspy``. What the
 strategic loop changes between solves, bid prices (objective coefficients), bid quantities
 (column bounds) and the grid state (right-hand sides), is changed in place in HiGHS, which
 warm-starts from the previous basis. No Pyomo model is rebuilt inside a loop.
@@ -13,11 +16,15 @@ from dataclasses import dataclass
 
 import highspy
 import numpy as np
-import pyomo.environ as pyo
 import scipy.sparse as sp
-from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
 INF = highspy.kHighsInf
+
+DUAL_FEASIBILITY_TOLERANCE = 1e-9
+"""HiGHS's tolerance on reduced costs [EUR/MW] (its default is 1e-7): far below the tie-break
+step between equally priced bids (:data:`flexgame.markets.ties.TIE_BREAK_EUR_PER_MW`, 1e-6),
+so that the step decides which of them clears whatever basis the solve starts from; at 1e-7
+a warm start could keep a basis that ignores the step by a fraction of a MW."""
 
 
 class _SilentHighs(highspy.Highs):
@@ -81,6 +88,7 @@ class CompiledLP:
         lp.a_matrix_.index_ = a.indices.astype(np.int32)
         lp.a_matrix_.value_ = a.data.astype(float)
         self.highs = _SilentHighs()
+        self.highs.setOptionValue("dual_feasibility_tolerance", DUAL_FEASIBILITY_TOLERANCE)
         self.highs.passModel(lp)
         integer_cols = np.asarray(integer_cols, dtype=np.int32)
         if len(integer_cols):
@@ -110,10 +118,15 @@ class CompiledLP:
                    integer_cols)
 
     @classmethod
-    def from_pyomo(cls, model: pyo.ConcreteModel) -> "CompiledLP":
-        """Compile a Pyomo model with one minimising objective. Variables must not be fixed;
-        a constraint that should change its right-hand side later must be a plain equality
-        or a one-sided inequality (one row)."""
+    def from_pyomo(cls, model) -> "CompiledLP":
+        """Compile a Pyomo model (a ``ConcreteModel``) with one minimising objective.
+        Variables must not be fixed; a constraint that should change its right-hand side
+        later must be a plain equality or a one-sided inequality (one row). The clearing
+        models are assembled directly (:mod:`flexgame.markets.lp_builder`), the same LP
+        without Pyomo's cost; this compiles their Pyomo formulation for the tests."""
+        import pyomo.environ as pyo
+        from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
+
         repn = LinearStandardFormCompiler().write(model, mixed_form=True, set_sense=None)
         (objective,) = repn.objectives
         if objective.sense != pyo.minimize:
@@ -213,6 +226,32 @@ class CompiledLP:
             row_dual=np.asarray(sol.row_dual, dtype=float),
             reduced_cost=np.asarray(sol.col_dual, dtype=float),
         )
+
+    def cost_ranges(self, cols: np.ndarray, reduced_cost: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """For columns ``cols``, objective coefficients (lower, upper) strictly between which
+        the basis of the last optimal solve stays optimal, so that its solution x stays the
+        same, whatever the coefficients of the other listed columns do within theirs.
+
+        A nonbasic column keeps its basis optimal while its reduced cost d_j = c_j - a_j^T y
+        keeps its sign (y depends only on the basic columns' costs): at its lower bound for
+        c_j > c_j - d_j, at its upper bound for c_j < c_j - d_j. This is HiGHS's cost
+        ranging of nonbasic columns, and it holds for several of them at once. A basic
+        column gets the empty range (c_j, c_j): its range needs a ratio test over the
+        basis, which costs more than solving again (Bradley, Hax & Magnanti, "Applied
+        Mathematical Programming", 1977, §3.4 and §3.6). ``reduced_cost``: the last
+        solve's column duals, all columns. Valid only right after an optimal
+        :meth:`solve`."""
+        cols = np.asarray(cols, dtype=np.int64)
+        basis = self.highs.getBasis().col_status
+        status = np.array([int(basis[c]) for c in cols], dtype=np.int64)
+        cost, d = self.cost[cols], np.asarray(reduced_cost, dtype=float)[cols]
+        lower, upper = cost.copy(), cost.copy()
+        at_lower = status == int(highspy.HighsBasisStatus.kLower)
+        at_upper = status == int(highspy.HighsBasisStatus.kUpper)
+        lower[at_lower], upper[at_lower] = (cost - d)[at_lower], INF
+        lower[at_upper], upper[at_upper] = -INF, (cost - d)[at_upper]
+        return lower, upper
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Current (col_lower, col_upper, row_lower, row_upper)."""

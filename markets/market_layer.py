@@ -15,9 +15,11 @@ bid-id order (a tiny cost step by bid id) or pro rata (a second stage after the 
 
 Every limit has a non-negative slack priced at a penalty, so an infeasible layer still
 returns a solution whose slacks are its unmet need and residual violations; penalties never
-count as procurement cost. The model is built once from the pieces of
-:mod:`flexgame.markets.constraints`; prices, quantities, the grid state (right-hand sides),
-the need and interface targets change between solves without rebuilding.
+count as procurement cost. The model is written with the pieces of
+:mod:`flexgame.markets.constraints` (:meth:`MarketLayer.pyomo_model`) and built once, as arrays,
+with their twins in :mod:`flexgame.markets.lp_builder` (the same LP, bit for bit, in a few ms);
+prices, quantities, the grid state (right-hand sides), the need and interface targets change
+between solves without rebuilding.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pyomo.environ as pyo
 
+from flexgame.markets import lp_builder
 from flexgame.markets.bids import direction_sign
 from flexgame.markets.constraints import (
     Activations, Penalties, add_held_interfaces, add_interface_limit, add_lindistflow,
@@ -37,9 +39,23 @@ from flexgame.markets.distribution import limit_directions
 from flexgame.markets.errors import require_choice
 from flexgame.markets.grid_state import GridState
 from flexgame.markets.lp import CompiledLP
+from flexgame.markets.lp_builder import LPBuilder, positions
 from flexgame.markets.reprs import names
 from flexgame.markets.system import InterconnectedSystem
 from flexgame.markets.ties import TIE_RULES, ProRata, tie_break
+
+
+def bus_positions(network, buses) -> list[int]:
+    """``network.bus_index(b)`` for every bus number in ``buses`` (of a transmission network
+    or a feeder), with one dictionary instead of a search per bus."""
+    index = {}
+    for i, b in enumerate(network.buses.tolist()):
+        index.setdefault(b, i)
+    out = []
+    for b in buses.tolist() if isinstance(buses, np.ndarray) else buses:
+        i = index.get(b)
+        out.append(network.bus_index(b) if i is None else i)  # raises the usual error
+    return out
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,13 @@ class LayerOutcome:
             voltage_slack: total [p.u.^2].
         interface_slack_mw: total deviation from held interface flows.
         optimal: solver status optimal.
+        price_range: when asked for (``solve(..., ranging=True)``), per bid the declared
+            prices (lower, upper) [EUR/MW] strictly between which this layer's solution
+            stays the same, all other data unchanged, also when several bids move at once
+            within theirs (cost ranging of the LP's nonbasic columns,
+            :meth:`~flexgame.markets.lp.CompiledLP.cost_ranges`: a bid accepted in part gets
+            the empty range; -inf / inf where no price would change it, and for bids
+            offering nothing or outside the layer); else None.
     """
 
     activation_mw: np.ndarray
@@ -68,6 +91,7 @@ class LayerOutcome:
     voltage_slack: float
     interface_slack_mw: float
     optimal: bool
+    price_range: tuple[np.ndarray, np.ndarray] | None = None
 
     def __repr__(self) -> str:
         accepted = self.activation_mw > 0
@@ -107,44 +131,22 @@ class MarketLayer:
         self.feeders = [system.feeder(n) for n in feeders]
         self.held = list(held_interfaces)
         self.has_balance, self.has_transmission = balance, transmission
-        sub = bids.iloc[self.candidates]
-        self.sign = direction_sign(sub)
-        m = pyo.ConcreteModel()
-        nb = len(self.candidates)
-        m.B = pyo.RangeSet(0, nb - 1) if nb else pyo.Set(initialize=[])
-        m.a = pyo.Var(m.B, bounds=(0, 0))
-        acts = Activations(m.a, self.sign, sub.tan_phi.to_numpy())
-        penalty_costs = []
-        if balance:
-            penalty_costs.append(add_tso_balance(m, acts.net_up(m.B), penalties))
-        if transmission:
-            tx = system.transmission
-            tx_at = positions_at([tx.bus_index(b) for b in sub.tx_bus], len(tx.buses))
-            penalty_costs.append(
-                add_ptdf_limits(m, tx, lambda n: acts.net_up(tx_at[n]), penalties))
-        if self.feeders:
-            m.feeder = pyo.Block(range(len(self.feeders)))
-            angles, shrink = limit_directions(system.feeder_line_limit, polygon_sides)
-        for fi, f in enumerate(self.feeders):
-            local = np.flatnonzero((sub.feeder == f.name).to_numpy())
-            at_bus = positions_at([f.bus_index(b) for b in sub.bus.to_numpy()[local]],
-                                  f.n_buses, local)
-            penalty_costs += add_lindistflow(m.feeder[fi], f, acts, at_bus, angles, shrink,
-                                             penalties)
-            if f.has_interface_limit:
-                penalty_costs.append(
-                    add_interface_limit(m.feeder[fi], acts.net_up(local), penalties))
-        if self.held:
-            members = [np.flatnonzero((sub.feeder == n).to_numpy()) for n in self.held]
-            penalty_costs.append(add_held_interfaces(m, acts, members, penalties))
-        objective = 0
-        for cost in penalty_costs:
-            objective += cost
-        # bid prices are set per solve: 0 x a puts the bid columns into the objective
-        m.cost = pyo.Objective(expr=objective + sum(0 * m.a[i] for i in m.B), sense=pyo.minimize)
-        self.model = m
-        self.lp = CompiledLP.from_pyomo(m)
-        self._index_model()
+        cand = self.candidates
+        self.sign = direction_sign(bids)[cand]
+        self.penalties, self.polygon_sides = penalties, polygon_sides
+        self._tan_phi = bids.tan_phi.to_numpy()[cand]
+        tx = system.transmission
+        # per transmission bus / feeder bus / feeder: positions of the layer's bids there
+        self._tx_at = (positions_at(bus_positions(tx, bids.tx_bus.to_numpy()[cand]),
+                                    len(tx.buses)) if transmission else None)
+        feeder, bus = bids.feeder.to_numpy()[cand], bids.bus.to_numpy()[cand]
+        self._local = [np.flatnonzero(feeder == f.name) for f in self.feeders]
+        self._at_bus = [positions_at(bus_positions(f, bus[local]), f.n_buses, local)
+                        for f, local in zip(self.feeders, self._local)]
+        self._members = [np.flatnonzero(feeder == n) for n in self.held]
+        self.lp, cols, rows = self._build().compile()
+        self.__dict__.update(self._index_model(lambda name: positions(cols[name], name),
+                                               lambda name: positions(rows[name], name)))
         self.pro_rata = ProRata(self.lp, self.a_cols) if ties == "pro_rata" else None
 
     def __repr__(self) -> str:
@@ -162,37 +164,115 @@ class MarketLayer:
             parts.append("ties pro rata")
         return f"MarketLayer({', '.join(parts)}; {self.lp.n_rows} rows x {self.lp.n_cols} columns)"
 
-    def _index_model(self) -> None:
-        m, lp = self.model, self.lp
-        self.a_cols = lp.cols(m.a) if len(self.candidates) else np.zeros(0, dtype=np.int32)
+    def _build(self) -> LPBuilder:
+        """The layer's LP as arrays (:mod:`flexgame.markets.lp_builder`): the same LP as
+        :meth:`pyomo_model` compiled, column for column and row for row."""
+        b, penalties, nb = LPBuilder(), self.penalties, len(self.candidates)
+        a = b.var("a", nb, 0.0, 0.0)
+        everyone = np.arange(nb)
+        penalty_costs = []
         if self.has_balance:
-            self.balance_row = lp.row(m.balance)
-            self.unmet_cols = np.array([lp.col(m.unmet_up), lp.col(m.unmet_down)])
+            penalty_costs += lp_builder.tso_balance(b, [(a, everyone, self.sign)], penalties)
         if self.has_transmission:
-            self.line_max_rows, self.line_min_rows = lp.rows(m.line_max), lp.rows(m.line_min)
-            self.line_slack_cols = lp.cols(m.line_slack)
-        self.feeder_rows = []
-        self.feeder_slack_cols = []
-        self.interface_rows = []  # (feeder, row of interface_max, row of interface_min)
-        self.voltage_slack_cols = []
-        for fi, f in enumerate(self.feeders):
-            blk = m.feeder[fi]
-            self.feeder_rows.append((lp.rows(blk.p_balance, list(f.child)),
-                                     lp.rows(blk.q_balance, list(f.child))))
-            line_slack = lp.cols(blk.s_over)
+            bus, pos = lp_builder.grouped(self._tx_at, range(len(self._tx_at)))
+            penalty_costs += lp_builder.ptdf_limits(b, self.system.transmission,
+                                                    [(a, bus, pos, self.sign[pos])], penalties)
+        if self.feeders:
+            angles, shrink = limit_directions(self.system.feeder_line_limit, self.polygon_sides)
+        for fi, (f, local) in enumerate(zip(self.feeders, self._local)):
+            penalty_costs += lp_builder.lindistflow(b, fi, f, a, self.sign, self._tan_phi,
+                                                    self._at_bus[fi], angles, shrink, penalties)
             if f.has_interface_limit:
-                line_slack = np.r_[line_slack, lp.col(blk.interface_over)]
-                self.interface_rows.append(
-                    (f, lp.row(blk.interface_max), lp.row(blk.interface_min)))
-            self.feeder_slack_cols.append(line_slack)
-            self.voltage_slack_cols.append(np.r_[lp.cols(blk.v_low), lp.cols(blk.v_high)])
-        self.held_rows = lp.rows(m.held) if self.held else np.zeros(0, dtype=np.int32)
-        self.iface_cols = (np.r_[lp.cols(m.iface_up), lp.cols(m.iface_down)]
-                           if self.held else np.zeros(0, dtype=np.int32))
+                penalty_costs += lp_builder.interface_limit(b, fi, a, self.sign, local,
+                                                            penalties)
+        if self.held:
+            penalty_costs += lp_builder.held_interfaces(b, a, self.sign, self._members,
+                                                        penalties)
+        for group, idx, coef in penalty_costs:
+            b.cost(group, idx, coef)
+        b.cost(a, everyone, 0.0)  # bid prices are set per solve
+        return b
+
+    def pyomo_model(self):
+        """The layer's model written in Pyomo with :mod:`flexgame.markets.constraints` (the
+        formulation; :meth:`_build` assembles the same LP directly, and the tests hold the
+        two equal)."""
+        import pyomo.environ as pyo
+
+        m = pyo.ConcreteModel()
+        nb = len(self.candidates)
+        penalties = self.penalties
+        m.B = pyo.RangeSet(0, nb - 1) if nb else pyo.Set(initialize=[])
+        m.a = pyo.Var(m.B, bounds=(0, 0))
+        acts = Activations(m.a, self.sign, self._tan_phi)
+        penalty_costs = []
+        if self.has_balance:
+            penalty_costs.append(add_tso_balance(m, acts.net_up(m.B), penalties))
+        if self.has_transmission:
+            tx_at = self._tx_at
+            penalty_costs.append(add_ptdf_limits(m, self.system.transmission,
+                                                 lambda n: acts.net_up(tx_at[n]), penalties))
+        if self.feeders:
+            m.feeder = pyo.Block(range(len(self.feeders)))
+            angles, shrink = limit_directions(self.system.feeder_line_limit, self.polygon_sides)
+        for fi, (f, local) in enumerate(zip(self.feeders, self._local)):
+            penalty_costs += add_lindistflow(m.feeder[fi], f, acts, self._at_bus[fi], angles,
+                                             shrink, penalties)
+            if f.has_interface_limit:
+                penalty_costs.append(
+                    add_interface_limit(m.feeder[fi], acts.net_up(local), penalties))
+        if self.held:
+            penalty_costs.append(add_held_interfaces(m, acts, self._members, penalties))
+        objective = 0
+        for cost in penalty_costs:
+            objective += cost
+        # bid prices are set per solve: 0 x a puts the bid columns into the objective
+        m.cost = pyo.Objective(expr=objective + sum(0 * m.a[i] for i in m.B), sense=pyo.minimize)
+        return m
+
+    def pyomo_reference(self) -> tuple[CompiledLP, dict]:
+        """:meth:`pyomo_model` compiled by Pyomo and the layer's index arrays read off it:
+        what :attr:`lp` and the index attributes must equal."""
+        m = self.pyomo_model()
+        lp = CompiledLP.from_pyomo(m)
+        return lp, self._index_model(lambda name: lp.cols(m.find_component(name)),
+                                     lambda name: lp.rows(m.find_component(name)))
+
+    def _index_model(self, cols, rows) -> dict:
+        """Columns and rows :meth:`solve` reads, given ``cols(name)`` / ``rows(name)``: the
+        positions of a variable / constraint of the model by its Pyomo name, in index
+        order."""
+        out = {"a_cols": cols("a") if len(self.candidates) else np.zeros(0, dtype=np.int32)}
+        if self.has_balance:
+            out["balance_row"] = int(rows("balance")[0])
+            out["unmet_cols"] = np.array([int(cols("unmet_up")[0]),
+                                          int(cols("unmet_down")[0])])
+        if self.has_transmission:
+            out["line_max_rows"], out["line_min_rows"] = rows("line_max"), rows("line_min")
+            out["line_slack_cols"] = cols("line_slack")
+        feeder_rows, feeder_slack_cols, voltage_slack_cols = [], [], []
+        interface_rows = []  # (feeder, row of interface_max, row of interface_min)
+        for fi, f in enumerate(self.feeders):
+            pre = f"feeder[{fi}]."
+            # p_balance and q_balance are indexed by f.child, in that order
+            feeder_rows.append((rows(pre + "p_balance"), rows(pre + "q_balance")))
+            line_slack = cols(pre + "s_over")
+            if f.has_interface_limit:
+                line_slack = np.r_[line_slack, int(cols(pre + "interface_over")[0])]
+                interface_rows.append((f, int(rows(pre + "interface_max")[0]),
+                                       int(rows(pre + "interface_min")[0])))
+            feeder_slack_cols.append(line_slack)
+            voltage_slack_cols.append(np.r_[cols(pre + "v_low"), cols(pre + "v_high")])
+        out.update(feeder_rows=feeder_rows, feeder_slack_cols=feeder_slack_cols,
+                   interface_rows=interface_rows, voltage_slack_cols=voltage_slack_cols)
+        out["held_rows"] = rows("held") if self.held else np.zeros(0, dtype=np.int32)
+        out["iface_cols"] = (np.r_[cols("iface_up"), cols("iface_down")]
+                             if self.held else np.zeros(0, dtype=np.int32))
+        return out
 
     def solve(self, price: np.ndarray, available_mw: np.ndarray, state: GridState,
               need_mw: float = 0.0, held_targets: dict[str, float] | None = None,
-              split_ties: bool = True) -> LayerOutcome:
+              split_ties: bool = True, ranging: bool = False) -> LayerOutcome:
         """Clear the layer.
 
         Args:
@@ -204,6 +284,8 @@ class MarketLayer:
             split_ties: with pro-rata ties, run the pro-rata stage; False leaves tied bids
                 as the LP splits them, for a caller that needs only the layer's cost and
                 objective (they are the same either way).
+            ranging: also return :attr:`LayerOutcome.price_range` (bid-order ties only:
+                a pro-rata split is a second stage that ranging does not cover).
         """
         lp, cand = self.lp, self.candidates
         if len(cand):
@@ -238,6 +320,7 @@ class MarketLayer:
             activation[cand] = np.clip(x[self.a_cols], 0.0, None)
             activation[activation < 1e-9] = 0.0
             marginal[cand] = price[cand] - sol.reduced_cost[self.a_cols]
+        price_range = self._price_range(sol, price, available_mw) if ranging else None
         line = float(x[self.line_slack_cols].sum()) if self.has_transmission else 0.0
         line += sum(float(x[c].sum()) for c in self.feeder_slack_cols)
         return LayerOutcome(
@@ -250,4 +333,24 @@ class MarketLayer:
             voltage_slack=sum(float(x[c].sum()) for c in self.voltage_slack_cols),
             interface_slack_mw=float(x[self.iface_cols].sum()) if self.held else 0.0,
             optimal=optimal,
+            price_range=price_range,
         )
+
+    def _price_range(self, sol, price: np.ndarray, available_mw: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Per bid, the declared prices (lower, upper) [EUR/MW] of the LP's cost ranging at
+        the last solve (see :attr:`LayerOutcome.price_range`)."""
+        if self.pro_rata is not None:
+            raise ValueError("price ranging needs ties=bid_order (a pro-rata split is a second "
+                             "stage)")
+        lower, upper = np.full(self.n_bids, -np.inf), np.full(self.n_bids, np.inf)
+        cand = self.candidates
+        if len(cand) and sol.optimal:
+            lo, hi = self.lp.cost_ranges(self.a_cols, sol.reduced_cost)
+            offering = available_mw[cand] > 0
+            shift = price[cand] - self.lp.cost[self.a_cols]  # the tie-break step, negated
+            lower[cand[offering]] = (lo + shift)[offering]
+            upper[cand[offering]] = (hi + shift)[offering]
+        elif len(cand):  # no optimal basis: no price is known to keep the solution
+            lower[cand], upper[cand] = price[cand], price[cand]
+        return lower, upper

@@ -1,0 +1,192 @@
+"""Start-up, model-building and bid-aggregation benchmarks (issue 11, items 4 and 5; run by
+hand, not by CI).
+
+    python benchmarks/bench_startup.py [--repeats 3] [--clearings 60] [--skip cli build ba]
+
+Prints four tables (times are medians over the repeats; ``cpu_s`` is the child's user + sys
+CPU time, which a busy shared machine inflates less than the wall time):
+
+1. ``cli``: wall time of the ``flexgame`` command in a fresh process: ``--help``,
+   ``--version``, a truthful ``flexgame run`` (default config, into a temporary directory)
+   and the D3.3 table (``flexgame table --no-progress``, into a temporary directory);
+2. ``build``: per scheme (case B), building the scheme with its LPs assembled as arrays
+   (:mod:`flexgame.markets.lp_builder`, what ``Scheme`` does) against building the same LPs
+   from their Pyomo formulation and compiling them with Pyomo's standard-form compiler (what
+   it did before issue 11), and one clearing of the built scheme;
+3. ``table``: the D3.3 table computed in this process (``experiments.table.compute``: build,
+   clear and assess every scheme on cases A-D);
+4. ``bid_aggregation``: clearings per second of a freshly built bid_aggregation scheme
+   whose FSPs change their price one at a time (a random FSP, a random markup of a 15-point
+   grid in [0, 1.4]), with the residual-supply-function cache (the default) and without it
+   (``cache_size = 0``: every feeder's RSF recomputed at every clearing), for one-resource
+   FSPs (aggregation none: a change touches one feeder) and random pools of 14 resources
+   (22 FSPs: a change touches nearly always both feeders).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+
+FLEXGAME = [sys.executable, "-m", "flexgame.experiments.cli"]
+
+
+def _child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def command_time(args: list[str], repeats: int) -> tuple[float, float]:
+    """Median (wall, CPU) time [s] of ``flexgame args`` in a fresh process."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        cpu, start = _child_cpu(), time.perf_counter()
+        subprocess.run([*FLEXGAME, *args], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        walls.append(time.perf_counter() - start)
+        cpus.append(_child_cpu() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def cli_times(repeats: int) -> pd.DataFrame:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, args, n in [
+            ("flexgame --help", ["--help"], 2 * repeats + 1),
+            ("flexgame --version", ["--version"], 2 * repeats + 1),
+            ("flexgame run (truthful)", ["run", f"hydra.run.dir={tmp}/run"], repeats),
+            ("flexgame table", ["table", "--out", f"{tmp}/table", "--no-progress"], repeats),
+        ]:
+            wall, cpu = command_time(args, n)
+            rows.append({"command": label, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3)})
+    return pd.DataFrame(rows)
+
+
+def _median(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _pyomo_build(scheme) -> None:
+    """The scheme's LPs built as before issue 11: Pyomo model, standard-form compiler."""
+    from flexgame.markets.bid_aggregation import ResidualSupplyStage
+    from flexgame.markets.lp import CompiledLP
+
+    for built in scheme.layers():
+        CompiledLP.from_pyomo(built.layer.pyomo_model())
+    for stage in scheme.stages:
+        if isinstance(stage, ResidualSupplyStage):
+            CompiledLP.from_pyomo(stage.pyomo_milp())
+
+
+def build_times(case: str, repeats: int) -> pd.DataFrame:
+    from flexgame.experiments.scenario import Scenario
+    from flexgame.markets.schemes import SCHEMES, ClearingConfig, Scheme
+
+    scenario = Scenario.from_case(case, 0)
+    system, bids = scenario.system, scenario.bids
+    rows = []
+    for name in SCHEMES:
+        config = ClearingConfig(scheme=name)
+        build = _median(lambda: Scheme(system, bids, config), repeats)
+        scheme = Scheme(system, bids, config)
+        pyomo = _median(lambda: _pyomo_build(scheme), repeats)
+        clear = _median(lambda: Scheme(system, bids, config).clear(), repeats) - build
+        rows.append({"scheme": name, "layers": len(scheme.layers()),
+                     "build_arrays_ms": round(1e3 * build, 1),
+                     "build_pyomo_ms": round(1e3 * pyomo, 1),
+                     "speed_up": round(pyomo / build, 1),
+                     "first_clear_ms": round(1e3 * clear, 1)})
+    return pd.DataFrame(rows)
+
+
+def table_time(repeats: int) -> pd.DataFrame:
+    from flexgame.experiments.table import compute
+
+    compute(progress=False)  # imports, caches of the case files
+    return pd.DataFrame([{"what": "D3.3 table computed in process (36 runs)",
+                          "seconds": round(_median(lambda: compute(progress=False), repeats),
+                                           3)}])
+
+
+def clearing_rate(aggregation: str, n: int, cache: bool, seed: int = 0) -> tuple[float, int, int]:
+    """(clearings per second, RSFs computed, RSFs reused) of a fresh bid_aggregation scheme
+    over ``n`` single-FSP price changes."""
+    from flexgame.experiments.scenario import Scenario
+    from flexgame.markets.bid_aggregation import ResidualSupplyStage
+    from flexgame.markets.schemes import ClearingConfig, Scheme
+
+    options = dict(aggregation=aggregation)
+    if aggregation == "random_pools":
+        options["pool_size"] = 14
+    scenario = Scenario.from_case("A", seed, **options)
+    bids = scenario.bids
+    scheme = Scheme(scenario.system, bids, ClearingConfig(scheme="bid_aggregation"))
+    (stage,) = [s for s in scheme.stages if isinstance(s, ResidualSupplyStage)]
+    if not cache:
+        stage.cache_size = 0
+    rng = np.random.default_rng(seed)
+    base = bids.price_eur_per_mw.to_numpy(float)
+    owner = bids.fsp.to_numpy()
+    fsps = np.unique(owner)
+    markups = np.linspace(0.0, 1.4, 15)
+    price = base.copy()
+    start = time.perf_counter()
+    for _ in range(n):
+        own = owner == rng.choice(fsps)
+        price = price.copy()
+        price[own] = base[own] * (1.0 + rng.choice(markups))
+        scheme.clear(price=price)
+    return n / (time.perf_counter() - start), stage.rsf_computed, stage.rsf_reused
+
+
+def bid_aggregation_rates(n: int) -> pd.DataFrame:
+    rows = []
+    for aggregation in ("none", "random_pools"):
+        for cache in (False, True):
+            rate, computed, reused = clearing_rate(aggregation, n, cache)
+            rows.append({"aggregation": aggregation, "rsf_cache": cache,
+                         "clearings_per_s": round(rate, 1), "rsf_computed": computed,
+                         "rsf_reused": reused})
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--clearings", type=int, default=60,
+                    help="clearings per bid-aggregation measurement")
+    ap.add_argument("--case", default="B", help="case of the per-scheme build times")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["cli", "build", "table", "ba"])
+    args = ap.parse_args()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, load average "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    if "cli" not in args.skip:
+        print("1. the flexgame command in a fresh process [s]")
+        print(cli_times(args.repeats).to_string(index=False), "\n")
+    if "build" not in args.skip:
+        print(f"2. building each scheme (case {args.case}) [ms]")
+        print(build_times(args.case, args.repeats).to_string(index=False), "\n")
+    if "table" not in args.skip:
+        print("3.", table_time(args.repeats).to_string(index=False), "[s]\n")
+    if "ba" not in args.skip:
+        print("4. bid_aggregation, single-FSP price changes (case A)")
+        print(bid_aggregation_rates(args.clearings).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
