@@ -9,10 +9,10 @@ CPU time, which a busy shared machine inflates less than the wall time):
 1. ``cli``: wall time of the ``flexgame`` command in a fresh process: ``--help``,
    ``--version``, a truthful ``flexgame run`` (default config, into a temporary directory)
    and the D3.3 table (``flexgame table --no-progress``, into a temporary directory);
-2. ``build``: per scheme (case B), building the scheme with its LPs assembled as arrays
-   (:mod:`flexgame.markets.lp_builder`, what ``Scheme`` does) against building the same LPs
-   from their Pyomo formulation and compiling them with Pyomo's standard-form compiler (what
-   it did before issue 11), and one clearing of the built scheme;
+2. ``build``: per scheme (case B), building the scheme, of which its LPs assembled as arrays
+   (:mod:`flexgame.markets.lp_builder`), against building the same LPs from their Pyomo
+   formulation with Pyomo's standard-form compiler (what it did before issue 11; the
+   scheme's build then is estimated as ``before_ms``), and one clearing of the built scheme;
 3. ``table``: the D3.3 table computed in this process (``experiments.table.compute``: build,
    clear and assess every scheme on cases A-D);
 4. ``bid_aggregation``: clearings per second of a freshly built bid_aggregation scheme
@@ -80,19 +80,29 @@ def _median(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def _pyomo_build(scheme) -> None:
-    """The scheme's LPs built as before issue 11: Pyomo model, standard-form compiler."""
+def _lps(scheme, pyomo: bool) -> None:
+    """Build the scheme's LPs again: as arrays (what ``Scheme`` does) or from their Pyomo
+    formulation with Pyomo's standard-form compiler (what it did before issue 11)."""
     from flexgame.markets.bid_aggregation import ResidualSupplyStage
     from flexgame.markets.lp import CompiledLP
 
     for built in scheme.layers():
-        CompiledLP.from_pyomo(built.layer.pyomo_model())
+        if pyomo:
+            CompiledLP.from_pyomo(built.layer.pyomo_model())
+        else:
+            built.layer._build().compile()
     for stage in scheme.stages:
         if isinstance(stage, ResidualSupplyStage):
-            CompiledLP.from_pyomo(stage.pyomo_milp())
+            if pyomo:
+                CompiledLP.from_pyomo(stage.pyomo_milp())
+            else:
+                stage._build_milp().compile()
 
 
 def build_times(case: str, repeats: int) -> pd.DataFrame:
+    """Per scheme: building it (``scheme_ms``), of which its LPs as arrays (``lps_ms``);
+    the same LPs from Pyomo (``pyomo_lps_ms``); the scheme's build before issue 11
+    (``before_ms`` = scheme_ms - lps_ms + pyomo_lps_ms); its first clearing."""
     from flexgame.experiments.scenario import Scenario
     from flexgame.markets.schemes import SCHEMES, ClearingConfig, Scheme
 
@@ -103,12 +113,14 @@ def build_times(case: str, repeats: int) -> pd.DataFrame:
         config = ClearingConfig(scheme=name)
         build = _median(lambda: Scheme(system, bids, config), repeats)
         scheme = Scheme(system, bids, config)
-        pyomo = _median(lambda: _pyomo_build(scheme), repeats)
+        lps = _median(lambda: _lps(scheme, pyomo=False), repeats)
+        pyomo = _median(lambda: _lps(scheme, pyomo=True), repeats)
         clear = _median(lambda: Scheme(system, bids, config).clear(), repeats) - build
         rows.append({"scheme": name, "layers": len(scheme.layers()),
-                     "build_arrays_ms": round(1e3 * build, 1),
-                     "build_pyomo_ms": round(1e3 * pyomo, 1),
-                     "speed_up": round(pyomo / build, 1),
+                     "scheme_ms": round(1e3 * build, 1), "lps_ms": round(1e3 * lps, 1),
+                     "pyomo_lps_ms": round(1e3 * pyomo, 1),
+                     "before_ms": round(1e3 * (build - lps + pyomo), 1),
+                     "lp_speed_up": round(pyomo / lps, 1),
                      "first_clear_ms": round(1e3 * clear, 1)})
     return pd.DataFrame(rows)
 
@@ -117,14 +129,16 @@ def table_time(repeats: int) -> pd.DataFrame:
     from flexgame.experiments.table import compute
 
     compute(progress=False)  # imports, caches of the case files
+    cpu = time.process_time()
+    wall = _median(lambda: compute(progress=False), repeats)
     return pd.DataFrame([{"what": "D3.3 table computed in process (36 runs)",
-                          "seconds": round(_median(lambda: compute(progress=False), repeats),
-                                           3)}])
+                          "wall_s": round(wall, 3),
+                          "cpu_s": round((time.process_time() - cpu) / repeats, 3)}])
 
 
-def clearing_rate(aggregation: str, n: int, cache: bool, seed: int = 0) -> tuple[float, int, int]:
-    """(clearings per second, RSFs computed, RSFs reused) of a fresh bid_aggregation scheme
-    over ``n`` single-FSP price changes."""
+def clearing_rate(aggregation: str, n: int, cache: bool, seed: int = 0) -> tuple:
+    """(clearings per second of wall time, per second of CPU time, RSFs computed, RSFs
+    reused) of a fresh bid_aggregation scheme over ``n`` single-FSP price changes."""
     from flexgame.experiments.scenario import Scenario
     from flexgame.markets.bid_aggregation import ResidualSupplyStage
     from flexgame.markets.schemes import ClearingConfig, Scheme
@@ -144,23 +158,25 @@ def clearing_rate(aggregation: str, n: int, cache: bool, seed: int = 0) -> tuple
     fsps = np.unique(owner)
     markups = np.linspace(0.0, 1.4, 15)
     price = base.copy()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(n):
         own = owner == rng.choice(fsps)
         price = price.copy()
         price[own] = base[own] * (1.0 + rng.choice(markups))
         scheme.clear(price=price)
-    return n / (time.perf_counter() - start), stage.rsf_computed, stage.rsf_reused
+    return (n / (time.perf_counter() - start), n / (time.process_time() - cpu),
+            stage.rsf_computed, stage.rsf_reused)
 
 
 def bid_aggregation_rates(n: int) -> pd.DataFrame:
     rows = []
     for aggregation in ("none", "random_pools"):
         for cache in (False, True):
-            rate, computed, reused = clearing_rate(aggregation, n, cache)
+            rate, cpu_rate, computed, reused = clearing_rate(aggregation, n, cache)
             rows.append({"aggregation": aggregation, "rsf_cache": cache,
-                         "clearings_per_s": round(rate, 1), "rsf_computed": computed,
-                         "rsf_reused": reused})
+                         "clearings_per_s": round(rate, 1),
+                         "clearings_per_cpu_s": round(cpu_rate, 1),
+                         "rsf_computed": computed, "rsf_reused": reused})
     return pd.DataFrame(rows)
 
 
@@ -182,7 +198,8 @@ def main() -> None:
         print(f"2. building each scheme (case {args.case}) [ms]")
         print(build_times(args.case, args.repeats).to_string(index=False), "\n")
     if "table" not in args.skip:
-        print("3.", table_time(args.repeats).to_string(index=False), "[s]\n")
+        print("3. the D3.3 table in process [s]")
+        print(table_time(args.repeats).to_string(index=False), "\n")
     if "ba" not in args.skip:
         print("4. bid_aggregation, single-FSP price changes (case A)")
         print(bid_aggregation_rates(args.clearings).to_string(index=False))

@@ -46,7 +46,8 @@ def step_grid(quantity_mw: np.ndarray, up: np.ndarray, delta_mw: float) -> np.nd
 RSF_CACHE_SIZE = 8
 """Residual supply functions kept per feeder, keyed by that feeder's bid data (least
 recently used dropped first): in a strategic loop one FSP changes its bids between
-clearings, so the other feeders' functions are reused."""
+clearings, so the functions of the feeders where it has no resources are reused (an FSP
+pooling resources of every feeder changes them all)."""
 
 
 class ResidualSupplyStage:
