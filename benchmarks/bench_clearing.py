@@ -19,7 +19,6 @@ of the case drawn from the seed, default clearing options unless stated).
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import numpy as np
@@ -29,15 +28,7 @@ from flexgame.markets.bids import CASES, TSO_NEED_DIRECTION, BidConfig, generate
 from flexgame.markets.grid_assessment import assess
 from flexgame.markets.schemes import SCHEMES, ClearingConfig, Scheme
 from flexgame.markets.system import build_system
-
-
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from measure import median_time
 
 
 def scenario(case: str, seed: int):
@@ -53,10 +44,10 @@ def rebuild_vs_resolve(case: str, seed: int, repeats: int) -> pd.DataFrame:
     rows = []
     for name in SCHEMES:
         clearing = ClearingConfig(scheme=name)
-        rebuild = _median_time(lambda: Scheme(system, bids, clearing).clear(), repeats)
+        rebuild = median_time(lambda: Scheme(system, bids, clearing).clear(), repeats)
         scheme = Scheme(system, bids, clearing)
         scheme.clear()  # warm start, as in the strategic loop
-        resolve = _median_time(
+        resolve = median_time(
             lambda: scheme.clear(price=base_price * rng.uniform(0.9, 1.1, len(base_price))),
             repeats)
         rows.append({"scheme": name, "build + clear [s]": rebuild, "re-solve [s]": resolve,
@@ -84,10 +75,10 @@ def iterative_prequalification(seed: int, repeats: int) -> pd.DataFrame:
         row = {"case": case}
         for method in ("envelope", "iterative"):
             clearing = ClearingConfig(scheme="ml03", prequalification=method)
-            row[f"{method}: build + clear [s]"] = _median_time(
+            row[f"{method}: build + clear [s]"] = median_time(
                 lambda: Scheme(system, bids, clearing).clear(), repeats)
             scheme = Scheme(system, bids, clearing)
-            row[f"{method}: clear [s]"] = _median_time(scheme.clear, repeats)
+            row[f"{method}: clear [s]"] = median_time(scheme.clear, repeats)
             result = scheme.clear()
             row[f"{method}: unqualified up/down [%]"] = (
                 f"{result.unqualified_up_pct:.1f}/{result.unqualified_down_pct:.1f}")
@@ -110,7 +101,7 @@ def tie_rules(case: str, seed: int, repeats: int) -> pd.DataFrame:
                 scheme = Scheme(system, bids, ClearingConfig(scheme=name, ties=ties))
                 scheme.clear()  # warm start, as in the strategic loop
                 draw = iter(sequence)
-                row[f"{label}: {ties} [s]"] = _median_time(
+                row[f"{label}: {ties} [s]"] = median_time(
                     lambda: scheme.clear(price=next(draw)), repeats)
             row[f"{label}: ratio [-]"] = (row[f"{label}: pro_rata [s]"]
                                           / row[f"{label}: bid_order [s]"])

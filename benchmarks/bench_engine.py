@@ -36,8 +36,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import resource
-import statistics
 import sys
 import time
 from contextlib import contextmanager
@@ -57,12 +55,7 @@ from flexgame.markets.bids import TSO_NEED_DIRECTION, BidConfig, generate_bids
 from flexgame.markets.schemes import build_scheme
 from flexgame.markets.settlement import SETTLEMENTS, bid_payments, settle
 from flexgame.markets.system import build_system
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far [MB] (``ru_maxrss`` is in KiB on
-    Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from measure import median_time, peak_rss_mb
 
 
 def deep_size(objects, skip: set[int]) -> int:
@@ -122,15 +115,6 @@ def memory(case: str, rounds: int, seed: int) -> pd.DataFrame:
         "peak RSS built [MB]": built, "peak RSS after run [MB]": after}])
 
 
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 @contextmanager
 def settle_tables():
     """Within the block, a :class:`GameEvaluator` computes payments as it did before the
@@ -161,8 +145,8 @@ def settlement_speed(case: str, scheme_name: str, n_profiles: int, n_vcg: int, r
                           bids.quantity_mw.to_numpy(float), None)
     one = []
     for rule in SETTLEMENTS:
-        tables = _median_time(lambda r=rule: settle(scheme, result, r), repeats)
-        arrays = _median_time(lambda r=rule: bid_payments(scheme, result, r), repeats)
+        tables = median_time(lambda r=rule: settle(scheme, result, r), repeats)
+        arrays = median_time(lambda r=rule: bid_payments(scheme, result, r), repeats)
         one.append({"rule": rule, "settle() tables [s]": tables,
                     "bid_payments arrays [s]": arrays, "speed-up [-]": tables / arrays})
     bid_map = BidMap(bids, StrategyConfig().space())

@@ -27,31 +27,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import resource
-import statistics
 import subprocess
 import sys
 import time
 
 import pandas as pd
 
+from measure import median_time, peak_rss_mb
+
 DEFAULT_SIZES = ("default", "5", "10", "20", "40")
 MEASURES = {"build": "build [s]", "clear": "clear, from scratch [s]",
             "resolve": "re-solve, median of repeats [s]", "expost": "ex-post, median [s]"}
-
-
-def _rss_mib() -> float:
-    """Peak resident set size of this process so far [MiB] (``ru_maxrss`` is in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def system_config(size: str):
@@ -77,7 +63,7 @@ def measure(size: str, case: str, schemes: list[str], repeats: int, seed: int) -
     from flexgame.markets.system import build_system
 
     config = system_config(size)
-    rss_imported = _rss_mib()
+    rss_imported = peak_rss_mb()
     start = time.perf_counter()
     system = build_system(config, direction=TSO_NEED_DIRECTION[case])
     system_s = time.perf_counter() - start
@@ -100,17 +86,17 @@ def measure(size: str, case: str, schemes: list[str], repeats: int, seed: int) -
         start = time.perf_counter()
         result = scheme.clear()
         clear = time.perf_counter() - start
-        resolve = _median_time(
+        resolve = median_time(
             lambda s=scheme: s.clear(price=base_price * rng.uniform(0.9, 1.1, len(base_price))),
             repeats)
         activation = result.activation_mw
-        expost = _median_time(lambda a=activation: assess(system, bids, a), repeats)
+        expost = median_time(lambda a=activation: assess(system, bids, a), repeats)
         report = assess(system, bids, activation)
         row["schemes"][name] = {"build": build, "clear": clear, "resolve": resolve,
                                 "expost": expost, "unmet [MW]": result.unmet_need_mw,
                                 "congestions": int(report.congestions)}
     row["rss after imports [MiB]"] = rss_imported
-    row["peak rss [MiB]"] = _rss_mib()
+    row["peak rss [MiB]"] = peak_rss_mb()
     return row
 
 

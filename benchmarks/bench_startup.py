@@ -37,6 +37,8 @@ import time
 import numpy as np
 import pandas as pd
 
+from measure import median_time
+
 FLEXGAME = [sys.executable, "-m", "flexgame.experiments.cli"]
 
 
@@ -71,15 +73,6 @@ def cli_times(repeats: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _median(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def _lps(scheme, pyomo: bool) -> None:
     """Build the scheme's LPs again: as arrays (what ``Scheme`` does) or from their Pyomo
     formulation with Pyomo's standard-form compiler (what it did before issue 11)."""
@@ -111,11 +104,11 @@ def build_times(case: str, repeats: int) -> pd.DataFrame:
     rows = []
     for name in SCHEMES:
         config = ClearingConfig(scheme=name)
-        build = _median(lambda: Scheme(system, bids, config), repeats)
+        build = median_time(lambda: Scheme(system, bids, config), repeats)
         scheme = Scheme(system, bids, config)
-        lps = _median(lambda: _lps(scheme, pyomo=False), repeats)
-        pyomo = _median(lambda: _lps(scheme, pyomo=True), repeats)
-        clear = _median(lambda: Scheme(system, bids, config).clear(), repeats) - build
+        lps = median_time(lambda: _lps(scheme, pyomo=False), repeats)
+        pyomo = median_time(lambda: _lps(scheme, pyomo=True), repeats)
+        clear = median_time(lambda: Scheme(system, bids, config).clear(), repeats) - build
         rows.append({"scheme": name, "layers": len(scheme.layers()),
                      "scheme_ms": round(1e3 * build, 1), "lps_ms": round(1e3 * lps, 1),
                      "pyomo_lps_ms": round(1e3 * pyomo, 1),
@@ -130,7 +123,7 @@ def table_time(repeats: int) -> pd.DataFrame:
 
     compute(progress=False)  # imports, caches of the case files
     cpu = time.process_time()
-    wall = _median(lambda: compute(progress=False), repeats)
+    wall = median_time(lambda: compute(progress=False), repeats)
     return pd.DataFrame([{"what": "D3.3 table computed in process (36 runs)",
                           "wall_s": round(wall, 3),
                           "cpu_s": round((time.process_time() - cpu) / repeats, 3)}])
