@@ -29,7 +29,6 @@ from flexgame.games.reasoning import ReasoningConfig
 from flexgame.games.strategies import BidMap, StrategySpace
 from flexgame.markets.errors import FlexgameInputError
 from flexgame.markets.grid_assessment import TOLERANCE, assess_state
-from flexgame.markets.grid_state import BidEffects, GridState
 from flexgame.markets.schemes import ClearingResult
 
 
@@ -98,7 +97,6 @@ class FlexMarketModel(mesa.Model):
         start = self._level0()
         for layer in self.evaluator.result(start).layers:
             MarketOperatorAgent(self, layer.name, layer.operator)
-        self._grid = (GridState.base(system), BidEffects.of(system, scheme.bids))
         self.round = 0
         self.status = RUNNING
         self.cycle: list[dict] = []
@@ -208,8 +206,8 @@ class FlexMarketModel(mesa.Model):
     def _violations(self, activation_mw: np.ndarray) -> Counter:
         """Elements over their limit per (network, kind) in the ex-post assessment of
         ``activation_mw`` (for a mixed profile, its mean: the expected flows)."""
-        base, effects = self._grid
-        elements = assess_state(self.scheme.system, base.after(effects, activation_mw)).elements
+        state = self.scheme.base_state.after(self.scheme.effects, activation_mw)
+        elements = assess_state(self.scheme.system, state).elements
         over = elements.excess_pct.to_numpy() > 100 * TOLERANCE
         return Counter(zip(elements.network.to_numpy()[over], elements.kind.to_numpy()[over]))
 

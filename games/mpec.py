@@ -31,7 +31,6 @@ import scipy.sparse as sp
 from flexgame.games.payoff import GameEvaluator
 from flexgame.games.strategies import Strategy
 from flexgame.markets.errors import FlexgameInputError
-from flexgame.markets.grid_state import GridState
 from flexgame.markets.lp import CompiledLP
 from flexgame.markets.market_layer import tie_break
 
@@ -57,7 +56,7 @@ def mpec_best_response(evaluator: GameEvaluator, profile: dict[str, Strategy],
         raise FlexgameInputError("the MPEC best response covers markup-only strategy spaces")
     price, quantity, _ = evaluator.bid_map.declare(profile)
     layer = scheme.common
-    layer.solve(price, quantity, GridState.base(scheme.system), scheme.system.tso_need_mw)
+    layer.solve(price, quantity, scheme.base_state, scheme.system.tso_need_mw)
     lp = layer.lp
     a = lp.a_matrix.tocsc()
     c = lp.cost.copy()
