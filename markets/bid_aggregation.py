@@ -27,9 +27,10 @@ from flexgame.markets.bids import direction_sign
 from flexgame.markets.constraints import (
     Activations, Penalties, add_ptdf_limits, add_tso_balance, positions_at,
 )
-from flexgame.markets.lp import CompiledLP
+from flexgame.markets.grid_state import GridState
+from flexgame.markets.lp import CompiledLP, LPSolution
 from flexgame.markets.lp_builder import LPBuilder, positions
-from flexgame.markets.market_layer import bus_positions
+from flexgame.markets.market_layer import LayerOutcome, bus_positions
 from flexgame.markets.pipeline import BuiltLayer, ClearingRun
 from flexgame.markets.system import InterconnectedSystem
 from flexgame.markets.ties import tie_break
@@ -41,6 +42,17 @@ def step_grid(quantity_mw: np.ndarray, up: np.ndarray, delta_mw: float) -> np.nd
     k = np.arange(-int(np.floor(quantity_mw[~up].sum() / delta_mw + 1e-9)),
                   int(np.floor(quantity_mw[up].sum() / delta_mw + 1e-9)) + 1)
     return k * delta_mw
+
+
+class RSF:
+    """One feeder's residual supply function: its LP solution per step, the cost per step
+    [EUR] (the LP objective, penalties included) and the disaggregations of the steps chosen
+    so far (by step index)."""
+
+    def __init__(self, solutions: list[LPSolution]):
+        self.solutions = solutions
+        self.cost_eur = np.array([s.objective for s in solutions])
+        self.chosen: dict[int, LayerOutcome] = {}
 
 
 RSF_CACHE_SIZE = 8
@@ -56,11 +68,13 @@ class ResidualSupplyStage:
     A feeder's RSF depends only on its own bids (the prices and quantities its DSO's market
     is offered) and its feeder's grid state, so it is computed once per such data and kept in
     a small cache per feeder (``cache_size`` functions, least recently used dropped; 0: no
-    cache), with the disaggregations of its chosen steps. Each RSF is solved as a freshly
-    built scheme solves it (its first step from a cold start, then step to step warm), so
-    that its numbers do not depend on the clearings before: every clearing equals, bit for
-    bit, the clearing of a freshly built scheme (and the first clearing of a scheme is what
-    it was before the cache).
+    cache), with the disaggregations of its chosen steps. An RSF is one parametric sweep of
+    the feeder's LP over the held interface's target: the LP is loaded once, and only the
+    target changes from step to step (each step warm from the one before). The sweep starts
+    from a fixed basis (the optimal basis of the first step at the declared bids and the base
+    grid state), so that its numbers do not depend on the
+    clearings before: every clearing equals, bit for bit, the clearing of a freshly built
+    scheme, in whatever order profiles are cleared (serial or in worker processes).
 
     Args:
         system, bids: the scenario.
@@ -68,12 +82,13 @@ class ResidualSupplyStage:
             step); their outcomes are recorded as the layers ``rsf:<feeder>``.
         delta_mw: the step [MW].
         penalties: slack prices of the MILP.
+        base_state: the grid state before the stage (the scheme's base state).
         cache_size: residual supply functions kept per feeder.
     """
 
     def __init__(self, system: InterconnectedSystem, bids: pd.DataFrame,
                  layers: list[BuiltLayer], delta_mw: float, penalties: Penalties,
-                 cache_size: int = RSF_CACHE_SIZE):
+                 base_state: GridState, cache_size: int = RSF_CACHE_SIZE):
         self.system, self.layers = system, layers
         self.penalties = penalties
         q = bids.quantity_mw.to_numpy()
@@ -97,6 +112,24 @@ class ResidualSupplyStage:
         self.balance_row = int(positions(rows["balance"], "balance")[0])
         self.line_rows = (positions(rows["line_max"], "line_max"),
                           positions(rows["line_min"], "line_min"))
+        self._declared = tuple(bids[c].to_numpy(dtype=float)
+                               for c in ("price_eur_per_mw", "quantity_mw"))
+        self._base_state = base_state
+        self._start_basis: list = [None] * len(layers)
+
+    def _start(self, fi: int) -> None:
+        """Put feeder ``fi``'s LP at its starting basis, whatever it solved before: the
+        optimal basis of its first step for the declared bids at the base grid state, solved
+        from scratch (once, at the first RSF of the feeder)."""
+        built = self.layers[fi]
+        highs = built.layer.lp.highs
+        highs.clearSolver()
+        if self._start_basis[fi] is None:
+            built.layer.solve(*self._declared, self._base_state, 0.0,
+                              {built.feeder: self.steps[fi][0]}, split_ties=False)
+            self._start_basis[fi] = highs.getBasis()
+            highs.clearSolver()
+        highs.setBasis(self._start_basis[fi])
 
     def _build_milp(self) -> LPBuilder:
         """min sum price a + sum_f sum_s C_f(s) z_fs + penalties, one step per feeder, as
@@ -183,83 +216,73 @@ class ResidualSupplyStage:
         return (run.price[cand].tobytes(), run.remaining[cand].tobytes(),
                 run.state.feeder_p[name].tobytes(), run.state.feeder_q[name].tobytes())
 
-    def _solve_rsf(self, fi: int, run: ClearingRun) -> list:
-        """Feeder ``fi``'s RSF: its LP solved for every step in order, the first from a cold
-        start (as a freshly built scheme does), each next one warm from the step before. Its
-        numbers thus depend on its data only, not on what this LP solved before."""
+    def _solve_rsf(self, fi: int, run: ClearingRun) -> RSF:
+        """Feeder ``fi``'s RSF: its LP loaded with the run's data once, then solved for every
+        step in order, only the held interface's target changing: the first step from the
+        starting basis, each next one warm from the step before. Its numbers thus depend on
+        its data only, not on what this LP solved before."""
         built = self.layers[fi]
-        built.layer.lp.highs.clearSolver()
+        layer, lp = built.layer, built.layer.lp
+        self._start(fi)
+        layer.load(run.price, run.remaining, run.state, 0.0)
+        solutions = []
+        for step in self.steps[fi]:
+            layer.hold({built.feeder: step})
+            solutions.append(lp.solve())
         self.rsf_computed += 1
-        return [built.layer.solve(run.price, run.remaining, run.state, 0.0,
-                                  {built.feeder: step}, split_ties=False)
-                for step in self.steps[fi]]
+        return RSF(solutions)
 
-    def _entry(self, fi: int, run: ClearingRun) -> tuple[dict, bool]:
-        """The cache entry of feeder ``fi`` for this run's data: ``rsf`` (its outcomes per
-        step) and ``chosen`` (disaggregations by step index), computed if not cached; and
-        whether it was computed now (its LP then stands right after the last step)."""
+    def _entry(self, fi: int, run: ClearingRun) -> tuple[RSF, bool]:
+        """Feeder ``fi``'s RSF for this run's data, computed if not cached; and whether it
+        was computed now."""
         cache = self._cache[fi]
         key = self._key(run, self.layers[fi])
-        entry = cache.get(key)
-        if entry is not None:
+        rsf = cache.get(key)
+        if rsf is not None:
             cache.move_to_end(key)
             self.rsf_reused += 1
-            return entry, False
-        entry = {"rsf": self._solve_rsf(fi, run), "chosen": {}}
+            return rsf, False
+        rsf = self._solve_rsf(fi, run)
         if self.cache_size > 0:
-            cache[key] = entry
+            cache[key] = rsf
             while len(cache) > self.cache_size:
                 cache.popitem(last=False)
-        return entry, True
+        return rsf, True
 
-    def residual_supply(self, run: ClearingRun) -> list[list]:
-        """Per feeder and step: the outcome of its DSO's market with the net activation held
-        at the step (its objective, penalties included, is the RSF's cost [EUR]). Pro-rata
-        ties are split only for the chosen steps (:meth:`disaggregate`): the costs do not
-        depend on them."""
-        return [self._entry(fi, run)[0]["rsf"] for fi in range(len(self.layers))]
-
-    def _delivered(self, fi: int, run: ClearingRun, entry: dict, computed: bool, chosen: int):
-        """The disaggregation of feeder ``fi``'s chosen step (cached in its entry). A pro-rata
-        split re-solves the step's LP warm from the RSF's last step, as right after computing
-        it: on a cached RSF, its steps are solved again first (same numbers, same state)."""
-        if chosen not in entry["chosen"]:
+    def _delivered(self, fi: int, run: ClearingRun, rsf: RSF, chosen: int) -> LayerOutcome:
+        """The disaggregation of feeder ``fi``'s chosen step (cached with its RSF): the
+        feeder's bids that deliver it, read off the step's LP solution, or, when the layer
+        splits ties pro rata, the step's LP solved again from the starting basis with its
+        tied bids split (the split's QP from a cold start, as in a freshly built scheme)."""
+        if chosen not in rsf.chosen:
             built = self.layers[fi]
-            if built.layer.pro_rata is not None and not computed:
-                self._solve_rsf(fi, run)
-            entry["chosen"][chosen] = self.disaggregate(run, built, self.steps[fi][chosen],
-                                                        entry["rsf"][chosen])
-        return entry["chosen"][chosen]
-
-    @staticmethod
-    def disaggregate(run: ClearingRun, built: BuiltLayer, step_mw: float, outcome):
-        """The feeder's bids that deliver its chosen step: the outcome of the LP solved for
-        the step, re-solved with its tied bids split when the layer splits them pro rata (the
-        split's QP from a cold start, as in a freshly built scheme)."""
-        if built.layer.pro_rata is None:
-            return outcome
-        built.layer.pro_rata.face.highs.clearSolver()
-        return built.layer.solve(run.price, run.remaining, run.state, 0.0,
-                                 {built.feeder: step_mw})
+            layer, step = built.layer, {built.feeder: self.steps[fi][chosen]}
+            if layer.pro_rata is None:
+                out = layer.read(rsf.solutions[chosen], run.price, run.remaining)
+            else:
+                self._start(fi)
+                layer.pro_rata.face.highs.clearSolver()
+                out = layer.solve(run.price, run.remaining, run.state, 0.0, step)
+            rsf.chosen[chosen] = out
+        return rsf.chosen[chosen]
 
     def clear(self, run: ClearingRun) -> None:
         price = run.price  # every bid is offered for the first time here
-        looked_up = [self._entry(fi, run) for fi in range(len(self.layers))]
-        entries, computed = [e for e, _ in looked_up], [c for _, c in looked_up]
+        rsfs = [self._entry(fi, run)[0] for fi in range(len(self.layers))]
         lp, tx = self.milp, self.system.transmission
         if len(self.tx_bids):
             lp.set_costs(self.a_cols, price[self.tx_bids] + tie_break(self.tx_bids))
             lp.set_col_bounds(self.a_cols, 0.0, run.remaining[self.tx_bids])
-        for cols, entry in zip(self.z_cols, entries):
-            lp.set_costs(cols, [o.objective_eur for o in entry["rsf"]])
+        for cols, rsf in zip(self.z_cols, rsfs):
+            lp.set_costs(cols, rsf.cost_eur)
         need = run.state.residual_need_mw
         lp.set_row_bounds([self.balance_row], need, need)
         f0 = tx.flows(run.state.tx_injection)
         lp.set_row_bounds(self.line_rows[0], -np.inf, tx.rating_mw - f0)
         lp.set_row_bounds(self.line_rows[1], -np.inf, tx.rating_mw + f0)
         sol = lp.solve()
-        delivered = [self._delivered(fi, run, entry, now, int(np.argmax(sol.x[cols])))
-                     for fi, (cols, entry, now) in enumerate(zip(self.z_cols, entries, computed))]
+        delivered = [self._delivered(fi, run, rsf, int(np.argmax(sol.x[cols])))
+                     for fi, (cols, rsf) in enumerate(zip(self.z_cols, rsfs))]
         for s, outcome in zip(self.layers, delivered):
             run.offer(s.name, s.operator, s.layer, run.remaining)
             run.apply(s.name, s.operator, outcome, price)

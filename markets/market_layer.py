@@ -287,6 +287,14 @@ class MarketLayer:
             ranging: also return :attr:`LayerOutcome.price_range` (bid-order ties only:
                 a pro-rata split is a second stage that ranging does not cover).
         """
+        self.load(price, available_mw, state, need_mw)
+        self.hold(held_targets)
+        return self.read(self.lp.solve(), price, available_mw, split_ties, ranging)
+
+    def load(self, price: np.ndarray, available_mw: np.ndarray, state: GridState,
+             need_mw: float = 0.0) -> None:
+        """Set the LP's data for a clearing (arguments as in :meth:`solve`) except the held
+        interfaces' targets (:meth:`hold`)."""
         lp, cand = self.lp, self.candidates
         if len(cand):
             lp.set_costs(self.a_cols, price[cand] if self.pro_rata is not None else
@@ -307,10 +315,19 @@ class MarketLayer:
             drawn = f.interface_mw(state.feeder_p[f.name])
             lp.set_row_bounds([max_row, min_row], -np.inf,
                               [f.interface_limit_mw - drawn, f.interface_limit_mw + drawn])
+
+    def hold(self, held_targets: dict[str, float] | None = None) -> None:
+        """Set the net activation of each held interface [MW] (default 0: held), the only
+        data that changes between the steps of a residual supply function."""
         if self.held:
             targets = np.array([(held_targets or {}).get(n, 0.0) for n in self.held])
-            lp.set_row_bounds(self.held_rows, targets, targets)
-        sol = lp.solve()
+            self.lp.set_row_bounds(self.held_rows, targets, targets)
+
+    def read(self, sol, price: np.ndarray, available_mw: np.ndarray, split_ties: bool = True,
+             ranging: bool = False) -> LayerOutcome:
+        """The layer's outcome from its LP solution ``sol`` (of the data last loaded; the
+        arguments as in :meth:`solve`)."""
+        cand = self.candidates
         x, optimal = sol.x, sol.optimal
         if self.pro_rata is not None and split_ties and len(cand):
             x, optimal = self.pro_rata.split(sol, price[cand], available_mw[cand])

@@ -126,7 +126,7 @@ class Scheme:
         cfg = self.config
         if stage.residual_supply:
             return ResidualSupplyStage(self.system, self.bids, layers, cfg.delta_mw,
-                                       cfg.penalties)
+                                       cfg.penalties, self.base_state)
         prequalification = None
         if stage.prequalified:
             prequalification = Prequalification(self.system, self.bids, cfg.prequalification,

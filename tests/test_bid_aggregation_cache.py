@@ -71,3 +71,27 @@ def test_cache_is_bounded_and_keyed_by_the_feeders_bids(system, bids_a):
         scheme.clear(price=price)
     assert len(stage._cache[0]) == 2 and len(stage._cache[1]) == 1
     assert stage.rsf_computed == 5 + 1 and stage.rsf_reused == 4
+
+
+@pytest.mark.parametrize("case", ["A", "B", "C"])
+def test_rsf_sweep_equals_each_step_solved_from_scratch(system, case):
+    """An RSF is one sweep of the feeder's LP over the held target (loaded once, warm from
+    step to step, from a fixed starting basis); each step's cost must be the optimum of the
+    feeder's LP built and solved from scratch at that step."""
+    bids = generate_bids(system, BidConfig(case=case), np.random.default_rng(3))
+    scheme = Scheme(system, bids, ClearingConfig(scheme="bid_aggregation"))
+    stage = _rsf_stage(scheme)
+    price = bids.price_eur_per_mw.to_numpy(float) * np.random.default_rng(4).uniform(1, 2, len(bids))
+    scheme.clear(price=price)
+    quantity = bids.quantity_mw.to_numpy(float)
+    for fi, built in enumerate(stage.layers):
+        (rsf,) = stage._cache[fi].values()
+        assert len(rsf.cost_eur) == len(stage.steps[fi]) > 1
+        fresh = Scheme(system, bids, ClearingConfig(scheme="bid_aggregation"))
+        layer = _rsf_stage(fresh).layers[fi].layer
+        for step, cost in zip(stage.steps[fi], rsf.cost_eur):
+            layer.lp.highs.clearSolver()
+            expected = layer.solve(price, quantity, scheme.base_state, 0.0,
+                                   {built.feeder: step}, split_ties=False)
+            assert expected.optimal
+            assert cost == pytest.approx(expected.objective_eur, rel=1e-9, abs=1e-9)
