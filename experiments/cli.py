@@ -18,7 +18,7 @@ import os
 import sys
 from contextlib import contextmanager
 
-from flexgame.markets.errors import FlexgameInputError, require_choice
+from flexgame.markets.errors import FlexgameInputError, SolverError, require_choice
 
 # The commands import what they need when they run, so that `flexgame --version` and the
 # usage text do not load the solvers, Hydra and pandas.
@@ -89,12 +89,12 @@ def _run(overrides: list[str]) -> None:
                                  f"'{PROG} sweep {rest}'")
     if not any(a.startswith("-") for a in overrides):  # --cfg, --help: Hydra answers
         settings(load_config(overrides), overrides)  # every value checked before running
-    failures: list[FlexgameInputError] = []
+    failures: list[FlexgameInputError | SolverError] = []
 
     def task(cfg, out_dir) -> None:
         try:
             metrics = run_experiment(cfg, out_dir, overrides)
-        except FlexgameInputError as error:  # reported by main() without a traceback
+        except (FlexgameInputError, SolverError) as error:  # reported by main(), one line
             failures.append(error)
             return
         print(format_metrics(metrics))
@@ -332,6 +332,9 @@ def main(argv: list[str] | None = None) -> None:
     except FlexgameInputError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    except SolverError as error:  # no result is written: it would not be the model's
+        print(f"{PROG}: solver failure: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
     except BrokenPipeError:  # output piped into a reader that stopped early (| head)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise SystemExit(1) from None

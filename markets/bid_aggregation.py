@@ -228,7 +228,8 @@ class ResidualSupplyStage:
         solutions = []
         for step in self.steps[fi]:
             layer.hold({built.feeder: step})
-            solutions.append(lp.solve())
+            solutions.append(lp.solve().require_optimal(
+                f"residual supply function of {built.feeder} at {step:g} MW"))
         self.rsf_computed += 1
         return RSF(solutions)
 
@@ -280,7 +281,7 @@ class ResidualSupplyStage:
         f0 = tx.flows(run.state.tx_injection)
         lp.set_row_bounds(self.line_rows[0], -np.inf, tx.rating_mw - f0)
         lp.set_row_bounds(self.line_rows[1], -np.inf, tx.rating_mw + f0)
-        sol = lp.solve()
+        sol = lp.solve().require_optimal("bid aggregation's MILP")
         delivered = [self._delivered(fi, run, rsf, int(np.argmax(sol.x[cols])))
                      for fi, (cols, rsf) in enumerate(zip(self.z_cols, rsfs))]
         for s, outcome in zip(self.layers, delivered):

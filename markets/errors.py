@@ -15,3 +15,8 @@ def require_choice(key: str, value, allowed) -> None:
         raise FlexgameInputError(
             f"{key}={value!r} is not allowed; choose one of: {', '.join(map(str, allowed))}"
         )
+
+
+class SolverError(RuntimeError):
+    """A solver did not return an optimal solution, or refused a change of its model: the
+    clearing has no trustworthy result, so it never yields a number."""

@@ -18,6 +18,8 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
+from flexgame.markets.errors import SolverError
+
 INF = highspy.kHighsInf
 
 DUAL_FEASIBILITY_TOLERANCE = 1e-9
@@ -43,6 +45,7 @@ class LPSolution:
 
     Attributes:
         optimal: HiGHS reported an optimal solution.
+        status: HiGHS's model status (``"Optimal"``, ``"Infeasible"``, ...).
         objective: objective value (including any penalty terms).
         x: column values.
         row_dual: row duals (HiGHS sign convention: d = c - A^T y).
@@ -50,16 +53,43 @@ class LPSolution:
     """
 
     optimal: bool
+    status: str
     objective: float
     x: np.ndarray
     row_dual: np.ndarray
     reduced_cost: np.ndarray
+
+    def require_optimal(self, what: str) -> LPSolution:
+        """This solution, or :class:`SolverError` naming ``what`` was solved when it is not
+        optimal (its numbers would not be the model's)."""
+        if not self.optimal:
+            raise SolverError(f"{what}: HiGHS returned no optimal solution (model status "
+                              f"{self.status})")
+        return self
 
 
 def _per_entry(values, n: int) -> np.ndarray:
     """``values`` (a scalar or n values) as n contiguous floats."""
     a = np.asarray(values, dtype=float)
     return np.full(n, float(a)) if a.ndim == 0 else np.ascontiguousarray(a)
+
+
+def _checked(status, change: str) -> None:
+    """Raise :class:`SolverError` when HiGHS refused a model change (its old data would
+    stay, and the next solve would answer another question)."""
+    if status != highspy.HighsStatus.kOk:
+        raise SolverError(f"HiGHS refused to change {change} ({status.name})")
+
+
+def _finite(values: np.ndarray, what: str, infinite_ok: bool = False) -> np.ndarray:
+    """``values``, or :class:`SolverError` when one is NaN (or infinite, unless
+    ``infinite_ok``): HiGHS accepts a NaN cost silently and refuses a NaN bound, and
+    neither is a market's data."""
+    bad = np.isnan(values) if infinite_ok else ~np.isfinite(values)
+    if bad.any():
+        raise SolverError(f"{what} {values[bad][0]} is not a number the LP can take "
+                          f"(position {int(np.flatnonzero(bad)[0])})")
+    return values
 
 
 class CompiledLP:
@@ -171,23 +201,26 @@ class CompiledLP:
     # --- data changes -----------------------------------------------------------------
     def set_costs(self, cols: np.ndarray, values) -> None:
         """Objective coefficients of columns ``cols``."""
-        values = np.asarray(values, dtype=float)
+        values = _finite(np.asarray(values, dtype=float), "cost")
+        _checked(self.highs.changeColsCost(len(cols), np.asarray(cols, dtype=np.int32), values),
+                 "costs")
         self.cost[cols] = values
-        self.highs.changeColsCost(len(cols), np.asarray(cols, dtype=np.int32), values)
 
     def set_col_bounds(self, cols: np.ndarray, lower, upper) -> None:
         """Bounds of columns ``cols`` (scalars or one value per column)."""
         cols = np.asarray(cols, dtype=np.int32)
-        lower, upper = _per_entry(lower, len(cols)), _per_entry(upper, len(cols))
+        lower = _finite(_per_entry(lower, len(cols)), "column lower bound", infinite_ok=True)
+        upper = _finite(_per_entry(upper, len(cols)), "column upper bound", infinite_ok=True)
+        _checked(self.highs.changeColsBounds(len(cols), cols, lower, upper), "column bounds")
         self.col_lower[cols], self.col_upper[cols] = lower, upper
-        self.highs.changeColsBounds(len(cols), cols, lower, upper)
 
     def set_row_bounds(self, rows: np.ndarray, lower, upper) -> None:
         """Bounds (right-hand sides) of rows ``rows`` (scalars or one value per row)."""
         rows = np.asarray(rows, dtype=np.int32)
-        lower, upper = _per_entry(lower, len(rows)), _per_entry(upper, len(rows))
+        lower = _finite(_per_entry(lower, len(rows)), "row lower bound", infinite_ok=True)
+        upper = _finite(_per_entry(upper, len(rows)), "row upper bound", infinite_ok=True)
+        _checked(self.highs.changeRowsBounds(len(rows), rows, lower, upper), "row bounds")
         self.row_lower[rows], self.row_upper[rows] = lower, upper
-        self.highs.changeRowsBounds(len(rows), rows, lower, upper)
 
     def set_quadratic(self, cols: np.ndarray, weights) -> None:
         """Make the objective c x + 1/2 sum_j w_j x_j^2 over columns ``cols`` (a diagonal
@@ -202,7 +235,7 @@ class CompiledLP:
         hessian.start_ = np.r_[0, np.cumsum(per_col)].astype(np.int32)
         hessian.index_ = cols[order]
         hessian.value_ = np.asarray(weights, dtype=float)[order]
-        self.highs.passHessian(hessian)
+        _checked(self.highs.passHessian(hessian), "the quadratic objective")
 
     # --- solve --------------------------------------------------------------------------
     def solve(self) -> LPSolution:
@@ -221,6 +254,7 @@ class CompiledLP:
         info = self.highs.getInfo()
         return LPSolution(
             optimal=optimal,
+            status=self.highs.modelStatusToString(status),
             objective=float(info.objective_function_value),
             x=np.asarray(sol.col_value, dtype=float),
             row_dual=np.asarray(sol.row_dual, dtype=float),

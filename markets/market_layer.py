@@ -72,7 +72,6 @@ class LayerOutcome:
         line_slack: total line slack, feeder interface limits included [MW or MVA];
             voltage_slack: total [p.u.^2].
         interface_slack_mw: total deviation from held interface flows.
-        optimal: solver status optimal.
         price_range: when asked for (``solve(..., ranging=True)``), per bid the declared
             prices (lower, upper) [EUR/MW] strictly between which this layer's solution
             stays the same, all other data unchanged, also when several bids move at once
@@ -90,7 +89,6 @@ class LayerOutcome:
     line_slack: float
     voltage_slack: float
     interface_slack_mw: float
-    optimal: bool
     price_range: tuple[np.ndarray, np.ndarray] | None = None
 
     def __repr__(self) -> str:
@@ -98,8 +96,7 @@ class LayerOutcome:
         return (f"LayerOutcome(accepted {self.activation_mw.sum():.2f} MW of {accepted.sum()} "
                 f"bids, cost {self.cost_eur:.2f} EUR, unmet {self.unmet_need_mw:.2f} MW, slacks: "
                 f"line {self.line_slack:.3g} MW|MVA, voltage {self.voltage_slack:.3g} p.u.^2, "
-                f"interface {self.interface_slack_mw:.3g} MW"
-                f"{'' if self.optimal else ', NOT optimal'})")
+                f"interface {self.interface_slack_mw:.3g} MW)")
 
 
 class MarketLayer:
@@ -326,11 +323,15 @@ class MarketLayer:
     def read(self, sol, price: np.ndarray, available_mw: np.ndarray, split_ties: bool = True,
              ranging: bool = False) -> LayerOutcome:
         """The layer's outcome from its LP solution ``sol`` (of the data last loaded; the
-        arguments as in :meth:`solve`)."""
+        arguments as in :meth:`solve`).
+
+        Raises:
+            SolverError: the solution (or its pro-rata split) is not optimal.
+        """
         cand = self.candidates
-        x, optimal = sol.x, sol.optimal
+        x = sol.require_optimal(repr(self)).x
         if self.pro_rata is not None and split_ties and len(cand):
-            x, optimal = self.pro_rata.split(sol, price[cand], available_mw[cand])
+            x = self.pro_rata.split(sol, price[cand], available_mw[cand])
         activation = np.zeros(self.n_bids)
         marginal = np.full(self.n_bids, np.nan)
         if len(cand):
@@ -349,7 +350,6 @@ class MarketLayer:
             line_slack=line,
             voltage_slack=sum(float(x[c].sum()) for c in self.voltage_slack_cols),
             interface_slack_mw=float(x[self.iface_cols].sum()) if self.held else 0.0,
-            optimal=optimal,
             price_range=price_range,
         )
 
@@ -362,12 +362,10 @@ class MarketLayer:
                              "stage)")
         lower, upper = np.full(self.n_bids, -np.inf), np.full(self.n_bids, np.inf)
         cand = self.candidates
-        if len(cand) and sol.optimal:
+        if len(cand):
             lo, hi = self.lp.cost_ranges(self.a_cols, sol.reduced_cost)
             offering = available_mw[cand] > 0
             shift = price[cand] - self.lp.cost[self.a_cols]  # the tie-break step, negated
             lower[cand[offering]] = (lo + shift)[offering]
             upper[cand[offering]] = (hi + shift)[offering]
-        elif len(cand):  # no optimal basis: no price is known to keep the solution
-            lower[cand], upper[cand] = price[cand], price[cand]
         return lower, upper

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from flexgame.markets.bids import DeclaredBids
+from flexgame.markets.errors import SolverError
 from flexgame.markets.grid_state import BidEffects, GridState
 from flexgame.markets.market_layer import LayerOutcome, MarketLayer
 from flexgame.markets.prequalification import Prequalification
@@ -76,8 +77,11 @@ class ClearingRun:
         offered = self.remaining if cap is None else np.minimum(self.remaining, cap)
         self.offer(name, operator, layer, offered)
         price = self.price
-        out = layer.solve(price, offered, self.state, self.state.residual_need_mw,
-                          ranging=self.ranging)
+        try:
+            out = layer.solve(price, offered, self.state, self.state.residual_need_mw,
+                              ranging=self.ranging)
+        except SolverError as error:
+            raise SolverError(f"layer {name}: {error}") from None
         self.apply(name, operator, out, price)
         cand = layer.candidates
         self.offered_before[cand[offered[cand] > 0]] = True

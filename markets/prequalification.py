@@ -150,8 +150,8 @@ class Prequalification:
         lp.set_costs(cols, -weight)
         lp.set_col_bounds(cols, 0.0, avail)
         lp.set_row_bounds(np.arange(lp.n_rows), -np.inf, room)
-        sol = lp.solve()
-        return np.clip(sol.x, 0.0, avail) if sol.optimal else np.zeros(len(avail))
+        sol = lp.solve().require_optimal(f"prequalification envelope ({self.weighting} weights)")
+        return np.clip(sol.x, 0.0, avail)
 
     @staticmethod
     def _iterative(g: sp.csr_matrix, room, avail, price) -> np.ndarray:

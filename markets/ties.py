@@ -98,15 +98,17 @@ class ProRata:
         _, group, size = np.unique(price[free], return_inverse=True, return_counts=True)
         return free[size[group] > 1]
 
-    def split(self, sol: LPSolution, price: np.ndarray,
-              offered_mw: np.ndarray) -> tuple[np.ndarray, bool]:
-        """Column values of the pro-rata clearing, given the stage-1 solution ``sol`` of the
-        layer's LP and the layer's bids' declared ``price`` [EUR/MW] and ``offered_mw`` [MW];
-        and whether they are optimal (stage 1's solution is returned, not optimal, if stage 2
-        fails)."""
+    def split(self, sol: LPSolution, price: np.ndarray, offered_mw: np.ndarray) -> np.ndarray:
+        """Column values of the pro-rata clearing, given the optimal stage-1 solution ``sol``
+        of the layer's LP and the layer's bids' declared ``price`` [EUR/MW] and
+        ``offered_mw`` [MW].
+
+        Raises:
+            SolverError: stage 2 (the QP) has no optimal solution.
+        """
         tied = self.tied(price, offered_mw, sol.reduced_cost[self.bid_cols])
-        if not sol.optimal or not len(tied):
-            return sol.x, sol.optimal
+        if not len(tied):
+            return sol.x
         lp, d, y = self.lp, sol.reduced_cost, sol.row_dual
         col_lower, col_upper = lp.col_lower.copy(), lp.col_upper.copy()
         at_lower = (d > DUAL_TOLERANCE) & np.isfinite(col_lower)
@@ -120,5 +122,4 @@ class ProRata:
         face.set_col_bounds(self._all_cols, col_lower, col_upper)
         face.set_row_bounds(self._all_rows, row_lower, row_upper)
         face.set_quadratic(self.bid_cols[tied], 2.0 / offered_mw[tied])
-        out = face.solve()
-        return (out.x, True) if out.optimal else (sol.x, False)
+        return face.solve().require_optimal("pro-rata split of tied bids (stage 2)").x

@@ -134,14 +134,13 @@ def test_tied_bids_are_those_sharing_a_price_at_the_margin():
 
 def test_every_scheme_clears_pro_rata_on_the_default_system(system):
     """Case B with prices rounded to 10 EUR/MW (many ties): every layer of every scheme
-    solves to optimality under pro_rata; the common market's cost is the same under both
+    solves to optimality under pro_rata (a layer that does not raises SolverError); the common market's cost is the same under both
     rules and the schemes that respect every grid limit stay grid-safe."""
     bids = generate_bids(system, BidConfig(case="B"), np.random.default_rng(0))
     assert TSO_NEED_DIRECTION["B"] == "up"
     price = np.round(bids.price_eur_per_mw.to_numpy(float) / 10) * 10
     for name in SCHEMES:
         result = build_scheme(system, bids, name, ties="pro_rata").clear(price=price)
-        assert all(l.outcome.optimal for l in result.layers), name
         if name in ("common", "ml03", "ml04", "bid_aggregation"):
             assert assess(system, bids, result.activation_mw).grid_safe, name
         if name == "common":
