@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -130,10 +131,19 @@ class Feeder:
         return [f"{self.buses[self.parent[j]]}-{self.buses[j]}" for j in self.child]
 
     def bus_index(self, bus: int) -> int:
-        hits = np.flatnonzero(self.buses == bus)
-        if len(hits) == 0:
-            raise FlexgameInputError(f"feeder {self.name!r} has no bus {bus}")
-        return int(hits[0])
+        """Position of the feeder's bus number ``bus`` (a dict look-up: bids and their
+        effects ask once per bid)."""
+        try:
+            return self._bus_position[int(bus)]
+        except KeyError:
+            raise FlexgameInputError(f"feeder {self.name!r} has no bus {bus}") from None
+
+    @cached_property
+    def _bus_position(self) -> dict[int, int]:
+        positions: dict[int, int] = {}
+        for i, b in enumerate(self.buses.tolist()):
+            positions.setdefault(int(b), i)
+        return positions
 
     @property
     def has_interface_limit(self) -> bool:

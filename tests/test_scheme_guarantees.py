@@ -420,3 +420,22 @@ def test_illiquid_market_reports_instead_of_crashing(system, system_down, case):
         for rule in rules:
             st = settle(scheme, result, rule)
             assert np.all(np.isfinite(st.bid_payment_eur)), (name, rule)
+
+
+MANY_SEEDS = [("B", seed) for seed in range(100)] + [(c, s) for c in "ACD" for s in range(20)]
+"""Cheap scenarios for the slack guarantee of bid aggregation (one clearing each, about
+0.1 s): case B over 100 seeds, where seeds 32 and 80 once bought a step 1 kW short of what
+the feeder could deliver, and 20 seeds of the other cases."""
+
+
+def test_bid_aggregation_is_slack_free_at_full_liquidity_over_many_seeds():
+    """At full liquidity bid aggregation's layers need no slack of any kind (unmet need,
+    line, voltage, interface), seed after seed: its MILP chooses only steps the feeders
+    deliver (:mod:`flexgame.markets.bid_aggregation`)."""
+    systems = {d: build_system(direction=d) for d in ("up", "down")}
+    slack = {}
+    for case, seed in MANY_SEEDS:
+        system = systems[TSO_NEED_DIRECTION[case]]
+        bids = generate_bids(system, BidConfig(case=case), np.random.default_rng(seed))
+        slack[case, seed] = lp_slack(build_scheme(system, bids, "bid_aggregation").clear())
+    assert {k: v for k, v in slack.items() if v > SLACK_TOL} == {}
