@@ -30,6 +30,7 @@ from tqdm import tqdm
 from flexgame.experiments.config import (canonical, effective_problems, hydra_error,
                                          load_config, parse_overrides, settings)
 from flexgame.experiments.run import run_experiment
+from flexgame.experiments.schema import check_systems
 from flexgame.experiments.store import write_text
 from flexgame.markets.errors import FlexgameInputError
 
@@ -92,9 +93,10 @@ def plan(overrides: list[str], default_dir: Path | None = None) -> Plan:
 
     Raises:
         FlexgameInputError: for the first job whose config is invalid, naming the key and
-            what is allowed, or an override that has no effect in any job (an option of
-            ibr swept with truthful and ibr runs has an effect in some: it is kept); no job
-            has run.
+            what is allowed, an override that has no effect in any job (an option of ibr
+            swept with truthful and ibr runs has an effect in some: it is kept), a swept
+            override without values (no job), or a system that cannot be built from its
+            case files (:func:`~flexgame.experiments.schema.check_systems`); no job has run.
     """
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.errors import HydraException
@@ -119,18 +121,24 @@ def plan(overrides: list[str], default_dir: Path | None = None) -> Plan:
         batches = BasicSweeper.split_arguments(swept, None)[0]
     except (HydraException, OmegaConfBaseException) as error:
         raise hydra_error(error) from None
+    for o in swept:
+        if o.is_sweep_override() and not list(o.sweep_string_iterator()):
+            raise FlexgameInputError(f"{o.input_line} gives no value: the sweep has no job")
     result = Plan(argv=argv, sweep_dir=Path(master.hydra.sweep.dir))
     without_effect: list[dict[str, str]] = []
+    runs = []
     for job_overrides in batches:
         cfg = load_config([*hydra_lines, *job_overrides], return_hydra_config=True)
         run_dir = Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)
         job_settings = settings(cfg, check_overrides=False)
+        runs.append(job_settings)
         without_effect.append(effective_problems(job_settings, job_overrides))
         result.jobs.append(Job(job_overrides, run_dir,
                                is_complete(run_dir, canonical(job_settings))))
     for key, message in (without_effect[0] if without_effect else {}).items():
         if all(key in problems for problems in without_effect):
             raise FlexgameInputError(message)
+    check_systems(runs)
     return result
 
 

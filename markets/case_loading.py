@@ -23,6 +23,7 @@ import pandas as pd
 from matpowercaseframes import CaseFrames
 
 from flexgame.markets.errors import FlexgameInputError
+from flexgame.markets.reprs import names
 
 EMBEDDED_CASES = ("case14", "case69", "case118", "case141")
 """Cases shipped inside the package (available offline)."""
@@ -257,4 +258,29 @@ def _from_frames(read, name: str, source: str, where: str,
         )
     if base_mva <= 0:
         raise FlexgameInputError(f"{where}: baseMVA={base_mva} must be > 0")
+    islanded, reference = _islands(bus, branch)
+    if islanded:
+        raise FlexgameInputError(
+            f"{where}: islanded buses [{names(map(str, islanded), shown=10)}]: no in-service "
+            f"branch connects them to bus {reference}; a grid must be one connected network")
     return MatpowerCase(name, source, base_mva, bus, branch, gen)
+
+
+def _islands(bus: pd.DataFrame, branch: pd.DataFrame) -> tuple[list[int], int]:
+    """(the buses that no path of in-service branches joins to the main bus, the main bus),
+    the main bus being the reference bus (without exactly one: the first bus of the largest
+    connected part). An island makes the DC susceptance matrix singular (the PTDF cannot be
+    computed) and leaves a feeder's buses unfed."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    index = {b: i for i, b in enumerate(bus.BUS_I)}
+    graph = coo_matrix((np.ones(len(branch)), (branch.F_BUS.map(index), branch.T_BUS.map(index))),
+                       shape=(len(bus), len(bus)))
+    _, part = connected_components(graph, directed=False)
+    reference = np.flatnonzero(bus.BUS_TYPE.to_numpy() == 3)
+    if len(reference) == 1:
+        main = int(reference[0])
+    else:
+        main = int(np.flatnonzero(part == np.bincount(part).argmax())[0])
+    return [int(b) for b in bus.BUS_I[part != part[main]]], int(bus.BUS_I.iat[main])

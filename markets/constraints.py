@@ -37,10 +37,13 @@ if TYPE_CHECKING:  # Pyomo is imported by the functions that build models (it lo
 
 @dataclass(frozen=True)
 class Penalties:
-    """Penalty prices of slacks (they must exceed any bid price).
+    """Penalty prices of slacks, meant to exceed any bid price so that a layer buys a bid
+    before it leaves a need unmet or a limit violated; for unmet need this is checked
+    (:meth:`unmet_need_problem`) where bids' prices meet the penalties: the run settings
+    (case price ranges, price cap) and the build of a scheme (the bid table's prices).
 
     Attributes:
-        unmet_need: EUR per MW of TSO need left unmet.
+        unmet_need: EUR per MW of TSO need left unmet; must exceed every bid price.
         line: EUR per MW (transmission) or MVA (feeder) over a rating.
         voltage: EUR per p.u.^2 of squared voltage outside its limits.
         interface: EUR per MW of deviation from a held interface flow.
@@ -50,6 +53,16 @@ class Penalties:
     line: float = option(1e4, low=0, low_open=True)
     voltage: float = option(1e6, low=0, low_open=True)
     interface: float = option(1e4, low=0, low_open=True)
+
+    def unmet_need_problem(self, price: float, asks: str) -> str | None:
+        """What is wrong with :attr:`unmet_need` when a bid may ask ``price`` [EUR/MW], or
+        None; ``asks`` names that bid before its price ("bid 12 asks", "case.prices.
+        transmission_up of case B reaches"). At or below a bid's price the TSO would rather
+        leave its need unmet than buy that bid: the clearing would report need unmet that
+        flexibility on offer covers."""
+        if self.unmet_need > price:
+            return None
+        return f"must exceed every bid price: {asks} {price:g} EUR/MW"
 
 
 @dataclass(frozen=True)

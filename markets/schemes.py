@@ -42,6 +42,10 @@ SCHEME_OPTIONS: dict[str, tuple[str, ...]] = {
     for option in dict.fromkeys(o for layout in SCHEMES.values() for o in layout.options)
 }
 """Clearing options that only some schemes have, and those schemes (from their layouts)."""
+MAX_RSF_STEPS = 1000
+"""Most interface-flow steps a feeder's residual supply function may have (offered MW up
+and down over ``delta_mw``): each step clears the feeder's market once, so a step much
+finer than the offered volume takes minutes and gigabytes for no gain in the result."""
 
 
 @dataclass
@@ -54,7 +58,8 @@ class ClearingConfig:
             or "fixed" (each DSO market keeps its interface flow).
         prequalification: "envelope" or "iterative" (schemes with a prequalified stage).
         envelope_weighting: "price" or "uniform".
-        delta_mw: interface-flow step of the bid-aggregation residual supply function [MW].
+        delta_mw: interface-flow step of the bid-aggregation residual supply function [MW];
+            at most :data:`MAX_RSF_STEPS` steps per feeder (checked against the bids).
         polygon_sides: sides of the polygon inscribed in feeder |S| limits (used when the
             system's feeder_line_limit is "apparent"); every model of the scheme uses it.
         ties: how every market layer splits equally priced bids (:mod:`flexgame.markets.ties`):
@@ -77,9 +82,30 @@ class ClearingConfig:
     ties: str = option("bid_order", choices=TIE_RULES)
     penalties: Penalties = option(factory=Penalties)
 
-    def validate(self) -> None:
-        """Raise :class:`FlexgameInputError` naming the first invalid setting."""
+    def validate(self, bids: pd.DataFrame | None = None) -> None:
+        """Raise :class:`FlexgameInputError` naming the first invalid setting; with the
+        ``bids`` to clear (a valid bid table), also the limits that depend on them: the
+        penalty for unmet need above every bid price, and at most :data:`MAX_RSF_STEPS`
+        residual-supply steps per feeder."""
         check(self)
+        if bids is None or bids.empty:
+            return
+        top = int(np.argmax(bids.price_eur_per_mw.to_numpy(float)))
+        problem = self.penalties.unmet_need_problem(
+            float(bids.price_eur_per_mw.iat[top]), f"bid {bids.index[top]} asks")
+        if problem:
+            raise FlexgameInputError(
+                f"penalties.unmet_need={self.penalties.unmet_need:g} {problem}")
+        if self.scheme in SCHEME_OPTIONS["delta_mw"]:
+            offered = bids[bids.level == "distribution"].groupby("feeder").quantity_mw.sum()
+            for feeder, mw in offered.items():
+                steps = mw // self.delta_mw + 1
+                if not steps <= MAX_RSF_STEPS:
+                    raise FlexgameInputError(
+                        f"delta_mw={self.delta_mw:g} gives {steps:.0f} residual-supply steps for "
+                        f"feeder {feeder!r} ({mw:.3g} MW offered up and down); at most "
+                        f"{MAX_RSF_STEPS} are allowed: delta_mw >= "
+                        f"{mw / (MAX_RSF_STEPS - 1):.3g}")
 
 
 class Scheme:
@@ -96,8 +122,8 @@ class Scheme:
     def __init__(self, system: InterconnectedSystem, bids: pd.DataFrame,
                  config: ClearingConfig | None = None):
         self.config = config or ClearingConfig()
-        self.config.validate()
         validate_bids(bids)
+        self.config.validate(bids)
         feeders = [f.name for f in system.feeders]
         bad = np.flatnonzero(((bids.level == "distribution") & ~bids.feeder.isin(feeders))
                              .to_numpy())

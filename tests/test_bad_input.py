@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from flexgame.markets.bids import BidConfig, generate_bids
+from flexgame.markets.constraints import Penalties
 from flexgame.markets.errors import FlexgameInputError
 from flexgame.markets.schemes import SCHEMES, ClearingConfig, Scheme, build_scheme
 from flexgame.markets.settlement import SETTLEMENTS, settle
@@ -124,3 +125,53 @@ def test_bid_at_missing_bus_rejected(system, small_bids):
     bids.loc[0, "tx_bus"] = 99
     with pytest.raises(FlexgameInputError, match="bus 99"):
         build_scheme(system, bids, "common")
+
+
+def test_delta_mw_implying_too_many_steps_refused_at_build(system, small_bids):
+    """A residual supply function clears the feeder once per step: steps of 1e-4 MW over the
+    offered MW would take minutes and gigabytes; refused with the number of steps."""
+    from flexgame.markets.schemes import MAX_RSF_STEPS
+
+    with pytest.raises(FlexgameInputError) as err:
+        build_scheme(system, small_bids, "bid_aggregation", delta_mw=1e-5)
+    message = str(err.value)
+    assert "delta_mw=1e-05" in message and "steps" in message, message
+    assert str(MAX_RSF_STEPS) in message and "feeder" in message, message
+    # the default step is far below the limit
+    build_scheme(system, small_bids, "bid_aggregation")
+
+
+def test_unmet_need_penalty_must_exceed_every_bid_price(system, small_bids):
+    """Below a bid's price the TSO would rather leave its need unmet than buy the bid."""
+    top = float(small_bids.price_eur_per_mw.max())
+    with pytest.raises(FlexgameInputError) as err:
+        build_scheme(system, small_bids, "common", penalties=Penalties(unmet_need=top))
+    message = str(err.value)
+    assert "penalties.unmet_need=" in message and "must exceed every bid price" in message
+    assert f"{top:g}" in message, message
+    build_scheme(system, small_bids, "common", penalties=Penalties(unmet_need=top + 1))
+
+
+@pytest.mark.parametrize("make", ["open_branch", "bus_without_branch"])
+def test_islanded_case_refused_when_loaded(make):
+    """An islanded bus makes the PTDF singular: refused by name when the case is loaded."""
+    from flexgame.markets.case_loading import load_case
+
+    case = load_case("case14")
+    tables = {"name": "islands", "baseMVA": case.base_mva,
+              "bus": case.bus.iloc[:, :13].to_numpy(), "gen": case.gen.iloc[:, :10].to_numpy(),
+              "branch": case.branch.iloc[:, :13].to_numpy()}
+    if make == "open_branch":  # 7-8 is the only branch of bus 8
+        only = case.branch.index[(case.branch.F_BUS == 7) & (case.branch.T_BUS == 8)][0]
+        tables["branch"][only, 10] = 0  # BR_STATUS
+        islanded = "[8]"
+    else:
+        extra = tables["bus"][-1:].copy()
+        extra[0, 0], extra[0, 1] = 15, 1
+        tables["bus"] = np.vstack([tables["bus"], extra])
+        islanded = "[15]"
+    with pytest.raises(FlexgameInputError) as err:
+        load_case(tables)
+    message = str(err.value)
+    assert "'islands'" in message and f"islanded buses {islanded}" in message, message
+    assert len(message.splitlines()) == 1

@@ -142,3 +142,79 @@ def test_python_api_warns_about_options_without_effect():
     with pytest.warns(UserWarning, match="interface='fixed' has no effect with scheme common"):
         config = clearing_config("common", interface="fixed")
     assert config == ClearingConfig(scheme="common", interface="fixed")
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["reasoning=cognitive_hierarchy", "reasoning.tau=nan"], ["reasoning.tau=nan", "finite"]),
+    (["reasoning=logit", "reasoning.samples=2.5"], ["reasoning.samples=2.5", "integer"]),
+    (["reasoning=logit", "reasoning.rationality=inf"], ["reasoning.rationality=inf", "finite"]),
+    (["reasoning=ibr", "reasoning.strategy.withholding=[0,inf]"],
+     ["reasoning.strategy.withholding[1]=inf", "finite"]),
+    (["system.congestion_factor=-1"], ["system.congestion_factor=-1.0", "allowed: > 0"]),
+    # penalties must exceed every price a bid may ask
+    (["case=B", "scheme.penalties.unmet_need=100"],
+     ["scheme.penalties.unmet_need=100.0", "must exceed every bid price", "165",
+      "case.prices.transmission_up"]),
+    (["case.prices.distribution_up=[40,20000]"],
+     ["scheme.penalties.unmet_need=10000.0", "20000", "case.prices.distribution_up"]),
+    (["reasoning=ibr", "reasoning.strategy.price_cap=10000"],
+     ["reasoning.strategy.price_cap=10000.0", "scheme.penalties.unmet_need=10000"]),
+])
+def test_bad_value_is_refused_before_running(monkeypatch, capsys, tmp_path, overrides, expected):
+    """NaN, infinities and non-integers in every option, and penalties at or below the prices
+    bids may ask, stop ``flexgame run`` with one line before anything is computed."""
+    with pytest.raises(SystemExit) as stop:
+        _flexgame(monkeypatch, "run", *overrides, f"hydra.run.dir={tmp_path}")
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for word in expected:
+        assert word in err, err
+
+
+def _case14_without(tmp_path, branch: str):
+    """case14 as a file with ``branch`` (``"7\\t8"``: from, to) out of service."""
+    from importlib import resources
+
+    text = (resources.files("flexgame.markets") / "cases" / "case14.m").read_text()
+    line = next(row for row in text.splitlines() if row.strip().startswith(branch + "\t"))
+    fields = line.split("\t")
+    fields[11] = "0"  # BR_STATUS
+    path = tmp_path / "case14_open.m"
+    path.write_text(text.replace(line, "\t".join(fields)))
+    return path
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["system.transmission_case=case14,no_such_case"], ["no_such_case", "embedded cases"]),
+    (["system.feeders=[{case:case69,bus:14}],[{case:/no/such/feeder.m,bus:14}]"],
+     ["/no/such/feeder.m", "does not exist"]),
+    (["system.feeders=[{case:case69,bus:14}],[{case:case69,bus:99}]"],
+     ["transmission bus 99", "case14"]),
+])
+def test_sweep_checks_the_case_data_of_every_job_before_any_runs(tmp_path, overrides, expected):
+    """What only the case files can tell (a file that is missing or unreadable, a bus it
+    lacks) stops a sweep at planning, like any other bad value."""
+    with pytest.raises(FlexgameInputError) as err:
+        sweep.plan(overrides, tmp_path)
+    for word in expected:
+        assert word in str(err.value), err.value
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sweep_refuses_an_unreadable_or_islanded_case_file(tmp_path):
+    garbage = tmp_path / "garbage.m"
+    garbage.write_text("function mpc = garbage\nthis is not a case\n")
+    with pytest.raises(FlexgameInputError, match="garbage.m.* not a readable MATPOWER case"):
+        sweep.plan([f"system.transmission_case=case14,{garbage}"], tmp_path / "a")
+    islanded = _case14_without(tmp_path, "7\t8")
+    with pytest.raises(FlexgameInputError, match=r"case14_open.m.*islanded.*\[8\]"):
+        sweep.plan([f"system.transmission_case=case14,{islanded}"], tmp_path / "b")
+
+
+def test_empty_sweep_is_an_error(monkeypatch, capsys, tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        _flexgame(monkeypatch, "sweep", "seed=range(0)", f"hydra.sweep.dir={tmp_path}")
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "seed=range(0)" in err and "no job" in err, err
