@@ -42,17 +42,32 @@ class Penalties:
     (:meth:`unmet_need_problem`) where bids' prices meet the penalties: the run settings
     (case price ranges, price cap) and the build of a scheme (the bid table's prices).
 
+    Their order is a choice, and grid-safety rankings depend on it: flexgame puts the grid
+    first. A line overload costs more per MW than a MW of unmet need (``line`` must exceed
+    ``unmet_need``; by default ten times), so that where the flexibility on offer cannot both
+    meet the TSO's need and keep every line within its rating, a market leaves need unmet
+    rather than overload a line (as an operator's security rules require; with equal
+    penalties a layer could trade one for the other MW for MW, and a common market could keep
+    a congestion that a fragmented one relieves). ``voltage`` (per p.u.^2) and ``interface``
+    are in other units and not ordered against them.
+
     Attributes:
         unmet_need: EUR per MW of TSO need left unmet; must exceed every bid price.
-        line: EUR per MW (transmission) or MVA (feeder) over a rating.
+        line: EUR per MW (transmission) or MVA (feeder) over a rating; must exceed
+            ``unmet_need``.
         voltage: EUR per p.u.^2 of squared voltage outside its limits.
         interface: EUR per MW of deviation from a held interface flow.
     """
 
     unmet_need: float = option(1e4, low=0, low_open=True)
-    line: float = option(1e4, low=0, low_open=True)
+    line: float = option(1e5, low=0, low_open=True)
     voltage: float = option(1e6, low=0, low_open=True)
     interface: float = option(1e4, low=0, low_open=True)
+
+    def cross_check(self):
+        if not self.line > self.unmet_need:
+            yield "line", (f"must exceed unmet_need={self.unmet_need:g} EUR/MW: the grid comes "
+                           "first, a market must not overload a line to meet need")
 
     def unmet_need_problem(self, price: float, asks: str) -> str | None:
         """What is wrong with :attr:`unmet_need` when a bid may ask ``price`` [EUR/MW], or
