@@ -233,10 +233,12 @@ def validate_bids(bids: pd.DataFrame) -> None:
     missing = [c for c in BID_COLUMNS if c not in bids.columns]
     if missing:
         raise FlexgameInputError(f"bid table lacks columns {missing}; needs {BID_COLUMNS}")
-    bad = bids.index[bids.quantity_mw < 0]
+    quantity = bids.quantity_mw.to_numpy(dtype=float)
+    bad = bids.index[~(np.isfinite(quantity) & (quantity >= 0))]
     if len(bad):
         raise FlexgameInputError(
-            f"bid {bad[0]} has quantity_mw={bids.quantity_mw[bad[0]]}; quantities must be >= 0"
+            f"bid {bad[0]} has quantity_mw={bids.quantity_mw[bad[0]]}; quantities must be "
+            "finite and >= 0"
         )
     bad = bids.index[~bids.direction.isin(["up", "down"])]
     if len(bad):

@@ -215,11 +215,14 @@ class Scheme:
         start = time.perf_counter()
         price = self.bids.price_eur_per_mw.to_numpy(float) if price is None else np.asarray(price, float)
         quantity = self.bids.quantity_mw.to_numpy(float) if quantity is None else np.asarray(quantity, float)
+        if forward_price is not None:
+            forward_price = np.asarray(forward_price, float)
+        _require_finite(price, "price", "EUR/MW")
+        _require_finite(forward_price, "forward price", "EUR/MW")
+        _require_finite(quantity, "quantity", "MW")
         if np.any(quantity < 0):
             bad = int(np.flatnonzero(quantity < 0)[0])
             raise FlexgameInputError(f"bid {bad} quantity {quantity[bad]} MW must be >= 0")
-        if forward_price is not None:
-            forward_price = np.asarray(forward_price, float)
         run = ClearingRun(self.base_state, self.bids, self.effects,
                           DeclaredBids(price, quantity, forward_price), ranging)
         for stage in self.stages:
@@ -238,6 +241,13 @@ class Scheme:
         return self.config.ties == "bid_order" and all(
             isinstance(stage, MarketStage) and stage.prequalification is None
             for stage in self.stages)
+
+
+def _require_finite(values: np.ndarray | None, what: str, unit: str) -> None:
+    """Stop before clearing when a declared value is NaN or infinite (naming the bid)."""
+    if values is not None and not np.isfinite(values).all():
+        bad = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise FlexgameInputError(f"bid {bad} {what} {values[bad]} {unit} must be a finite number")
 
 
 def build_scheme(system: InterconnectedSystem, bids: pd.DataFrame, scheme: str,

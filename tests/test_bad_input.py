@@ -76,12 +76,24 @@ def test_unknown_settlement_lists_allowed(common):
     assert "settlement='second_price'" in message and _lists_all(message, SETTLEMENTS), message
 
 
-def test_negative_bid_quantity_rejected_when_building(system, small_bids):
+@pytest.mark.parametrize("quantity", [-1.0, float("nan"), float("inf")])
+def test_negative_or_non_finite_bid_quantity_rejected_when_building(system, small_bids,
+                                                                     quantity):
     bids = small_bids.copy()
-    bids.loc[3, "quantity_mw"] = -1.0
+    bids.loc[3, "quantity_mw"] = quantity
     for scheme in ("common", "ml03"):
         with pytest.raises(FlexgameInputError, match=r"bid 3 .*quantity"):
             build_scheme(system, bids, scheme)
+
+
+@pytest.mark.parametrize("argument", ["price", "quantity", "forward_price"])
+def test_non_finite_declared_values_rejected_when_clearing(common, small_bids, argument):
+    """NaN or infinite prices and quantities never reach the solver (issue 12, defect 1)."""
+    values = (small_bids.quantity_mw if argument == "quantity"
+              else small_bids.price_eur_per_mw).to_numpy(float).copy()
+    values[4] = float("nan")
+    with pytest.raises(FlexgameInputError, match=r"bid 4 .*must be a finite number"):
+        common.clear(**{argument: values})
 
 
 def test_negative_quantity_rejected_when_clearing(common, small_bids):
