@@ -26,7 +26,7 @@ from flexgame.games.strategies import StrategyConfig, StrategySpace
 from flexgame.markets.grid_assessment import GridReport, assess
 from flexgame.markets.kpis import clearing_kpis
 from flexgame.markets.schemes import ClearingConfig, ClearingResult
-from flexgame.markets.errors import require_choice
+from flexgame.markets.errors import FlexgameInputError, require_choice
 from flexgame.markets.settlement import SETTLEMENTS, settle
 
 
@@ -145,6 +145,11 @@ class Game:
         self.truthful: Clearing = clear(scenario, scheme, settlement=settlement, **options)
         strategy = strategy or StrategyConfig()
         self.space = strategy.space() if isinstance(strategy, StrategyConfig) else strategy
+        unmet_need = self.truthful.scheme.config.penalties.unmet_need
+        if not self.space.price_cap < unmet_need:
+            raise FlexgameInputError(
+                f"price_cap={self.space.price_cap:g} must be below the scheme's penalty for "
+                f"unmet need ({unmet_need:g} EUR/MW): a pivotal FSP would price at it")
 
     def play(self, reasoning: ReasoningConfig, progress: bool = False) -> StrategicOutcome:
         """Run the reasoning process to its end and evaluate where it ended: as a named

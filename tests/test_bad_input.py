@@ -187,3 +187,16 @@ def test_islanded_case_refused_when_loaded(make):
     message = str(err.value)
     assert "'islands'" in message and f"islanded buses {islanded}" in message, message
     assert len(message.splitlines()) == 1
+
+
+def test_game_refuses_a_price_cap_at_or_above_the_unmet_need_penalty():
+    """The library's Game checks what the run settings check: a price cap the buyer would
+    rather leave need unmet than pay is refused."""
+    from flexgame.experiments.scenario import Scenario
+    from flexgame.experiments.strategic import Game
+    from flexgame.games.strategies import StrategyConfig
+
+    scenario = Scenario.from_case("B", 0)
+    with pytest.raises(FlexgameInputError, match="price_cap=500 must be below"):
+        Game(scenario, "common", strategy=StrategyConfig(price_cap=500.0),
+             penalties=Penalties(unmet_need=400.0))
