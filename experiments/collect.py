@@ -1,25 +1,28 @@
 """Collecting run directories into tidy tables.
 
-A run directory is any directory holding ``metrics.json`` (a complete run); a sweep directory
-holds many, at any depth. :func:`collect` makes one row per run: the config columns of the
-runs' model (:attr:`flexgame.experiments.models.Model.columns`; for the TSO-DSO game scheme,
+A run directory is any directory holding a run's ``metrics.json``, ``error.txt`` or
+``config.yaml`` (outside hidden directories such as Hydra's ``.hydra``); a sweep directory
+holds many, at any depth. A run is reported when its ``metrics.json`` is a JSON object and its
+``config.yaml`` a valid config (:func:`find_runs`); the others are listed with why: failed,
+unreadable or incomplete. :func:`collect` makes one row per reported run: the config columns of
+the runs' model (:attr:`flexgame.experiments.models.Model.columns`; for the TSO-DSO game scheme,
 case, settlement, reasoning, liquidity, aggregation, seed), any other config value that
-differs between the runs (by its dotted key), then every scalar of ``metrics.json``. :func:`rounds` and :func:`strategies` stack the per-run tables of strategic
-runs with the run's config values in front.
+differs between the runs (by its dotted key), then every scalar of ``metrics.json``.
+:func:`rounds` and :func:`strategies` stack the per-run tables of strategic runs with the
+run's config values in front.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import OmegaConf
 
 from flexgame.experiments.config import effective
 from flexgame.experiments.models import model_of
 from flexgame.experiments.store import write_csv, write_parquet
-from flexgame.experiments.sweep import CONFIG, ERROR, METRICS
+from flexgame.experiments.sweep import (CONFIG, ERROR, METRICS, UnreadableRun, read_config,
+                                        read_metrics)
 from flexgame.markets.errors import FlexgameInputError
 
 OPTIONAL_COLUMNS = {"use_case": "use_case", "markup_kind": "reasoning.strategy.kind"}
@@ -29,9 +32,14 @@ kind of markups of strategic runs (truthful runs have no strategy space)."""
 FORMATS = ("csv", "parquet")
 
 
-def find_runs(root) -> tuple[list[Path], list[Path]]:
-    """Complete runs (directories with ``metrics.json``) and failed runs (``error.txt``
-    without ``metrics.json``) under ``root``, sorted.
+Run = tuple[dict, dict]
+"""A readable run: its config without the options that had no effect in it, its metrics."""
+
+
+def find_runs(root) -> tuple[dict[Path, Run], dict[Path, str]]:
+    """The runs under ``root``, sorted by directory: the readable ones (:data:`Run`) and the
+    others with why, in one line: failed (the last line of ``error.txt``), unreadable (which
+    file and why) or incomplete (no ``metrics.json``: still running, or killed).
 
     Raises:
         FlexgameInputError: when ``root`` is not a directory.
@@ -39,14 +47,45 @@ def find_runs(root) -> tuple[list[Path], list[Path]]:
     root = Path(root)
     if not root.is_dir():
         raise FlexgameInputError(f"DIR={root} is not a directory; give a run or sweep directory")
-    done = sorted(p.parent for p in root.rglob(METRICS))
-    failed = sorted(p.parent for p in root.rglob(ERROR) if not (p.parent / METRICS).exists())
-    return done, failed
+    readable, problems = {}, {}
+    for run_dir in _run_dirs(root):
+        finished = (run_dir / METRICS).exists()
+        if not finished and (run_dir / ERROR).is_file():
+            problems[run_dir] = f"failed: {_last_line(run_dir / ERROR)}"
+        elif not finished:
+            problems[run_dir] = f"incomplete: no {METRICS} (still running, or killed)"
+        else:
+            try:
+                readable[run_dir] = _load(run_dir)
+            except UnreadableRun as why:
+                problems[run_dir] = f"unreadable: {why}"
+    return readable, problems
 
 
-def _load_config(run_dir: Path) -> dict:
-    """A run's ``config.yaml`` without the options that had no effect in it."""
-    return effective(OmegaConf.to_container(OmegaConf.load(run_dir / CONFIG)))
+def _run_dirs(root: Path) -> list[Path]:
+    """Directories under ``root`` (itself included) holding a run's file, outside hidden
+    directories (Hydra's ``.hydra`` holds a ``config.yaml`` of its own), sorted."""
+    return sorted({path.parent for name in (METRICS, ERROR, CONFIG) for path in root.rglob(name)
+                   if not any(part.startswith(".") for part in path.relative_to(root).parts)})
+
+
+def _load(run_dir: Path) -> Run:
+    """A run's config (without the options that had no effect) and metrics.
+
+    Raises:
+        UnreadableRun: a file is unreadable, or the config is not a valid config.
+    """
+    metrics = read_metrics(run_dir)
+    try:
+        return effective(read_config(run_dir)), metrics
+    except FlexgameInputError as error:
+        raise UnreadableRun(f"{CONFIG} is not a valid config: {error}") from None
+
+
+def _last_line(path: Path) -> str:
+    """The last non-blank line of a text file (of a traceback: the exception)."""
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else f"(empty {path.name})"
 
 
 def _flat(config: dict) -> dict:
@@ -60,20 +99,22 @@ def _scalars(mapping: dict) -> dict:
             if v is None or isinstance(v, (bool, int, float, str))}
 
 
-def collect(root) -> pd.DataFrame:
-    """One row per complete run under ``root``: config columns (the model's, then
-    :data:`OPTIONAL_COLUMNS`, then other config values that vary between runs, by dotted key),
-    ``run_dir`` (relative to ``root``), then the scalar metrics. Rows are sorted by the config
-    columns.
+def collect(root) -> tuple[pd.DataFrame, dict[Path, str]]:
+    """One row per readable run under ``root`` (:func:`find_runs`): config columns (the
+    model's, then :data:`OPTIONAL_COLUMNS`, then other config values that vary between runs,
+    by dotted key), ``run_dir`` (relative to ``root``), then the scalar metrics; rows sorted
+    by the config columns. Also the runs left out, with why.
 
     Raises:
-        FlexgameInputError: when ``root`` holds no complete run.
+        FlexgameInputError: when ``root`` holds no readable run.
     """
     root = Path(root)
-    runs, _ = find_runs(root)
-    if not runs:
-        raise FlexgameInputError(f"DIR={root} holds no run (no {METRICS} at any depth)")
-    loaded = [_load_config(run) for run in runs]
+    found, problems = find_runs(root)
+    if not found:
+        raise FlexgameInputError(f"DIR={root} holds no run (no readable {METRICS} at any "
+                                 f"depth; {len(problems)} failed, unreadable or incomplete)")
+    runs = list(found)
+    loaded = [config for config, _ in found.values()]
     configs = pd.DataFrame([_flat(config) for config in loaded])
     columns = {}
     for config in loaded:
@@ -86,9 +127,9 @@ def collect(root) -> pd.DataFrame:
     table = pd.DataFrame({name: configs.get(key) for name, key in known.items()})
     table[varying] = configs[varying]
     table["run_dir"] = [str(run.relative_to(root)) for run in runs]
-    metrics = pd.DataFrame([_scalars(json.loads((run / METRICS).read_text())) for run in runs])
+    metrics = pd.DataFrame([_scalars(values) for _, values in found.values()])
     table = pd.concat([table, metrics.drop(columns=table.columns, errors="ignore")], axis=1)
-    return table.sort_values([*known, *varying], kind="stable", ignore_index=True)
+    return table.sort_values([*known, *varying], kind="stable", ignore_index=True), problems
 
 
 def config_columns(runs: pd.DataFrame) -> list[str]:

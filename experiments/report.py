@@ -1,10 +1,11 @@
 """``flexgame report DIR``: one tidy table, figures and a markdown report of a run or sweep.
 
-:func:`make_report` collects every complete run under ``DIR`` (:mod:`experiments.collect`),
+:func:`make_report` collects every readable run under ``DIR`` (:mod:`experiments.collect`),
 writes the table (``runs.csv`` or ``runs.parquet``), draws the figures of
 :data:`experiments.figures.FIGURES` that the runs hold data for (PNG and SVG) and writes
 ``report.md``: what was swept, a summary table (mean over seeds, units in the headers), the
-figures with captions, the figures left out and why, and the failed runs.
+figures with captions, the figures left out and why, and the runs left out (failed,
+unreadable or incomplete) and why.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from flexgame.experiments.collect import collect, config_columns, find_runs, rounds, strategies, write_table
+from flexgame.experiments.collect import collect, config_columns, rounds, strategies, write_table
 from flexgame.experiments.figures import FIGURES, LeftOut, scheme_order, swept
 from flexgame.experiments.store import write_figure, write_text
-from flexgame.experiments.sweep import ERROR
 from flexgame.experiments.table import format_value, markdown_table
 from flexgame.markets.metrics import metric
 
@@ -34,7 +34,8 @@ TEXT_COLUMNS = ("equilibrium_concept", "status")
 
 @dataclass
 class Report:
-    """What :func:`make_report` wrote."""
+    """What :func:`make_report` wrote (``failed``: runs left out, failed, unreadable or
+    incomplete)."""
 
     table: Path
     report: Path
@@ -82,16 +83,17 @@ def _values(runs: pd.DataFrame, column: str) -> str:
     return ", ".join(map(str, scheme_order(values) if column == "scheme" else values))
 
 
-def markdown(root: Path, runs: pd.DataFrame, failed: list[Path], captions: dict[str, str],
-             left_out: list[str], table_name: str, seconds: float) -> str:
-    """The text of ``report.md``."""
+def markdown(root: Path, runs: pd.DataFrame, failed: dict[Path, str],
+             captions: dict[str, str], left_out: list[str], table_name: str,
+             seconds: float) -> str:
+    """The text of ``report.md`` (``failed``: the runs left out, with why)."""
     varied = swept(runs)
     fixed = [c for c in config_columns(runs) if c not in varied and runs[c].notna().any()]
     parts = [
         f"# flexgame report: {root}",
         "",
         f"{len(runs)} complete run{'s' * (len(runs) != 1)}"
-        + (f", {len(failed)} failed" if failed else "") + ". "
+        + (f", {len(failed)} failed, unreadable or incomplete" if failed else "") + ". "
         "Swept: " + ("; ".join(f"{c} = {_values(runs, c)}" for c in varied) or "nothing") + ". "
         "Fixed: " + "; ".join(f"{c} = {_values(runs, c)}" for c in fixed) + ".",
         "",
@@ -121,8 +123,8 @@ def markdown(root: Path, runs: pd.DataFrame, failed: list[Path], captions: dict[
     if left_out:
         parts += ["Left out:", "", *(f"* {why}." for why in left_out), ""]
     if failed:
-        parts += ["## Failed runs", "", *(f"* `{run.relative_to(root)}`: "
-                                         f"{_last_line(run / ERROR)}" for run in failed), ""]
+        parts += ["## Failed or unreadable runs", "",
+                  *(f"* `{run.relative_to(root)}`: {why}" for run, why in failed.items()), ""]
     parts += ["## Files", "",
               f"* `{table_name}`: one row per run: the swept config values, `run_dir`, then "
               "every scalar of its `metrics.json`.",
@@ -134,23 +136,17 @@ def markdown(root: Path, runs: pd.DataFrame, failed: list[Path], captions: dict[
     return "\n".join(parts)
 
 
-def _last_line(path: Path) -> str:
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "(empty error.txt)"
-
-
 def make_report(root, out=None, fmt: str = "csv") -> Report:
     """Collect the runs under ``root`` and write the table, figures and ``report.md`` into
     ``out`` (default ``root``).
 
     Raises:
-        FlexgameInputError: ``root`` is not a directory or holds no run; unknown ``fmt`` or
-            parquet without pyarrow.
+        FlexgameInputError: ``root`` is not a directory or holds no readable run; unknown
+            ``fmt`` or parquet without pyarrow.
     """
     start = time.perf_counter()
     root, out = Path(root), Path(out or root)
-    runs = collect(root)
-    _, failed = find_runs(root)
+    runs, failed = collect(root)
     report = Report(table=write_table(runs, out / "runs", fmt), report=out / "report.md",
                     runs=len(runs), failed=len(failed))
     tables = (rounds(runs, root), strategies(runs, root))

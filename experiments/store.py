@@ -1,7 +1,9 @@
 """Writing run outputs: atomic file writes and provenance.
 
 Every file is written to a temporary file in its own directory and then moved over the target
-with :func:`os.replace`, so a reader (or a killed run) never sees a half-written file.
+with :func:`os.replace`, so a reader (or a killed run) never sees a half-written file. The
+temporary file is created with the permissions a plain ``open()`` would give (``0o666`` less
+the umask), so outputs stay readable by the group and others as usual.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
+import uuid
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -25,12 +27,19 @@ PACKAGES = ("flexgame", "numpy", "pandas", "pyomo", "highspy", "mesa", "hydra-co
 """Distributions whose versions go into the provenance record."""
 
 
+def _new_temporary(path: Path) -> str:
+    """Create an empty, uniquely named temporary file beside ``path`` with mode ``0o666``
+    less the umask (as ``open()`` does; :func:`tempfile.mkstemp` would give ``0o600``)."""
+    tmp = str(path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    return tmp
+
+
 def _atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)``, then move the temporary file to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = _new_temporary(path)
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -86,12 +95,15 @@ def write_figure(path, figure) -> Path:
 def git_revision() -> str | None:
     """The git commit of the source tree the code runs from (with ``-dirty`` when it has
     uncommitted changes), or None when it does not run from a git checkout (an installed
-    package) or git is unavailable."""
+    package) or git is unavailable. ``--no-optional-locks``: ``git status`` would otherwise
+    take the checkout's index lock, and parallel runs would make each other's (and the
+    user's) git commands fail."""
     source = Path(__file__).resolve().parent.parent
     try:
         def git(*args):
-            return subprocess.run(["git", "-C", str(source), *args], capture_output=True,
-                                  text=True, timeout=10, check=True).stdout.strip()
+            return subprocess.run(["git", "--no-optional-locks", "-C", str(source), *args],
+                                  capture_output=True, text=True, timeout=10,
+                                  check=True).stdout.strip()
 
         if Path(git("rev-parse", "--show-toplevel")).resolve() != source:
             return None  # e.g. site-packages inside a virtual environment in a checkout

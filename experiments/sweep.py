@@ -5,26 +5,34 @@
 validates it (:func:`experiments.run.validate_config`) before any job starts, so a bad value
 stops the whole sweep with one line. The sweep directory is stable for the same overrides
 (``results/sweeps/<hash>``) and each job's subdirectory is its ``hydra.job.override_dirname``
-(``liquidity=0.5,scheme=ml01,seed=0``), so re-running a sweep finds its earlier runs.
+(``liquidity=0.5,scheme=ml01,seed=0``) made safe by :func:`job_dirname` (a swept path such as
+``../x.m`` never puts a job outside the sweep directory), so re-running a sweep finds its
+earlier runs.
 
-Every job runs :func:`run_job`: it skips a finished run (``metrics.json`` present and the
-stored ``config.yaml`` equal to the job's config), and otherwise runs the simulation and
-catches any failure into ``error.txt``, so a failed job never loses the others.
+Every job runs :func:`run_job` under its lock (:func:`job_lock`; a job another sweep is
+running is skipped, never run twice): it skips a finished run (:func:`is_complete`: a
+readable ``metrics.json`` and the stored ``config.yaml`` equal to the job's config), and
+otherwise runs the simulation and catches any failure into ``error.txt``, so a failed job
+never loses the others.
 :class:`Progress` draws a bar over the jobs by watching their directories (it works for every
 launcher: the jobs run in other processes or on other hosts), and :func:`outcome` sorts the
-jobs into done, skipped and failed afterwards.
+jobs into done, skipped, running elsewhere and failed afterwards.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import re
 import threading
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from flexgame.experiments.config import (canonical, effective_problems, hydra_error,
@@ -40,16 +48,94 @@ ERROR = "error.txt"
 """The traceback of a failed job."""
 CONFIG = "config.yaml"
 """The resolved config a run was computed with."""
+LOCK = ".lock"
+"""Locked (:func:`job_lock`) by the process running or clearing a job."""
 SWEEP_ROOT = Path("results") / "sweeps"
 """Parent of the default sweep directories."""
+UNSAFE = re.compile(r"[^\w.,=+\-\[\]{}:@%~()]|\.\.+|^\.$", re.ASCII)
+"""What :func:`job_dirname` replaces: characters other than letters, digits and the
+punctuation of ordinary overrides (``/``, ``\\``, spaces, quotes, shell characters), any ``..``
+and a name that is only ``.``."""
+MAX_DIRNAME = 200
+"""Longest job directory name (file systems allow 255 bytes)."""
+
+
+def job_dirname(name: str) -> str:
+    """A job directory name for ``name`` (its ``hydra.job.override_dirname``): unchanged when it
+    is safe (``liquidity=0.5,scheme=ml01,seed=0``), else with :data:`UNSAFE` parts replaced by
+    ``_``, cut to :data:`MAX_DIRNAME` and suffixed with a hash of ``name``, so that it is one
+    path component inside the sweep directory and two different names never collide.
+
+    Registered as the OmegaConf resolver ``job_dirname`` (``hydra.sweep.subdir`` in
+    ``conf/config.yaml``)."""
+    safe = UNSAFE.sub("_", name)
+    if safe == name and len(name) <= MAX_DIRNAME:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    return f"{safe[:MAX_DIRNAME - len(digest) - 1]}-{digest}"
+
+
+# At import: the launcher's workers resolve hydra.sweep.subdir, and they import this module
+# to unpickle run_job.
+OmegaConf.register_new_resolver("job_dirname", job_dirname, replace=True)
+
+
+class UnreadableRun(Exception):
+    """A run file that is missing, cut short or not what a run writes; the message says which
+    and why in one line."""
+
+
+def _one_line(error: BaseException) -> str:
+    """An exception's message on one line (YAML errors span several)."""
+    return " ".join(str(error).split())[:200] or type(error).__name__
+
+
+def read_metrics(run_dir) -> dict:
+    """A run's ``metrics.json``.
+
+    Raises:
+        UnreadableRun: it is missing, not JSON (e.g. cut short) or not a JSON object.
+    """
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        raise UnreadableRun(f"no {METRICS}")
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise UnreadableRun(f"{METRICS} is not valid JSON: {_one_line(error)}") from None
+    if not isinstance(metrics, dict):
+        raise UnreadableRun(f"{METRICS} holds a JSON {type(metrics).__name__}, not an object")
+    return metrics
+
+
+def read_config(run_dir) -> dict:
+    """A run's ``config.yaml`` as plain containers, read by OmegaConf's YAML loader (a
+    ``yaml.SafeLoader``: a foreign tag such as ``!!python/object`` is an error, never
+    constructed).
+
+    Raises:
+        UnreadableRun: it is missing, fails to load (any error) or is not a mapping.
+    """
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise UnreadableRun(f"no {CONFIG}")
+    try:
+        config = OmegaConf.load(path)
+    except Exception as error:  # YAML, OmegaConf, decoding or I/O: unreadable all the same
+        raise UnreadableRun(f"{CONFIG} is unreadable: {_one_line(error)}") from None
+    if not isinstance(config, DictConfig):
+        raise UnreadableRun(f"{CONFIG} is not a mapping")
+    return OmegaConf.to_container(config)
 
 
 @dataclass
 class Job:
-    """One job of a sweep: its overrides, run directory and whether it is already complete."""
+    """One job of a sweep: its overrides, run directory, config (the canonical form a run
+    stores) and whether it is already complete."""
 
     overrides: list[str]
     run_dir: Path
+    config: dict
     complete: bool
 
 
@@ -75,12 +161,42 @@ def overrides_hash(overrides: list[str]) -> str:
 
 
 def is_complete(run_dir: Path, config: dict) -> bool:
-    """Whether ``run_dir`` holds a finished run (``metrics.json``) of exactly ``config`` (the
-    canonical form of its settings, :func:`flexgame.experiments.config.canonical`)."""
-    run_dir = Path(run_dir)
-    if not (run_dir / METRICS).is_file() or not (run_dir / CONFIG).is_file():
+    """Whether ``run_dir`` holds a finished run of exactly ``config`` (the canonical form of its
+    settings, :func:`flexgame.experiments.config.canonical`): its ``metrics.json`` is a JSON
+    object and its ``config.yaml`` loads and equals ``config``. A damaged run is not complete:
+    a re-run of the sweep computes it again."""
+    try:
+        read_metrics(run_dir)
+        return read_config(run_dir) == config
+    except UnreadableRun:
         return False
-    return OmegaConf.to_container(OmegaConf.load(run_dir / CONFIG)) == config
+
+
+@contextmanager
+def job_lock(run_dir) -> Iterator[bool]:
+    """Try to lock a job for the block, without waiting: an exclusive ``flock`` on
+    :data:`LOCK` in its directory (made if missing). Yields whether the lock was taken; it is
+    not while another process (or thread) runs or clears the job, and is released when the
+    block ends, also when its process dies. Concurrent sweeps of one directory use it so
+    that none runs a job twice or deletes another's results."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / LOCK, "a") as handle:  # closing the file releases the lock
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+        else:
+            yield True
+
+
+def running_elsewhere(run_dir: Path) -> bool:
+    """Whether another process holds the lock of the job in ``run_dir`` (an existing
+    directory; a missing one runs nowhere)."""
+    if not run_dir.is_dir():
+        return False
+    with job_lock(run_dir) as acquired:
+        return not acquired
 
 
 def plan(overrides: list[str], default_dir: Path | None = None) -> Plan:
@@ -133,8 +249,8 @@ def plan(overrides: list[str], default_dir: Path | None = None) -> Plan:
         job_settings = settings(cfg, check_overrides=False)
         runs.append(job_settings)
         without_effect.append(effective_problems(job_settings, job_overrides))
-        result.jobs.append(Job(job_overrides, run_dir,
-                               is_complete(run_dir, canonical(job_settings))))
+        config = canonical(job_settings)
+        result.jobs.append(Job(job_overrides, run_dir, config, is_complete(run_dir, config)))
     for key, message in (without_effect[0] if without_effect else {}).items():
         if all(key in problems for problems in without_effect):
             raise FlexgameInputError(message)
@@ -144,27 +260,41 @@ def plan(overrides: list[str], default_dir: Path | None = None) -> Plan:
 
 def clear_stale(sweep: Plan) -> None:
     """Remove ``metrics.json`` and ``error.txt`` left by earlier attempts of the jobs that will
-    run (another config, a failure), so that afterwards these files report this sweep."""
+    run (another config, a failure, a damaged file), so that afterwards these files report
+    this sweep. Each job is checked again under its lock (another sweep may have run it since
+    planning): a job another process holds is left alone, and one found complete now is
+    marked complete (skipped) and kept."""
     for job in sweep.jobs:
-        if not job.complete:
-            for name in (METRICS, ERROR):
-                (job.run_dir / name).unlink(missing_ok=True)
+        if job.complete or not job.run_dir.is_dir():
+            continue
+        with job_lock(job.run_dir) as acquired:
+            if not acquired:
+                continue
+            job.complete = is_complete(job.run_dir, job.config)
+            if not job.complete:
+                for name in (METRICS, ERROR):
+                    (job.run_dir / name).unlink(missing_ok=True)
 
 
 def run_job(cfg, out_dir) -> str:
-    """One job of a sweep (runs inside the launcher's worker): skip a complete run, else run
-    it and write any exception's traceback to ``error.txt``. Never raises an ``Exception``.
+    """One job of a sweep (runs inside the launcher's worker), under its lock: skip a job
+    another process is running or a complete run, else run it and write any exception's
+    traceback to ``error.txt``. Never raises an ``Exception``.
     Returns ``"skipped"``, ``"done"`` or ``"failed"``."""
     out = Path(out_dir)
-    if is_complete(out, canonical(settings(cfg, check_overrides=False))):
-        print(f"skipped (already complete): {out}", flush=True)
-        return "skipped"
-    try:
-        run_experiment(cfg, out)
-    except Exception:
-        write_text(out / ERROR, traceback.format_exc())
-        print(f"failed: {out} (traceback in {ERROR})", flush=True)
-        return "failed"
+    with job_lock(out) as acquired:
+        if not acquired:
+            print(f"skipped (running elsewhere): {out}", flush=True)
+            return "skipped"
+        if is_complete(out, canonical(settings(cfg, check_overrides=False))):
+            print(f"skipped (already complete): {out}", flush=True)
+            return "skipped"
+        try:
+            run_experiment(cfg, out)
+        except Exception:
+            write_text(out / ERROR, traceback.format_exc())
+            print(f"failed: {out} (traceback in {ERROR})", flush=True)
+            return "failed"
     print(f"done: {out}", flush=True)
     return "done"
 
@@ -207,30 +337,35 @@ class Progress:
 
 @dataclass
 class Outcome:
-    """How the jobs of a sweep ended."""
+    """How the jobs of a sweep ended (``elsewhere``: still running in another process)."""
 
     done: list[Job]
     skipped: list[Job]
     failed: list[Job]
+    elsewhere: list[Job] = field(default_factory=list)
 
     def summary(self, sweep_dir: Path) -> str:
         """One line: counts and the failed jobs' directories."""
+        running = f"{len(self.elsewhere)} running elsewhere, " if self.elsewhere else ""
         line = (f"sweep {sweep_dir}: {len(self.done)} done, {len(self.skipped)} skipped, "
-                f"{len(self.failed)} failed")
+                f"{running}{len(self.failed)} failed")
         if self.failed:
             line += " (" + ", ".join(str(job.run_dir) for job in self.failed) + ")"
         return line
 
 
 def outcome(sweep: Plan) -> Outcome:
-    """Sort the jobs after the sweep: skipped (complete before), done (``metrics.json``),
-    failed (``error.txt``, or no output at all: the job was killed or never ran)."""
+    """Sort the jobs after the sweep: skipped (complete before), done (complete now, without
+    ``error.txt``), elsewhere (another process holds its lock), failed (``error.txt``, or no
+    complete output: the job was killed or never ran)."""
     result = Outcome([], [], [])
     for job in sweep.jobs:
         if job.complete:
             result.skipped.append(job)
-        elif (job.run_dir / METRICS).exists() and not (job.run_dir / ERROR).exists():
+        elif is_complete(job.run_dir, job.config) and not (job.run_dir / ERROR).exists():
             result.done.append(job)
+        elif running_elsewhere(job.run_dir):
+            result.elsewhere.append(job)
         else:
             result.failed.append(job)
     return result

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from flexgame.experiments.cli import main
-from flexgame.experiments.run import run_experiment
+from flexgame.experiments.run import OUTPUTS, run_experiment
 from flexgame.experiments.config import load_config
 
 
@@ -57,6 +57,14 @@ def test_strategic_table_holds_the_strategic_metrics(strategic_report):
     assert row.price_of_anarchy == pytest.approx(row.strategic_cost / row.truthful_cost)
     assert row.status in ("converged", "cycle", "capped")
     assert "hhi_by_layer" not in runs  # not a scalar: left to metrics.json
+
+
+def test_a_strategic_run_writes_only_files_a_new_run_removes(strategic_report):
+    """run.OUTPUTS (removed when a run starts in a reused directory) lists every file a
+    strategic run writes, so none can outlive it."""
+    run, _ = strategic_report
+    written = {path.name for path in run.iterdir()}
+    assert {"rounds.csv", "strategies.csv", "metrics.json"} <= written <= set(OUTPUTS)
 
 
 def test_report_of_a_directory_without_runs_is_refused(monkeypatch, capsys, tmp_path):

@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
-from flexgame.experiments import sweep
+from flexgame.experiments import sweep, tso_dso
 from flexgame.experiments.cli import main
 from flexgame.experiments.config import load_config
 
@@ -78,18 +78,25 @@ def test_rerun_recomputes_only_the_killed_run(monkeypatch, capsys, truthful_swee
 
 
 def test_failed_job_keeps_the_others_and_exits_non_zero(monkeypatch, capsys, tmp_path):
-    """A job failing at run time (a transmission case that does not exist: valid as a
-    config value, fails when the system is built) writes error.txt; the other finishes."""
+    """A job failing at run time (the model's run raises for seed 1; the jobs run in this
+    process with n_jobs=1, and plan-time checks pass) writes error.txt; the other finishes."""
+    real = tso_dso.run
+
+    def run(settings, out_dir):
+        if settings.seed == 1:
+            raise RuntimeError("no_such_result")
+        return real(settings, out_dir)
+
+    monkeypatch.setattr(tso_dso, "run", run)
     with pytest.raises(SystemExit) as stop:
-        _flexgame(monkeypatch, "sweep", "system.transmission_case=case14,no_such_case",
+        _flexgame(monkeypatch, "sweep", "seed=0,1", "hydra.launcher.n_jobs=1",
                   f"hydra.sweep.dir={tmp_path}")
     assert stop.value.code == 1
-    good = tmp_path / "system.transmission_case=case14"
-    bad = tmp_path / "system.transmission_case=no_such_case"
+    good, bad = tmp_path / "seed=0", tmp_path / "seed=1"
     assert (good / "metrics.json").exists() and not (good / "error.txt").exists()
     error = (bad / "error.txt").read_text()
     assert not (bad / "metrics.json").exists()
-    assert "Traceback" in error and "no_such_case" in error
+    assert "Traceback" in error and "no_such_result" in error
     summary = capsys.readouterr().out.strip().splitlines()[-1]
     assert "1 done, 0 skipped, 1 failed" in summary and str(bad) in summary
 
