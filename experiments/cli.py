@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
+import time
 from contextlib import contextmanager
 
 from flexgame.markets.errors import FlexgameInputError, SolverError, require_choice
@@ -137,23 +140,152 @@ def _environment(**values: str):
                 os.environ[key] = value
 
 
-def _sweep_jobs(overrides: list[str], default_dir=None):
-    """Validate, launch and sort the jobs of a sweep; returns (plan, outcome)."""
+class _Interrupted(KeyboardInterrupt):
+    """Raised in the main thread by the SIGTERM handler of :func:`_interrupts`."""
+
+
+@contextmanager
+def _interrupts():
+    """Turn SIGTERM into :class:`_Interrupted` (a ``KeyboardInterrupt``, as SIGINT already is)
+    in the main thread for the block, so that both unwind the launcher the same way (joblib
+    aborts its workers on a ``KeyboardInterrupt``); the previous handlers come back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise _Interrupted(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _descendants(pid: int | None = None) -> list[int]:
+    """The process ids of every descendant of ``pid`` (default: this process), read from
+    ``/proc`` (empty where there is none)."""
+    pid = os.getpid() if pid is None else pid
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:  # ended meanwhile
+            continue
+        fields = stat[stat.rindex(b")") + 2:].split()  # after "pid (name) "
+        if fields[0] != b"Z":  # a zombie has ended already
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _stop_workers(grace: float = 3.0) -> None:
+    """Stop every process the sweep started: joblib's loky workers (its reusable executor,
+    when one exists, is shut down with its workers killed) and any other descendant (the
+    submitit_local jobs, a worker's own children): SIGTERM, then SIGKILL after ``grace``
+    seconds. The resource trackers are left to end with this process: they remove the
+    semaphores and ``/dev/shm/joblib_memmapping_folder_*`` they track when it exits."""
+    loky = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(loky, "_executor", None) if loky else None
+    if executor is not None:
+        try:
+            executor.shutdown(wait=False, kill_workers=True)
+        except Exception:  # already broken or shut down: the processes are handled below
+            pass
+    deadline = time.monotonic() + grace
+    signum = signal.SIGTERM
+    while True:
+        workers = [pid for pid in _descendants() if "resource_tracker" not in _cmdline(pid)]
+        if not workers:
+            return
+        if time.monotonic() > deadline:
+            signum = signal.SIGKILL
+        for pid in workers:
+            try:
+                os.kill(pid, signum)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for pid in workers:  # reap those that are our own children
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        time.sleep(0.1)
+
+
+def _interrupted_summary(plan, signame: str) -> str:
+    """The summary line of an interrupted sweep: the jobs done, skipped and failed (with
+    ``error.txt``) so far, and how many were stopped or never started."""
+    import dataclasses
+
     from flexgame.experiments import sweep
 
-    plan = sweep.plan(overrides, default_dir)
-    ready = sum(job.complete for job in plan.jobs)
-    print(f"sweep: {len(plan.jobs)} jobs ({ready} already complete) into {plan.sweep_dir}",
-          flush=True)
-    sweep.clear_stale(plan)
-    args = [*plan.argv, "--multirun"]
-    # the jobs' own progress bars (strategic rounds) would garble the sweep's bar
-    with _environment(TQDM_DISABLE="1"), sweep.Progress(plan):
+    outcome = sweep.outcome(plan)
+    failed = [job for job in outcome.failed if (job.run_dir / sweep.ERROR).exists()]
+    unfinished = len(outcome.failed) - len(failed)
+    line = dataclasses.replace(outcome, failed=failed).summary(plan.sweep_dir)
+    return f"{line}; interrupted by {signame}: {unfinished} unfinished"
+
+
+def _sweep_jobs(overrides: list[str], default_dir=None):
+    """Validate, launch and sort the jobs of a sweep; returns (plan, outcome).
+
+    SIGINT (Ctrl-C) or SIGTERM stop the sweep: its workers are stopped
+    (:func:`_stop_workers`), the summary line of the jobs so far is printed and the process
+    exits with status 130 (SIGINT) or 143 (SIGTERM), without a traceback; a re-run of the
+    sweep computes the unfinished jobs."""
+    from flexgame.experiments import sweep
+
+    plan = None
+    try:
+        with _interrupts():
+            plan = sweep.plan(overrides, default_dir)
+            ready = sum(job.complete for job in plan.jobs)
+            print(f"sweep: {len(plan.jobs)} jobs ({ready} already complete) into "
+                  f"{plan.sweep_dir}", flush=True)
+            sweep.clear_stale(plan)
+            args = [*plan.argv, "--multirun"]
+            # the jobs' own progress bars (strategic rounds) would garble the sweep's bar
+            with _environment(TQDM_DISABLE="1"), sweep.Progress(plan):
+                try:
+                    _launch(sweep.run_job, args, "sweep")
+                except SystemExit as stop:  # Hydra itself failed; the jobs' files tell what ran
+                    print(f"{PROG} sweep: the launcher stopped with status {stop.code}",
+                          file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        signum = signal.SIGTERM if isinstance(interrupt, _Interrupted) else signal.SIGINT
+        # a second Ctrl-C must not cut the clean-up short
+        previous = ({s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+                    if threading.current_thread() is threading.main_thread() else {})
         try:
-            _launch(sweep.run_job, args, "sweep")
-        except SystemExit as stop:  # Hydra itself failed; the jobs' files tell what ran
-            print(f"{PROG} sweep: the launcher stopped with status {stop.code}",
-                  file=sys.stderr)
+            _stop_workers()
+            if plan is not None:
+                print(_interrupted_summary(plan, signum.name), flush=True)
+            print(f"{PROG} sweep: interrupted by {signum.name}", file=sys.stderr, flush=True)
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        raise SystemExit(128 + signum) from None
     return plan, sweep.outcome(plan)
 
 
