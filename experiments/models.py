@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from flexgame.experiments.implicit_dr import ImplicitDRConfig
 from flexgame.experiments.schema import TsoDsoConfig, structured
 
 
@@ -52,7 +53,14 @@ TSO_DSO = Model(
              "aggregation": "aggregation.mode", "seed": "seed"},
     about="TSO-DSO flexibility markets with strategic FSPs (ALEXANDER D3.3, D4.1 KER 2)")
 
-MODELS: dict[str, Model] = {m.name: m for m in (TSO_DSO,)}
+IMPLICIT_DR = Model(
+    name="implicit_dr", schema=ImplicitDRConfig, groups=(),
+    runner="flexgame.experiments.implicit_dr:run",
+    columns={"idr_case": "idr.case", "seed": "seed"},
+    about="implicit demand response of a BRP in the single imbalance market (ALEXANDER D4.1 "
+          "KER 3)")
+
+MODELS: dict[str, Model] = {m.name: m for m in (TSO_DSO, IMPLICIT_DR)}
 """Every model by name."""
 DEFAULT_MODEL = "tso_dso"
 

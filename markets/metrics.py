@@ -47,6 +47,7 @@ class Metric:
 _K = "flexgame.markets.kpis.clearing_kpis"
 _S = "flexgame.games.metrics.strategic_metrics"
 _R = "flexgame.experiments.tso_dso"
+_I = "flexgame.experiments.implicit_dr.summary"
 
 METRICS: dict[str, Metric] = {m.name: m for m in [
     # what was run
@@ -167,6 +168,24 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("sampling_error_max", "EUR", "sampling s.e.", "largest standard error of a sampled "
            "expected payoff", _R),
     Metric("clearings", "-", "clearings", "clearings computed (effort, not a result)", _R, 0),
+    # implicit demand response (seed 000 KER 3; flexgame.experiments.implicit_dr)
+    Metric("idr_case", "", "case", "case of the IDR test slot, C1-C5 (Vatandoust et al., "
+           "EEM 2023)", _I),
+    Metric("net_profit_eur", "EUR", "net", "the BRP's ex-post profit, SIM + DR Net, summed over "
+           "the quarter-hours (actual demand, actual imbalance price)", _I),
+    Metric("planned_net_profit_eur", "EUR", "planned net", "the BRP's ex-ante profit: what its "
+           "bilevel expected under its belief", _I),
+    Metric("sim_eur", "EUR", "SIM", "imbalance settlement, dt x lambda_SI x (Dp+ - Dp-)", _I),
+    Metric("dr_net_eur", "EUR", "DR net", "retail margin, dt x (lambda_DR x D - lambda_DA x "
+           "P_DA)", _I),
+    Metric("over_activations", "-", "over-act.", "quarter-hours whose actual residual imbalance "
+           "has the opposite sign of the system imbalance (seed 000 §4)", _I, 0),
+    Metric("quarter_hours", "-", "quarter-hours", "quarter-hours simulated", _I, 0),
+    Metric("imbalance_price", "EUR/MWh", "lambda_SI", "single imbalance price: the marginal "
+           "activated reserve bid's", _I),
+    Metric("retail_price", "EUR/MWh", "lambda_DR", "the BRP's retail price signal", _I),
+    Metric("up_mw", "MW", "Dp+", "less consumption than day-ahead (helps a short system)", _I),
+    Metric("down_mw", "MW", "Dp-", "more consumption than day-ahead (helps a long system)", _I),
     # per round (rounds.csv)
     Metric("procurement_cost_eur", "EUR", "cost", "procurement cost of a round's profile",
            "flexgame.agents.model.FlexMarketModel", axis="procurement cost [EUR]"),

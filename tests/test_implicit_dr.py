@@ -160,3 +160,39 @@ def test_table_ii_on_the_test_slot():
     assert table.loc["C5", "lambda_SI [EUR/MWh]"] == TABLE_I.up_price[0]
     # a dearer r2- leaves the BRP less to gain: C1 > C2 > C3
     assert table.loc["C1", "Net [EUR]"] > table.loc["C2", "Net [EUR]"] > table.loc["C3", "Net [EUR]"]
+
+
+def test_run_model_implicit_dr_writes_the_table_ii_row(tmp_path):
+    """``flexgame run model=implicit_dr idr.case=C4``: the Mesa agents (BRP, DR portfolio,
+    TSO) play the quarter-hour; with the DR following the BRP's curve the ex-post profit is
+    the planned one and equals Table II's row."""
+    import json
+
+    from flexgame.experiments.config import load_config
+    from flexgame.experiments.run import run_experiment
+
+    metrics = run_experiment(load_config(["model=implicit_dr", "idr.case=C4"]), tmp_path)
+    row = table_ii(cross_check=False).set_index("case").loc["C4"]
+    assert metrics["net_profit_eur"] == pytest.approx(row["Net [EUR]"])
+    assert metrics["net_profit_eur"] == pytest.approx(metrics["planned_net_profit_eur"])
+    assert metrics["up_mw"] == pytest.approx(row["Dp+ [MW]"])
+    assert json.loads((tmp_path / "metrics.json").read_text())["idr_case"] == "C4"
+    assert (tmp_path / "quarter_hours.csv").is_file() and (tmp_path / "config.yaml").is_file()
+
+
+def test_an_actual_response_more_elastic_than_believed_over_activates():
+    """If the DR sheds more than the BRP believes, its response can tip a short system long:
+    the quarter-hour is counted as an over-activation and settled at the actual (downward)
+    price, below the planned profit."""
+    from flexgame.agents.idr import CurveResponse, ImplicitDRModel
+    from flexgame.experiments.implicit_dr import quarter_of
+
+    belief = TEST_SLOT_CURVE
+    # the actual DR: the same blocks, but its must-run block is 40 MW smaller
+    actual = FlexibilityCurve(belief.p_min - 40.0, belief.p_max - 40.0, belief.w)
+    model = ImplicitDRModel([quarter_of("C5")], belief, CurveResponse(actual))
+    row = model.run().iloc[0]
+    assert row.planned_imbalance_price_eur_per_mwh == TABLE_I.up_price[0]
+    assert row.residual_imbalance_mw > 0 and bool(row.over_activation)
+    assert row.imbalance_price_eur_per_mwh == TABLE_I.down_price[0]
+    assert row.net_eur < row.planned_net_eur
