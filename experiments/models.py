@@ -68,8 +68,13 @@ DEFAULT_MODEL = "tso_dso"
 @cache
 def register_schemas() -> None:
     """Store every model's schema in Hydra's ConfigStore as ``<name>_schema`` (the model's
-    config file lists it first in its defaults)."""
+    config file lists it first in its defaults), and make the resolvers the config uses
+    known (``job_dirname`` of ``hydra.sweep.subdir``, registered when
+    :mod:`flexgame.experiments.sweep` is imported), so that every command, ``--cfg all
+    --resolve`` included, can resolve it."""
     from hydra.core.config_store import ConfigStore
+
+    import flexgame.experiments.sweep  # noqa: F401  (registers job_dirname)
 
     store = ConfigStore.instance()
     for model in MODELS.values():
