@@ -25,10 +25,13 @@ from flexgame.markets.schemes import SCHEMES
 
 COLUMNS = ("inefficiency_pct", "congestions", "max_congestion_pct", "voltage_violations",
            "max_voltage_violation_pct", "unqualified_up_pct", "unqualified_down_pct",
-           "unmet_need_mw", "runtime_s")
-"""The table's metrics, in D3.3 Table 4-3 order (headers and units from the registry)."""
+           "residual_need_mw", "runtime_s")
+"""The table's metrics, in D3.3 Table 4-3 order (headers and units from the registry). The
+need column is the TSO need left at the ex-post state (what every layer's activations,
+interface deviations included, leave), not the layers' balance slacks: a DSO layer that
+deviates from a held interface leaves need unmet without a balance slack."""
 
-LONG_METRICS = ("total_cost", "common_cost", *COLUMNS, "residual_need_mw", "build_s")
+LONG_METRICS = ("total_cost", "common_cost", *COLUMNS, "unmet_need_mw", "build_s")
 """The numeric metrics of the long (tidy) table."""
 
 LEGEND = "; ".join(f"{metric(m).label} = {metric(m).definition}" for m in COLUMNS)
