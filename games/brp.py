@@ -57,7 +57,8 @@ class BRPSlot:
         reserve: the TSO's reserve bids.
         system_imbalance_mw: S, the system imbalance before the BRP's response [MW]
             (> 0: surplus, downward reserves; < 0: deficit).
-        day_ahead_mw: P^DA [MW], within the curve's [Pmin, Pmax].
+        day_ahead_mw: P^DA [MW]; outside the curve's [Pmin, Pmax] (a scenario of a DR that
+            cannot consume it) the BRP has no deviation its indicators admit.
         day_ahead_price: lambda^DA [EUR/MWh].
         max_retail_price: lambda^DR_max [EUR/MWh] (>= 0).
         dt_h: the quarter-hour [h].
@@ -73,10 +74,6 @@ class BRPSlot:
 
     def __post_init__(self):
         c = self.curve
-        if not c.p_min - 1e-9 <= self.day_ahead_mw <= c.p_max + 1e-9:
-            raise FlexgameInputError(
-                f"day_ahead_mw={self.day_ahead_mw:g} must lie in the flexibility curve's "
-                f"[{c.p_min:g}, {c.p_max:g}] MW")
         if not self.max_retail_price >= 0:
             raise FlexgameInputError(f"max_retail_price={self.max_retail_price:g} must be >= 0")
         reach = abs(self.system_imbalance_mw) + (c.p_max - c.p_min)
@@ -151,31 +148,81 @@ def candidate_prices(slot: BRPSlot) -> np.ndarray:
     return np.unique(np.r_[0.0, slot.max_retail_price, inside])
 
 
+def _best_at_price(slot: BRPSlot, merit: MeritOrder, price: float) -> BRPDecision | None:
+    """The BRP's best decision at retail ``price``: over the demands the curve allows there
+    and the direction indicators admit, the ends and the merit-order crossings (between
+    them the imbalance price is constant and the profit linear in the demand); None when no
+    such demand exists. Ties: the smallest deviation."""
+    s, p_da = slot.system_imbalance_mw, slot.day_ahead_mw
+    dev_low, dev_high = slot.deviation_bounds()
+    d_low, d_high = slot.curve.response(price)
+    lo, hi = max(d_low - p_da, dev_low), min(d_high - p_da, dev_high)
+    if lo > hi + BOUNDARY_TOLERANCE_MW:
+        return None
+    hi = max(hi, lo)
+    crossings = s - merit.breakpoints()  # residual S - deviation on a breakpoint
+    best, best_key = None, None
+    for dev in np.unique(np.r_[lo, hi, crossings[(crossings > lo) & (crossings < hi)]]):
+        decision = settle(slot, price, p_da + dev, favourable_price(merit, s - dev, dev))
+        key = (round(decision.net_eur, 9), -abs(dev))
+        if best_key is None or key > best_key:
+            best, best_key = decision, key
+    return best
+
+
 def solve_by_enumeration(slot: BRPSlot, merit: MeritOrder | None = None) -> BRPDecision:
     """The BRP's optimal decision by enumerating the breakpoints (module docstring). Among
     equally profitable decisions: the highest retail price, then the smallest deviation."""
     merit = MeritOrder(slot.reserve) if merit is None else merit
-    s, p_da = slot.system_imbalance_mw, slot.day_ahead_mw
-    dev_low, dev_high = slot.deviation_bounds()
-    # deviations where the residual S - deviation sits on a merit-order breakpoint
-    crossings = s - merit.breakpoints()
     best, best_key = None, None
     for price in candidate_prices(slot):
-        d_low, d_high = slot.curve.response(price)
-        lo, hi = max(d_low - p_da, dev_low), min(d_high - p_da, dev_high)
-        if lo > hi + BOUNDARY_TOLERANCE_MW:
+        decision = _best_at_price(slot, merit, price)
+        if decision is None:
             continue  # no demand at this price respects the direction indicators
-        hi = max(hi, lo)
-        deviations = np.unique(np.r_[lo, hi, crossings[(crossings > lo) & (crossings < hi)]])
-        for dev in deviations:
-            decision = settle(slot, price, p_da + dev, favourable_price(merit, s - dev, dev))
-            key = (round(decision.net_eur, 9), price, -abs(dev))
-            if best_key is None or key > best_key:
-                best, best_key = decision, key
+        key = (round(decision.net_eur, 9), price)
+        if best_key is None or key > best_key:
+            best, best_key = decision, key
     if best is None:
         raise FlexgameInputError("the BRP has no feasible decision: no retail price in "
                                  f"[0, {slot.max_retail_price:g}] gives a demand its direction "
                                  "indicators allow")
+    return best
+
+
+def _fallback_decision(slot: BRPSlot, merit: MeritOrder, price: float) -> BRPDecision:
+    """A scenario's decision at a retail ``price`` at which no demand of its curve respects
+    the direction indicators: the curve's demand nearest to the day-ahead position, settled
+    like any imbalance (the standard price rule): the DR cannot follow the BRP's intention."""
+    d_low, d_high = slot.curve.response(price)
+    demand = float(np.clip(slot.day_ahead_mw, d_low, d_high))
+    residual = slot.system_imbalance_mw - (demand - slot.day_ahead_mw)
+    return settle(slot, price, demand, merit.price(residual, slot.system_imbalance_mw))
+
+
+def solve_scenarios(slots: list[BRPSlot], weights=None) -> tuple[float, list[BRPDecision]]:
+    """The scenario-based bilevel of SBVOIO (seed 000 KER 3 §4.2; IDR reference §4): one
+    non-anticipative retail price for several flexibility curves (scenarios of the DR's
+    response, e.g. quantile fits), maximising the probability-weighted profit; each scenario
+    answers the common price along its own curve (its best demand where indifferent) and is
+    settled at its own imbalance price. ``slots`` differ only in their curves. Exact by
+    enumeration: the expected profit is a sum of the scenarios' piecewise-linear profits, so
+    an optimum lies at a candidate price of some scenario. Prices at which every scenario
+    can respect the direction indicators come first; only if there is none, a scenario that
+    cannot is settled as it ends up (:func:`_fallback_decision`). Returns (retail price
+    [EUR/MWh], the scenarios' decisions); ties go to the highest price."""
+    weights = np.full(len(slots), 1.0 / len(slots)) if weights is None else \
+        np.asarray(weights, dtype=float) / np.sum(weights)
+    merit = MeritOrder(slots[0].reserve)
+    prices = np.unique(np.concatenate([candidate_prices(s) for s in slots]))
+    best_key, best = None, None
+    for price in prices:
+        decisions = [_best_at_price(s, merit, price) for s in slots]
+        feasible = all(d is not None for d in decisions)
+        decisions = [d if d is not None else _fallback_decision(s, merit, price)
+                     for s, d in zip(slots, decisions)]
+        key = (feasible, round(float(weights @ [d.net_eur for d in decisions]), 9), price)
+        if best_key is None or key > best_key:
+            best_key, best = key, (float(price), decisions)
     return best
 
 

@@ -196,3 +196,28 @@ def test_an_actual_response_more_elastic_than_believed_over_activates():
     assert row.residual_imbalance_mw > 0 and bool(row.over_activation)
     assert row.imbalance_price_eur_per_mwh == TABLE_I.down_price[0]
     assert row.net_eur < row.planned_net_eur
+
+
+def test_scenario_bilevel_with_one_scenario_is_the_bilevel_and_hedges_with_more():
+    """SBVOIO's bilevel: one scenario gives the single-curve optimum; with several, the
+    common price's expected profit is at least that of any candidate price every scenario
+    can follow (the enumeration covers those prices)."""
+    from flexgame.games.brp import _best_at_price, candidate_prices, solve_scenarios
+
+    rng = np.random.default_rng(11)
+    for _ in range(10):
+        base = _random_slot(rng)
+        price, (only,) = solve_scenarios([base])
+        assert only.net_eur == pytest.approx(solve_by_enumeration(base).net_eur, abs=1e-9)
+        shifted = [BRPSlot(FlexibilityCurve(base.curve.p_min + d, base.curve.p_max + d,
+                                            base.curve.w), base.reserve,
+                           base.system_imbalance_mw, base.day_ahead_mw, base.day_ahead_price,
+                           base.max_retail_price) for d in (-3.0, 0.0, 3.0)]
+        price, decisions = solve_scenarios(shifted)
+        expected = np.mean([d.net_eur for d in decisions])
+        merit = MeritOrder(base.reserve)
+        for own in shifted:
+            for p in candidate_prices(own):
+                each = [_best_at_price(s, merit, p) for s in shifted]
+                if all(d is not None for d in each):  # a price every scenario can follow
+                    assert expected >= np.mean([d.net_eur for d in each]) - 1e-9
