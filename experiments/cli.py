@@ -233,6 +233,46 @@ def _stop_workers(grace: float = 3.0) -> None:
         time.sleep(0.1)
 
 
+SLURM_LAUNCHERS = ("slurm", "submitit_slurm")
+"""The ``hydra/launcher`` options that submit the jobs to SLURM."""
+
+
+def _slurm_jobs(plan, since: float) -> list[str]:
+    """The SLURM job ids this sweep submitted (``hydra/launcher=slurm``): the job folders
+    submitit made in ``<sweep dir>/.submitit`` (``<id>`` or ``<array id>_<index>``) since the
+    time ``since``; none on another launcher."""
+    launcher = None
+    for arg in plan.argv:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+~").removeprefix("override ").strip() == "hydra/launcher":
+            launcher = value.strip()
+    if launcher not in SLURM_LAUNCHERS:
+        return []
+    folders = [p for p in (plan.sweep_dir / ".submitit").glob("*")
+               if p.is_dir() and p.stat().st_mtime >= since - 1]
+    return sorted({p.name.split("_")[0] for p in folders if p.name.split("_")[0].isdigit()})
+
+
+def _cancel_slurm_jobs(ids: list[str], wait: float = 60.0) -> None:
+    """``scancel`` the jobs and wait (at most ``wait`` seconds) until SLURM has ended them,
+    so that the summary finds them stopped."""
+    import subprocess
+
+    print(f"{PROG} sweep: cancelling SLURM jobs {' '.join(ids)}", file=sys.stderr, flush=True)
+    try:
+        subprocess.run(["scancel", *ids], timeout=30, check=False)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            queue = subprocess.run(["squeue", "-h", "-o", "%i", "-j", ",".join(ids)],
+                                   capture_output=True, text=True, timeout=30)
+            if queue.returncode != 0 or not queue.stdout.strip():
+                return
+            time.sleep(1)
+    except (OSError, subprocess.SubprocessError) as error:
+        print(f"{PROG} sweep: could not cancel SLURM jobs {' '.join(ids)}: {error}",
+              file=sys.stderr)
+
+
 def _interrupted_summary(plan, signame: str) -> str:
     """The summary line of an interrupted sweep: the jobs done, skipped and failed (with
     ``error.txt``) so far, and how many were stopped or never started."""
@@ -251,12 +291,13 @@ def _sweep_jobs(overrides: list[str], default_dir=None):
     """Validate, launch and sort the jobs of a sweep; returns (plan, outcome).
 
     SIGINT (Ctrl-C) or SIGTERM stop the sweep: its workers are stopped
-    (:func:`_stop_workers`), the summary line of the jobs so far is printed and the process
+    (:func:`_stop_workers`; on SLURM its jobs are cancelled), the summary line of the jobs so far is printed and the process
     exits with status 130 (SIGINT) or 143 (SIGTERM), without a traceback; a re-run of the
     sweep computes the unfinished jobs."""
     from flexgame.experiments import sweep
 
     plan = None
+    started = time.time()
     try:
         with _interrupts():
             plan = sweep.plan(overrides, default_dir)
@@ -280,6 +321,9 @@ def _sweep_jobs(overrides: list[str], default_dir=None):
         try:
             _stop_workers()
             if plan is not None:
+                slurm_jobs = _slurm_jobs(plan, started)
+                if slurm_jobs:
+                    _cancel_slurm_jobs(slurm_jobs)
                 print(_interrupted_summary(plan, signum.name), flush=True)
             print(f"{PROG} sweep: interrupted by {signum.name}", file=sys.stderr, flush=True)
         finally:

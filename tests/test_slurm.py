@@ -4,14 +4,16 @@ when there is no SLURM (no `sinfo`) or no idle node.
 
 The sweep's jobs run as SLURM jobs (submitit), their results equal a local (joblib) run of
 the same sweep except for the runtimes, and a re-run after one job's metrics.json is lost
-computes that job only."""
+computes that job only. An interrupted SLURM sweep cancels its jobs."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,13 @@ _NO_SLURM = _idle_node()
 pytestmark = pytest.mark.skipif(_NO_SLURM is not None, reason=str(_NO_SLURM))
 
 
+def _job_ids(sweep_dir: Path) -> list[str]:
+    """The SLURM job ids of a sweep: its submitit job folders (``<id>``, ``<id>_<task>``)."""
+    folders = (sweep_dir / ".submitit").glob("*")
+    return sorted({p.name.split("_")[0] for p in folders
+                   if p.is_dir() and p.name.split("_")[0].isdigit()})
+
+
 def _sweep(sweep_dir: Path, *launcher: str) -> str:
     """Run the sweep into ``sweep_dir``; its output. A sweep that does not end within
     :data:`TIMEOUT` has its SLURM jobs cancelled and fails the test."""
@@ -55,7 +64,7 @@ def _sweep(sweep_dir: Path, *launcher: str) -> str:
         done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT,
                               cwd=sweep_dir.parent)
     except subprocess.TimeoutExpired:
-        ids = {p.name.split("_")[0] for p in (sweep_dir / ".submitit").glob("*")}
+        ids = _job_ids(sweep_dir)
         if ids:
             subprocess.run(["scancel", *sorted(ids)], check=False)
         pytest.fail(f"the sweep did not end within {TIMEOUT} s; scancel {sorted(ids)}")
@@ -97,3 +106,42 @@ def test_slurm_sweep_equals_a_local_one_and_reruns_only_a_lost_job(tmp_path, loc
     assert {job: (root / job / "metrics.json").stat().st_mtime_ns for job in kept} == kept
     for job in JOBS:
         assert _results(root / job) == _results(local / job), job
+
+
+def _queued(ids: list[str]) -> str:
+    """squeue's lines of the jobs ``ids``."""
+    return subprocess.run(["squeue", "-h", "-j", ",".join(ids)], capture_output=True, text=True,
+                          timeout=30).stdout.strip()
+
+
+def test_interrupted_slurm_sweep_cancels_its_jobs(tmp_path):
+    root = tmp_path / "sweep"
+    # logit responses: minutes per job, still running when the signal comes
+    command = [sys.executable, "-m", "flexgame.experiments.cli", "sweep", *SLURM,
+               "reasoning=logit", "seed=0,1", f"hydra.sweep.dir={root}"]
+    sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             cwd=tmp_path)
+    ids: list[str] = []
+    try:
+        end = time.monotonic() + 120
+        while not any(root.glob("*/.hydra")):  # a job has started on the node
+            assert sweep.poll() is None and time.monotonic() < end, "no SLURM job started"
+            time.sleep(0.2)
+        while not _job_ids(root):  # submitit's job folders appear as the jobs start
+            assert sweep.poll() is None and time.monotonic() < end, "no SLURM job folder"
+            time.sleep(0.2)
+        ids = _job_ids(root)
+        assert _queued(ids)
+        sweep.send_signal(signal.SIGTERM)
+        out, err = sweep.communicate(timeout=120)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.communicate()
+        left = _queued(ids) if ids else ""
+        if left:
+            subprocess.run(["scancel", *ids], check=False)
+    assert sweep.returncode == 143, err[-3000:]
+    assert "Traceback" not in out + err
+    assert "0 done, 0 skipped, 0 failed; interrupted by SIGTERM: 2 unfinished" in out, out
+    assert not left, f"SLURM jobs of the sweep still queued or running:\n{left}"
