@@ -121,6 +121,8 @@ results/sweeps/<hash of the overrides>), one directory per job named by its over
 Re-running the same sweep skips finished runs (metrics.json present, same config) and
 recomputes missing or failed ones. A failed job writes error.txt and never stops the others;
 the sweep ends with a summary line and exit status 1 if any job failed.
+Ctrl-C or SIGTERM stops the workers (on SLURM: scancel of the sweep's jobs), prints the
+summary of the jobs so far and exits with status 130 or 143; a re-run computes the rest.
 Presets: +experiment=NAME (conf/experiment/); '{PROG} study' also writes the report.
 """
 
