@@ -53,6 +53,10 @@ commands:
                        '{PROG} table --help' for options.
   summary [overrides]  the test system (default: IEEE 14-bus + case69 + case141) and its
                        base state.
+  idr table|study      implicit demand response of a BRP (KER 3): the paper's Table II
+                       for its cases C1-C5, or the FOIO/VOIO/SBVOIO study on generated
+                       EV data into results/idr_study/; '{PROG} idr --help'. One case as a
+                       run: '{PROG} run model=implicit_dr idr.case=C1'.
 
 Errors in the input print one line and exit with status 2.
 """
@@ -84,8 +88,9 @@ def _launch(task, args: list[str], command: str) -> None:
 def _run(overrides: list[str]) -> None:
     """``flexgame run``: one simulation; Hydra sees only the overrides."""
     from flexgame.experiments.config import load_config, settings
-    from flexgame.experiments.run import format_metrics, run_experiment
+    from flexgame.experiments.run import check_run_dir, format_metrics, run_experiment
 
+    check_run_dir(overrides)  # before Hydra sets up an output directory
     if any(a in ("-m", "--multirun") for a in overrides):
         rest = " ".join(a for a in overrides if a not in ("-m", "--multirun"))
         raise FlexgameInputError(f"{PROG} run runs one simulation; for a multirun use "
@@ -481,8 +486,49 @@ def _summary(overrides: list[str]) -> None:
     print(build_system(run.system, direction=run.bid_config().direction).summary())
 
 
+def _idr_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} idr",
+        description="Implicit demand response of a BRP in the single imbalance market "
+                    "(ALEXANDER D4.1 KER 3; Vatandoust et al., EEM 2023). 'table': the "
+                    "paper's Table II layout for its cases C1-C5 on its test slot, solved by "
+                    "enumeration and cross-checked by the MPEC. 'study': FOIO, VOIO and "
+                    "SBVOIO on generated EV data, with tables, figures and report.md.")
+    parser.add_argument("what", choices=("table", "study"))
+    parser.add_argument("--out", default="results/idr_study",
+                        help="output directory of the study (default: results/idr_study)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the study (default: 0)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a small study: 2 quarter-hours, 5+5 evaluation days, N in "
+                             "{5, 10, 20}, W in {30, 60} (about a minute)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _idr(args: list[str]) -> None:
+    opts = _idr_parser().parse_args(args)
+    if opts.seed < 0:
+        raise FlexgameInputError(f"--seed={opts.seed} must be an integer >= 0")
+    if opts.what == "table":
+        import pandas as pd
+
+        from flexgame.experiments.idr_cases import table_ii
+
+        with pd.option_context("display.width", 200, "display.max_columns", None):
+            print(table_ii().round(3).to_string(index=False))
+        return
+    from flexgame.experiments.idr_report import write_study
+    from flexgame.experiments.idr_study import StudyConfig, run_study
+
+    quick = dict(history_days=80, validation_days=5, test_days=5, quarter_hours=(22, 24),
+                 blocks=(5, 10, 20), windows=(30, 60)) if opts.quick else {}
+    result = run_study(StudyConfig(seed=opts.seed, **quick), progress=not opts.no_progress)
+    print(result.selected.to_string(index=False))
+    print(f"wrote {write_study(result, opts.out)}")
+
+
 COMMANDS = {"run": _run, "sweep": _sweep, "report": _report, "study": _study,
-            "table": _table, "summary": _summary}
+            "table": _table, "summary": _summary, "idr": _idr}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -221,3 +221,19 @@ def test_scenario_bilevel_with_one_scenario_is_the_bilevel_and_hedges_with_more(
                 each = [_best_at_price(s, merit, p) for s in shifted]
                 if all(d is not None for d in each):  # a price every scenario can follow
                     assert expected >= np.mean([d.net_eur for d in each]) - 1e-9
+
+
+def test_cli_idr_table_prints_the_five_cases(monkeypatch, capsys):
+    import sys
+
+    from flexgame.experiments.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["flexgame", "idr", "table"])
+    main()
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "lambda_SI [EUR/MWh]" in lines[0] and "Net by MPEC [EUR]" in lines[0]
+    assert [line.split()[0] for line in lines[1:]] == list(CASES)
+    monkeypatch.setattr(sys, "argv", ["flexgame", "idr", "tabel"])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert stop.value.code == 2
