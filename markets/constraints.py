@@ -42,32 +42,43 @@ class Penalties:
     (:meth:`unmet_need_problem`) where bids' prices meet the penalties: the run settings
     (case price ranges, price cap) and the build of a scheme (the bid table's prices).
 
-    Their order is a choice, and grid-safety rankings depend on it: flexgame puts the grid
-    first. A line overload costs more per MW than a MW of unmet need (``line`` must exceed
-    ``unmet_need``; by default ten times), so that where the flexibility on offer cannot both
-    meet the TSO's need and keep every line within its rating, a market leaves need unmet
-    rather than overload a line (as an operator's security rules require; with equal
-    penalties a layer could trade one for the other MW for MW, and a common market could keep
-    a congestion that a fragmented one relieves). ``voltage`` (per p.u.^2) and ``interface``
-    are in other units and not ordered against them.
+    Their order is a choice, and grid-safety rankings depend on it. flexgame's order is
+    interface > line > unmet_need (validated; by default 1e6 > 1e5 > 1e4):
+
+    * the grid before the TSO's need: a line overload costs more per MW than a MW of unmet
+      need, so that where the flexibility on offer cannot both meet the need and keep every
+      line within its rating, a market leaves need unmet rather than overload a line (as an
+      operator's security rules require; with equal penalties a layer could trade one for the
+      other MW for MW, and a common market could keep a congestion that a fragmented one
+      relieves);
+    * a held interface before the DSO's lines: a held (or fixed) interface flow is a schedule
+      the TSO has cleared on, so a DSO layer keeps it and relieves its feeder only with
+      activations that leave it unchanged; what it cannot relieve so stays a violation, as
+      D3.3 describes for its corrective and TSO-first designs (ml02, ml05), instead of an
+      imbalance pushed back onto the TSO after its market has closed.
+
+    ``voltage`` (per p.u.^2) is in other units and not ordered against them.
 
     Attributes:
         unmet_need: EUR per MW of TSO need left unmet; must exceed every bid price.
         line: EUR per MW (transmission) or MVA (feeder) over a rating; must exceed
             ``unmet_need``.
         voltage: EUR per p.u.^2 of squared voltage outside its limits.
-        interface: EUR per MW of deviation from a held interface flow.
+        interface: EUR per MW of deviation from a held interface flow; must exceed ``line``.
     """
 
     unmet_need: float = option(1e4, low=0, low_open=True)
     line: float = option(1e5, low=0, low_open=True)
     voltage: float = option(1e6, low=0, low_open=True)
-    interface: float = option(1e4, low=0, low_open=True)
+    interface: float = option(1e6, low=0, low_open=True)
 
     def cross_check(self):
         if not self.line > self.unmet_need:
             yield "line", (f"must exceed unmet_need={self.unmet_need:g} EUR/MW: the grid comes "
                            "first, a market must not overload a line to meet need")
+        if not self.interface > self.line:
+            yield "interface", (f"must exceed line={self.line:g} EUR/MW: a held interface is a "
+                                "schedule the TSO cleared on, kept before the DSO's lines")
 
     def unmet_need_problem(self, price: float, asks: str) -> str | None:
         """What is wrong with :attr:`unmet_need` when a bid may ask ``price`` [EUR/MW], or

@@ -1,12 +1,13 @@
 """The refactor of issue 9 changed no result: the D3.3 table (cases A-D, every scheme, seed 0,
 truthful bids) and one strategic run give exactly the metrics recorded on main before it
 (``tests/data/regression_baseline.json``). Issue 12 changed two things on purpose and
-re-recorded the table: the penalties put the grid first (a line overload costs ten times a
-MW of unmet need, :class:`~flexgame.markets.constraints.Penalties`), so ml02 and ml05 in cases
-B and C now leave 1.37 and 0.50 MW of need unmet where they kept two congestions (3.6 % and
-2.9 %) with 1.32 and 0.46 MW unmet; and bid aggregation's DSO costs moved in the last bit
-(its residual supply functions are solved along another pivoting path). Runtimes and the number of clearings measure
-effort, not results, and are not compared."""
+re-recorded the table: the penalties are ordered interface > line > unmet need
+(:class:`~flexgame.markets.constraints.Penalties`; they were equal for line, interface and
+need), so the DSO layers of ml02 and ml05 keep their held interface flow in cases B and C
+and relieve their feeders only within it: 19 congestions (up to 94.6 %) in B and 9 (44.2 %)
+in C, where they had pushed 1.32 and 0.46 MW of imbalance back onto the TSO to keep two
+congestions (3.6 % and 2.9 %); and bid aggregation's DSO costs moved in the last bit (its
+residual supply functions are solved along another pivoting path)."""
 
 from __future__ import annotations
 

@@ -442,14 +442,16 @@ def test_bid_aggregation_is_slack_free_at_full_liquidity_over_many_seeds():
 
 
 def test_penalty_order_puts_the_grid_first():
-    """The line penalty must exceed the unmet-need penalty (a documented choice,
+    """Penalties are ordered interface > line > unmet need (a documented choice,
     :class:`~flexgame.markets.constraints.Penalties`); equal or lower is refused."""
     from flexgame.markets.constraints import Penalties
     from flexgame.markets.errors import FlexgameInputError
     from flexgame.markets.schemes import ClearingConfig
 
     default = Penalties()
-    assert default.line > default.unmet_need
+    assert default.interface > default.line > default.unmet_need
     for line in (default.unmet_need, default.unmet_need / 2):
         with pytest.raises(FlexgameInputError, match="penalties.line=.*must exceed unmet_need"):
             ClearingConfig(penalties=Penalties(line=line)).validate()
+    with pytest.raises(FlexgameInputError, match="penalties.interface=.*must exceed line"):
+        ClearingConfig(penalties=Penalties(interface=default.line)).validate()

@@ -325,14 +325,15 @@ def test_settlement_rules_in_common(tiny):
       branch 2-3, so its DLMP is its own price 20: D3 70, D2 75.
     * vcg: C = 145. Without D2: D3 3.5 (70) + T 2.5 (125) = 195, so D2 gets
       195 - (145 - 75) = 125 (= 50 EUR/MW, T's price). Without D3 nothing relieves 2-3: D2 3
-      (90) + T 3 (150) + 0.5 MW line slack x 1e4 = 5240, so D3 gets 5240 - (145 - 70) = 5165:
-      pivotal for the DSO need, it earns the operators' penalty valuation.
+      (90) + T 3 (150) + 0.5 MW line slack x 1e5 (the line penalty) = 50240, so D3 gets
+      50240 - (145 - 70) = 50165: pivotal for the DSO need, it earns the operators' penalty
+      valuation.
     """
     system, bids = tiny
     scheme = build_scheme(system, bids, "common")
     result = scheme.clear()
     expected = {"pay_as_bid": [0, 70, 75, 0], "uniform": [0, 105, 75, 0],
-                "nodal": [0, 70, 75, 0], "vcg": [0, 5165, 125, 0]}
+                "nodal": [0, 70, 75, 0], "vcg": [0, 50165, 125, 0]}
     for rule, payment in expected.items():
         st = settle(scheme, result, rule)
         np.testing.assert_allclose(st.bid_payment_eur, payment, atol=1e-5, err_msg=rule)
