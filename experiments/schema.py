@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
+from flexgame.experiments.idr_coupling import ImplicitDRCoupling
 from flexgame.games.reasoning import ReasoningConfig
 from flexgame.markets.bids import DEFAULT_PRICES, BidConfig
 from flexgame.markets.options import field_types, option, rules
@@ -88,7 +89,9 @@ label in a run's settings: the presets set liquidity and the interface limit).""
 class TsoDsoConfig:
     """One run of the TSO-DSO flexibility market (the default model): the system, the bids
     of a D3.3 case, a coordination scheme, a settlement rule and how FSPs reason; ``use_case``
-    labels the D4.1 KER 2 use case a preset set up (None: no preset)."""
+    labels the D4.1 KER 2 use case a preset set up (None: no preset); ``implicit_dr`` lets a
+    BRP's implicit DR respond to the TSO's need before the market clears
+    (:mod:`flexgame.experiments.idr_coupling`)."""
 
     model: str = option("tso_dso", choices=("tso_dso",))
     system: SystemConfig = option(factory=SystemConfig)
@@ -97,6 +100,7 @@ class TsoDsoConfig:
     settlement: SettlementNode = option(factory=SettlementNode)
     aggregation: AggregationNode = option(factory=AggregationNode)
     reasoning: ReasoningConfig = option(factory=lambda: ReasoningConfig(name="truthful"))
+    implicit_dr: ImplicitDRCoupling = option(factory=ImplicitDRCoupling)
     seed: int = option(0, low=0)
     liquidity: float = dataclasses.field(default=_LIQUIDITY.default, metadata=_LIQUIDITY.metadata)
     use_case: str | None = option(None, choices=(None, *USE_CASES))

@@ -14,6 +14,7 @@ sampled mean of a mixed profile); the grid KPIs, the tables of bids, clearing an
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from flexgame.experiments.evaluation import clear
@@ -31,9 +32,33 @@ STRATEGIC_KEYS = ("equilibrium_concept", "epsilon", "epsilon_standard_error", "s
 def run(settings: TsoDsoConfig, out_dir: Path) -> dict:
     """One run of ``settings`` into ``out_dir``; returns its metrics."""
     scenario = Scenario.from_settings(settings.system, settings.bid_config(), settings.seed)
+    scenario, coupled = implicit_dr_first(settings, scenario)
     if settings.reasoning.name == "truthful":
-        return run_truthful(settings, scenario, out_dir)
-    return run_strategic(settings, scenario, out_dir)
+        return run_truthful(settings, scenario, out_dir, coupled)
+    return run_strategic(settings, scenario, out_dir, coupled)
+
+
+def implicit_dr_first(settings: TsoDsoConfig, scenario: Scenario) -> tuple[Scenario, dict]:
+    """With ``implicit_dr.enabled``: the BRP's implicit DR responds to the TSO's need first
+    (:mod:`flexgame.experiments.idr_coupling`); returns the scenario the flexibility market
+    then clears (its system after the response, the same bids) and the response's metrics,
+    with the truthful cost of the scheme without it. Otherwise the scenario and no metrics."""
+    if not settings.implicit_dr.enabled:
+        return scenario, {}
+    from flexgame.experiments.idr_coupling import respond
+
+    config = settings.clearing_config()
+    decision, bus, system = respond(scenario.system, scenario.bids, settings.implicit_dr,
+                                    config.penalties.unmet_need)
+    without = clear(scenario, config)
+    return dataclasses.replace(scenario, system=system), {
+        "implicit_dr_bus": bus,
+        "implicit_dr_deviation_mw": decision.down_mw - decision.up_mw,
+        "implicit_dr_retail_price": decision.retail_price,
+        "implicit_dr_imbalance_price": decision.imbalance_price,
+        "implicit_dr_profit_eur": decision.net_eur,
+        "tso_need_without_implicit_dr_mw": scenario.system.tso_need_mw,
+        "total_cost_without_implicit_dr": without.kpis["total_cost"]}
 
 
 def _labels(settings: TsoDsoConfig) -> dict:
@@ -45,7 +70,8 @@ def _run_values(settings: TsoDsoConfig) -> dict:
             "aggregation": settings.aggregation.mode}
 
 
-def run_truthful(settings: TsoDsoConfig, scenario: Scenario, out_dir: Path) -> dict:
+def run_truthful(settings: TsoDsoConfig, scenario: Scenario, out_dir: Path,
+                 coupled: dict | None = None) -> dict:
     """Truthful bids (price = true cost): one clearing of the scheme."""
     rule = settings.settlement.name
     clearing = clear(scenario, settings.clearing_config(), settlement=rule)
@@ -54,13 +80,14 @@ def run_truthful(settings: TsoDsoConfig, scenario: Scenario, out_dir: Path) -> d
         **_labels(settings), **clearing.kpis, **_run_values(settings),
         "tso_need_mw": scenario.system.tso_need_mw, "n_bids": len(scenario.bids),
         "n_fsps": int(scenario.bids.fsp.nunique()), "total_payment": paid.total_payment_eur,
-        "fsp_profit_total": float(paid.fsp.profit_eur.sum())})
+        "fsp_profit_total": float(paid.fsp.profit_eur.sum()), **(coupled or {})})
     write_run(Path(out_dir), settings, scenario.bids, clearing.result, clearing.grid, paid,
               metrics)
     return metrics
 
 
-def run_strategic(settings: TsoDsoConfig, scenario: Scenario, out_dir: Path) -> dict:
+def run_strategic(settings: TsoDsoConfig, scenario: Scenario, out_dir: Path,
+                  coupled: dict | None = None) -> dict:
     """Strategic FSPs (``settings.reasoning``) against the built scheme."""
     from flexgame.experiments.strategic import Game  # the Mesa model: only strategic runs load it
 
@@ -78,7 +105,8 @@ def run_strategic(settings: TsoDsoConfig, scenario: Scenario, out_dir: Path) -> 
         **_run_values(settings), "reasoning": settings.reasoning.name,
         **{k: strategic[k] for k in STRATEGIC_KEYS},
         **{k: v for k, v in strategic.items() if k not in STRATEGIC_KEYS},
-        "truthful_inefficiency_pct": game.truthful.kpis["inefficiency_pct"]})
+        "truthful_inefficiency_pct": game.truthful.kpis["inefficiency_pct"],
+        **(coupled or {})})
     out = Path(out_dir)
     write_csv(out / "rounds.csv", outcome.model.rounds_table())
     write_csv(out / "operators.csv", outcome.model.operators_table())

@@ -48,6 +48,7 @@ _K = "flexgame.markets.kpis.clearing_kpis"
 _S = "flexgame.games.metrics.strategic_metrics"
 _R = "flexgame.experiments.tso_dso"
 _I = "flexgame.experiments.implicit_dr.summary"
+_C = "flexgame.experiments.tso_dso.implicit_dr_first"
 
 METRICS: dict[str, Metric] = {m.name: m for m in [
     # what was run
@@ -186,6 +187,18 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("retail_price", "EUR/MWh", "lambda_DR", "the BRP's retail price signal", _I),
     Metric("up_mw", "MW", "Dp+", "less consumption than day-ahead (helps a short system)", _I),
     Metric("down_mw", "MW", "Dp-", "more consumption than day-ahead (helps a long system)", _I),
+    # implicit DR before the flexibility market (flexgame.experiments.idr_coupling)
+    Metric("implicit_dr_bus", "", "IDR bus", "transmission bus of the BRP's implicit DR", _C, 0),
+    Metric("implicit_dr_deviation_mw", "MW", "IDR deviation", "the BRP's DR demand minus its "
+           "day-ahead position (> 0: more consumption); the TSO's need changes by as much", _C),
+    Metric("implicit_dr_retail_price", "EUR/MWh", "IDR lambda_DR", "the BRP's retail price", _C),
+    Metric("implicit_dr_imbalance_price", "EUR/MWh", "IDR lambda_SI", "the imbalance price the "
+           "BRP planned with (the transmission bids' merit order)", _C),
+    Metric("implicit_dr_profit_eur", "EUR", "IDR profit", "the BRP's planned net profit", _C),
+    Metric("tso_need_without_implicit_dr_mw", "MW", "need w/o IDR", "the TSO's need before the "
+           "BRP's response (> 0 upward)", _C),
+    Metric("total_cost_without_implicit_dr", "EUR", "cost w/o IDR", "truthful procurement cost "
+           "of the scheme on the system without the BRP's response", _C),
     # per round (rounds.csv)
     Metric("procurement_cost_eur", "EUR", "cost", "procurement cost of a round's profile",
            "flexgame.agents.model.FlexMarketModel", axis="procurement cost [EUR]"),
