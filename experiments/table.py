@@ -38,9 +38,31 @@ LEGEND = "; ".join(f"{metric(m).label} = {metric(m).definition}" for m in COLUMN
 
 DEFAULT_OUT = Path("results") / "d33_table"
 
+ASSESSMENTS = ("linear", "ac")
+"""``assessment`` of :func:`compute`: the linear ex-post check only, or AC beside it."""
 
-def compute(cases=CASES, schemes=SCHEMES, seed: int = 0, progress: bool = True) -> pd.DataFrame:
-    """Clear every scheme on every case; one row per (case, scheme) with its KPIs."""
+AC_COLUMNS = {"congestions_ac": ("cong. AC [-]", 0), "max_congestion_ac_pct": ("max cong. AC [%]", 2),
+              "voltage_violations_ac": ("V viol. AC [-]", 0),
+              "max_voltage_violation_ac_pct": ("max V viol. AC [%]", 2),
+              "flagged_ac": ("flagged AC", None),
+              "linear_v_error_pu": ("lin. V err. [p.u.]", 4),
+              "linear_flow_error_mw": ("lin. flow err. [MW]", 3)}
+"""The AC columns :func:`compute` adds with ``assessment="ac"`` (header, decimals; see
+:func:`flexgame.markets.ac_assessment.ac_kpis`): AC power flow counts and maxima, ``flagged``
+(the linear check passes, AC does not) and the linear model's largest voltage and flow error
+against AC."""
+
+
+def compute(cases=CASES, schemes=SCHEMES, seed: int = 0, progress: bool = True,
+            assessment: str = "linear") -> pd.DataFrame:
+    """Clear every scheme on every case; one row per (case, scheme) with its KPIs.
+
+    ``assessment="ac"`` adds, beside the linear ex-post check's columns, an AC power flow
+    assessment of the same activations (:data:`AC_COLUMNS`, from
+    :mod:`flexgame.markets.ac_assessment`; the AC networks are built once per case)."""
+    require_choice("assessment", assessment, ASSESSMENTS)
+    if assessment == "ac":
+        from flexgame.markets.ac_assessment import ac_kpis, ac_model
     for case in cases:
         require_choice("--cases", case, CASES)
     for scheme in schemes:
@@ -58,6 +80,10 @@ def compute(cases=CASES, schemes=SCHEMES, seed: int = 0, progress: bool = True) 
                 rows[case, scheme] = {"case": case, "scheme": scheme, "seed": seed,
                                       "tso_need_mw": scenario.system.tso_need_mw,
                                       **clearing.kpis}
+                if assessment == "ac":
+                    report = ac_model(scenario.system).assess(scenario.bids,
+                                                              clearing.result.activation_mw)
+                    rows[case, scheme].update(ac_kpis(report))
                 bar.update()
     return pd.DataFrame([rows[case, scheme] for case in cases for scheme in schemes])
 
@@ -102,6 +128,10 @@ def case_blocks(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
         for name in COLUMNS:
             shown[metric(name).header] = [format_value(v, metric(name).decimals)
                                           for v in part[name]]
+        for name, (header, decimals) in AC_COLUMNS.items():
+            if name in part:
+                shown[header] = ([("yes" if v else "no") for v in part[name]] if decimals is None
+                                 else [format_value(v, decimals) for v in part[name]])
         blocks.append((title, shown))
     return blocks
 

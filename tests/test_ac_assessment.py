@@ -208,3 +208,23 @@ def test_state_with_activations_matches_bid_effects(scenario_b):
     one = model.assess(sc.bids, a)
     two = model.assess_state(state)
     assert np.abs(one.elements.value - two.elements.value).max() < 1e-7
+
+
+def test_d33_table_ac_columns():
+    """compute(assessment="ac") adds the AC columns beside the linear ones; flagged_ac is
+    "linear safe and AC unsafe" row by row. Case A's common market relieves the two
+    tightened feeder lines exactly to their ratings in the lossless model: AC, with the
+    losses below them, finds both a fraction of a percent over (flagged)."""
+    from flexgame.experiments.table import AC_COLUMNS, compute, format_table
+
+    table = compute(cases=("A",), schemes=("common", "ml01"), progress=False, assessment="ac")
+    assert set(AC_COLUMNS) <= set(table.columns)
+    linear_safe = (table.congestions == 0) & (table.voltage_violations == 0)
+    ac_unsafe = (table.congestions_ac > 0) | (table.voltage_violations_ac > 0)
+    assert (table.flagged_ac == (linear_safe & ac_unsafe)).all()
+    common = table.set_index("scheme").loc["common"]
+    assert common.congestions == 0 and common.congestions_ac == 2 and common.flagged_ac
+    assert 0 < common.max_congestion_ac_pct < 1
+    assert "cong. AC [-]" in format_table(table)
+    with pytest.raises(FlexgameInputError):
+        compute(cases=("A",), schemes=("common",), progress=False, assessment="dc")
