@@ -19,7 +19,6 @@ import time
 
 import numpy as np
 import pandas as pd
-
 from flexgame.markets.ac_assessment import ACModel
 from flexgame.markets.bids import TSO_NEED_DIRECTION, BidConfig, generate_bids
 from flexgame.markets.grid_assessment import assess

@@ -8,7 +8,8 @@ import warnings
 from dataclasses import dataclass, field
 
 from flexgame.experiments.scenario import Scenario
-from flexgame.markets.grid_assessment import GridReport, assess
+from flexgame.markets.ac_assessment import assess_with
+from flexgame.markets.grid_assessment import GridReport
 from flexgame.markets.kpis import clearing_kpis
 from flexgame.markets.options import inert
 from flexgame.markets.schemes import ClearingConfig, ClearingResult, Scheme
@@ -79,7 +80,7 @@ def clearing_config(scheme: str | ClearingConfig = "common", **options) -> Clear
 
 def clear(scenario: Scenario, scheme: str | ClearingConfig = "common",
           common: Clearing | ClearingResult | None = None, settlement: str = "pay_as_bid",
-          **options) -> Clearing:
+          grid_assessment: str = "linear", **options) -> Clearing:
     """Build ``scheme`` on ``scenario``, clear it with the scenario's bids, assess it ex post.
 
     Args:
@@ -89,6 +90,9 @@ def clear(scenario: Scenario, scheme: str | ClearingConfig = "common",
             the buyers' payments under it.
         common: the common market's clearing of the same scenario, when already at hand
             (cleared here otherwise, or taken from this clearing when it is common).
+        grid_assessment: the ex-post check, "linear" (PTDF + LinDistFlow, the default) or
+            "ac" (AC power flows, :mod:`flexgame.markets.ac_assessment`: the grid KPIs are
+            then AC's, with the linear model's error and ``flagged_ac`` beside them).
         options: clearing options (``interface="fixed"``, ``delta_mw=0.1``, ...).
     """
     require_choice("settlement", settlement, SETTLEMENTS)
@@ -105,6 +109,5 @@ def clear(scenario: Scenario, scheme: str | ClearingConfig = "common",
                                             polygon_sides=config.polygon_sides)).clear().cost_eur
     else:
         common_cost = (common.result if isinstance(common, Clearing) else common).cost_eur
-    return Clearing(scenario, built, result, assess(scenario.system, scenario.bids,
-                                                    result.activation_mw), common_cost, build_s,
-                    settlement)
+    grid = assess_with(grid_assessment, scenario.system, scenario.bids, result.activation_mw)
+    return Clearing(scenario, built, result, grid, common_cost, build_s, settlement)

@@ -47,7 +47,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-
 from flexgame.markets.grid_assessment import TOLERANCE, GridReport, assess_state
 from flexgame.markets.grid_state import BidEffects, GridState
 

@@ -49,4 +49,8 @@ def clearing_kpis(system, bids, result, common_cost_eur: float | None = None,
         record[f"cost_{operator}"] = cost
     record["grid_safe"] = bool(report.grid_safe)
     record["feasible"] = bool(report.grid_safe and abs(report.residual_need_mw) < 1e-6)
+    if hasattr(report, "linear_error"):  # an AC report (grid_assessment=ac): AC vs linear
+        from flexgame.markets.ac_assessment import ac_kpis
+
+        record.update(ac_kpis(report))
     return {k: (float(v) if isinstance(v, (np.floating,)) else v) for k, v in record.items()}

@@ -24,11 +24,16 @@ from __future__ import annotations
 import numpy as np
 import pandapower as pp
 import pytest
-
 from flexgame.experiments.evaluation import clear
 from flexgame.experiments.scenario import Scenario
 from flexgame.markets.ac_assessment import (
-    ACModel, ACReport, ac_kpis, ac_model, assess_base_state_ac, assess_with, net_from_case,
+    ACModel,
+    ACReport,
+    ac_kpis,
+    ac_model,
+    assess_base_state_ac,
+    assess_with,
+    net_from_case,
 )
 from flexgame.markets.case_loading import load_case
 from flexgame.markets.errors import FlexgameInputError
@@ -146,7 +151,7 @@ def test_recycled_power_flow_equals_a_fresh_model(scenario_b):
 
 
 def _flag_system(**overrides):
-    cfg = dict(congested_branches_per_feeder=0)
+    cfg = {"congested_branches_per_feeder": 0}
     cfg.update(overrides)
     return build_system(SystemConfig(**cfg))
 
@@ -228,3 +233,15 @@ def test_d33_table_ac_columns():
     assert "cong. AC [-]" in format_table(table)
     with pytest.raises(FlexgameInputError):
         compute(cases=("A",), schemes=("common",), progress=False, assessment="dc")
+
+
+def test_clear_with_ac_grid_assessment(scenario_b):
+    """clear(..., grid_assessment="ac"): the run's grid KPIs are AC's, the AC columns beside
+    them; the default stays linear."""
+    ac = clear(scenario_b, "ml01", grid_assessment="ac")
+    linear = clear(scenario_b, "ml01")
+    assert isinstance(ac.grid, ACReport) and type(linear.grid) is GridReport
+    kpis = ac.kpis
+    assert kpis["congestions"] == kpis["congestions_ac"] == ac.grid.congestions
+    assert ac.grid.linear.congestions == linear.kpis["congestions"]
+    assert "congestions_ac" not in linear.kpis
