@@ -454,6 +454,11 @@ def _table_parser() -> argparse.ArgumentParser:
     parser.add_argument("--schemes", nargs="+", default=list(SCHEMES), metavar="SCHEME",
                         help=f"schemes (default: all: {' '.join(SCHEMES)})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bids (default: 0)")
+    parser.add_argument("--assessment", choices=("linear", "ac"), default="linear",
+                        help="ex-post check: linear (PTDF + LinDistFlow) or ac (AC power flows "
+                             "beside the linear check; needs the grid extra)")
+    parser.add_argument("--system", default="default",
+                        help="system preset of conf/system/ (default, high_dg, scale)")
     parser.add_argument("--out", default=str(DEFAULT_OUT),
                         help=f"output directory (default: {DEFAULT_OUT})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -466,8 +471,12 @@ def _table(args: list[str]) -> None:
     opts = _table_parser().parse_args(args)
     if opts.seed < 0:
         raise FlexgameInputError(f"--seed={opts.seed} must be an integer >= 0")
+    from flexgame.experiments.config import load_config, settings
+
+    system = settings(load_config([f"system={opts.system}"])).system
     table, files = run_table(opts.cases, opts.schemes, opts.seed, opts.out,
-                             progress=not opts.no_progress)
+                             progress=not opts.no_progress, assessment=opts.assessment,
+                             system=system)
     print(format_table(table))
     print()
     for path in files.values():

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from flexgame.experiments.idr_coupling import ImplicitDRCoupling
 from flexgame.games.reasoning import ReasoningConfig
+from flexgame.markets.ac_assessment import ASSESSMENTS
 from flexgame.markets.bids import DEFAULT_PRICES, BidConfig
 from flexgame.markets.options import field_types, option, rules
 from flexgame.markets.schemes import ClearingConfig
@@ -91,7 +92,9 @@ class TsoDsoConfig:
     of a D3.3 case, a coordination scheme, a settlement rule and how FSPs reason; ``use_case``
     labels the D4.1 KER 2 use case a preset set up (None: no preset); ``implicit_dr`` lets a
     BRP's implicit DR respond to the TSO's need before the market clears
-    (:mod:`flexgame.experiments.idr_coupling`)."""
+    (:mod:`flexgame.experiments.idr_coupling`); ``grid_assessment`` is the ex-post check
+    of its outcomes, ``linear`` (PTDF + LinDistFlow) or ``ac`` (AC power flows beside it,
+    :mod:`flexgame.markets.ac_assessment`)."""
 
     model: str = option("tso_dso", choices=("tso_dso",))
     system: SystemConfig = option(factory=SystemConfig)
@@ -101,6 +104,7 @@ class TsoDsoConfig:
     aggregation: AggregationNode = option(factory=AggregationNode)
     reasoning: ReasoningConfig = option(factory=lambda: ReasoningConfig(name="truthful"))
     implicit_dr: ImplicitDRCoupling = option(factory=ImplicitDRCoupling)
+    grid_assessment: str = option("linear", choices=ASSESSMENTS)
     seed: int = option(0, low=0)
     liquidity: float = dataclasses.field(default=_LIQUIDITY.default, metadata=_LIQUIDITY.metadata)
     use_case: str | None = option(None, choices=(None, *USE_CASES))

@@ -23,7 +23,8 @@ from flexgame.games.equilibria import Equilibrium, equilibria_from_starts
 from flexgame.games.metrics import certified_outcome, strategic_metrics
 from flexgame.games.reasoning import ReasoningConfig
 from flexgame.games.strategies import StrategyConfig, StrategySpace
-from flexgame.markets.grid_assessment import GridReport, assess
+from flexgame.markets.ac_assessment import assess_with
+from flexgame.markets.grid_assessment import GridReport
 from flexgame.markets.kpis import clearing_kpis
 from flexgame.markets.schemes import ClearingConfig, ClearingResult
 from flexgame.markets.errors import FlexgameInputError, require_choice
@@ -134,15 +135,18 @@ class Game:
         strategy: the FSPs' strategy space (settings or an explicit grid); default
             :class:`StrategyConfig` ().
         seed: seed of the model's generator (update order, sampling).
+        grid_assessment: the ex-post check of the outcomes, "linear" or "ac".
     """
 
     def __init__(self, scenario: Scenario, scheme: str | ClearingConfig = "common",
                  settlement: str = "pay_as_bid",
                  strategy: StrategyConfig | StrategySpace | None = None, seed: int = 0,
-                 **options):
+                 grid_assessment: str = "linear", **options):
         require_choice("settlement", settlement, SETTLEMENTS)
         self.scenario, self.settlement, self.seed = scenario, settlement, seed
-        self.truthful: Clearing = clear(scenario, scheme, settlement=settlement, **options)
+        self.grid_assessment = grid_assessment
+        self.truthful: Clearing = clear(scenario, scheme, settlement=settlement,
+                                        grid_assessment=grid_assessment, **options)
         strategy = strategy or StrategyConfig()
         self.space = strategy.space() if isinstance(strategy, StrategyConfig) else strategy
         unmet_need = self.truthful.scheme.config.penalties.unmet_need
@@ -170,7 +174,8 @@ class Game:
             equilibria = self._more_equilibria(model, found)
         final = found.profiles[int(np.argmax(found.probabilities))]  # the likeliest profile
         result = evaluator.result(final)  # cleared during the game: kept
-        grid = assess(scenario.system, scenario.bids, result.activation_mw)
+        grid = assess_with(self.grid_assessment, scenario.system, scenario.bids,
+                           result.activation_mw)
         kpis = clearing_kpis(scenario.system, scenario.bids, result, truthful.common_cost_eur,
                              grid, evaluator.outcome(final).payment_eur)
         metrics = strategic_metrics(evaluator, found, model.status, model.round, final,

@@ -22,6 +22,7 @@ from flexgame.markets.bids import CASES
 from flexgame.markets.errors import require_choice
 from flexgame.markets.metrics import metric
 from flexgame.markets.schemes import SCHEMES
+from flexgame.markets.system import SystemConfig
 
 COLUMNS = ("inefficiency_pct", "congestions", "max_congestion_pct", "voltage_violations",
            "max_voltage_violation_pct", "unqualified_up_pct", "unqualified_down_pct",
@@ -41,25 +42,24 @@ DEFAULT_OUT = Path("results") / "d33_table"
 ASSESSMENTS = ("linear", "ac")
 """``assessment`` of :func:`compute`: the linear ex-post check only, or AC beside it."""
 
-AC_COLUMNS = {"congestions_ac": ("cong. AC [-]", 0), "max_congestion_ac_pct": ("max cong. AC [%]", 2),
-              "voltage_violations_ac": ("V viol. AC [-]", 0),
-              "max_voltage_violation_ac_pct": ("max V viol. AC [%]", 2),
-              "flagged_ac": ("flagged AC", None),
-              "linear_v_error_pu": ("lin. V err. [p.u.]", 4),
-              "linear_flow_error_mw": ("lin. flow err. [MW]", 3)}
-"""The AC columns :func:`compute` adds with ``assessment="ac"`` (header, decimals; see
-:func:`flexgame.markets.ac_assessment.ac_kpis`): AC power flow counts and maxima, ``flagged``
-(the linear check passes, AC does not) and the linear model's largest voltage and flow error
-against AC."""
+AC_COLUMNS = ("congestions_ac", "max_congestion_ac_pct", "voltage_violations_ac",
+              "max_voltage_violation_ac_pct", "flagged_ac", "linear_v_error_pu",
+              "linear_flow_error_mw")
+"""The AC columns :func:`compute` adds with ``assessment="ac"`` (headers and decimals from the
+registry; :func:`flexgame.markets.ac_assessment.ac_kpis`): AC power flow counts and maxima,
+``flagged`` (the linear check passes, AC does not) and the linear model's largest voltage and
+flow error against AC."""
 
 
 def compute(cases=CASES, schemes=SCHEMES, seed: int = 0, progress: bool = True,
-            assessment: str = "linear") -> pd.DataFrame:
+            assessment: str = "linear", system: SystemConfig | None = None) -> pd.DataFrame:
     """Clear every scheme on every case; one row per (case, scheme) with its KPIs.
 
     ``assessment="ac"`` adds, beside the linear ex-post check's columns, an AC power flow
     assessment of the same activations (:data:`AC_COLUMNS`, from
-    :mod:`flexgame.markets.ac_assessment`; the AC networks are built once per case)."""
+    :mod:`flexgame.markets.ac_assessment`; the AC networks are built once per case).
+    ``system``: the system's settings (default: the default system; e.g. the ``high_dg``
+    preset of ``conf/system/``)."""
     require_choice("assessment", assessment, ASSESSMENTS)
     if assessment == "ac":
         from flexgame.markets.ac_assessment import ac_kpis, ac_model
@@ -71,7 +71,7 @@ def compute(cases=CASES, schemes=SCHEMES, seed: int = 0, progress: bool = True,
     with tqdm(total=len(cases) * len(schemes), desc="D3.3 table", unit="run",
               disable=not progress) as bar:
         for case in cases:
-            scenario = Scenario.from_case(case, seed)
+            scenario = Scenario.from_case(case, seed, system=system)
             common = None
             for scheme in sorted(schemes, key=lambda s: s != "common"):  # common first: reused
                 bar.set_postfix_str(f"case {case}, {scheme}")
@@ -128,10 +128,11 @@ def case_blocks(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
         for name in COLUMNS:
             shown[metric(name).header] = [format_value(v, metric(name).decimals)
                                           for v in part[name]]
-        for name, (header, decimals) in AC_COLUMNS.items():
+        for name in AC_COLUMNS:
             if name in part:
-                shown[header] = ([("yes" if v else "no") for v in part[name]] if decimals is None
-                                 else [format_value(v, decimals) for v in part[name]])
+                m = metric(name)
+                shown[m.header] = ([("yes" if v else "no") for v in part[name]] if not m.unit
+                                   else [format_value(v, m.decimals) for v in part[name]])
         blocks.append((title, shown))
     return blocks
 
@@ -246,10 +247,11 @@ def write(table: pd.DataFrame, out_dir, system_summary: str, seconds: float) -> 
 
 
 def run_table(cases=CASES, schemes=SCHEMES, seed: int = 0, out_dir=DEFAULT_OUT,
-              progress: bool = True) -> tuple[pd.DataFrame, dict[str, Path]]:
+              progress: bool = True, assessment: str = "linear",
+              system: SystemConfig | None = None) -> tuple[pd.DataFrame, dict[str, Path]]:
     """Compute the table and write its files; returns the table and the written paths."""
     start = time.perf_counter()
-    table = compute(cases, schemes, seed, progress)
+    table = compute(cases, schemes, seed, progress, assessment, system)
     seconds = time.perf_counter() - start
-    summary = Scenario.from_case(cases[0], seed).system.summary()
+    summary = Scenario.from_case(cases[0], seed, system=system).system.summary()
     return table, write(table, out_dir, summary, seconds)

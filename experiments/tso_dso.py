@@ -74,7 +74,8 @@ def run_truthful(settings: TsoDsoConfig, scenario: Scenario, out_dir: Path,
                  coupled: dict | None = None) -> dict:
     """Truthful bids (price = true cost): one clearing of the scheme."""
     rule = settings.settlement.name
-    clearing = clear(scenario, settings.clearing_config(), settlement=rule)
+    clearing = clear(scenario, settings.clearing_config(), settlement=rule,
+                     grid_assessment=settings.grid_assessment)
     paid = clearing.settle(rule)
     metrics = ordered({
         **_labels(settings), **clearing.kpis, **_run_values(settings),
@@ -92,7 +93,8 @@ def run_strategic(settings: TsoDsoConfig, scenario: Scenario, out_dir: Path,
     from flexgame.experiments.strategic import Game  # the Mesa model: only strategic runs load it
 
     game = Game(scenario, settings.clearing_config(), settings.settlement.name,
-                settings.reasoning.strategy, seed=settings.seed)
+                settings.reasoning.strategy, seed=settings.seed,
+                grid_assessment=settings.grid_assessment)
     outcome = game.play(settings.reasoning, progress=True)
     strategic, kpis = outcome.metrics, outcome.kpis
     metrics = ordered({

@@ -351,7 +351,18 @@ _MODELS: dict[int, tuple[weakref.ref, ACModel]] = {}
 
 
 def ac_model(system) -> ACModel:
-    """The AC networks of ``system``, built on first use and cached while the system lives."""
+    """The AC networks of ``system``, built on first use and cached while the system lives.
+
+    Raises:
+        FlexgameInputError: pandapower is not installed (the ``grid`` extra).
+    """
+    try:
+        import pandapower  # noqa: F401
+    except ImportError:
+        from flexgame.markets.errors import FlexgameInputError
+
+        raise FlexgameInputError("grid_assessment=ac needs pandapower, which is not installed; "
+                                 "pip install 'flexgame[grid]'") from None
     hit = _MODELS.get(id(system))
     if hit is not None and hit[0]() is system:
         return hit[1]

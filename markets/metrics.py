@@ -49,6 +49,7 @@ _S = "flexgame.games.metrics.strategic_metrics"
 _R = "flexgame.experiments.tso_dso"
 _I = "flexgame.experiments.implicit_dr.summary"
 _C = "flexgame.experiments.tso_dso.implicit_dr_first"
+_A = "flexgame.markets.ac_assessment.ac_kpis"
 
 METRICS: dict[str, Metric] = {m.name: m for m in [
     # what was run
@@ -169,6 +170,27 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("sampling_error_max", "EUR", "sampling s.e.", "largest standard error of a sampled "
            "expected payoff", _R),
     Metric("clearings", "-", "clearings", "clearings computed (effort, not a result)", _R, 0),
+    # AC ex-post check (grid_assessment=ac; flexgame.markets.ac_assessment.ac_kpis)
+    Metric("congestions_ac", "-", "cong. AC", "lines over their rating in the AC power flow of "
+           "every activation (FLEXGRID D5.1 §3.1's question: AC truth for the linear markets)",
+           _A, 0),
+    Metric("max_congestion_ac_pct", "%", "max cong. AC", "largest excess over a rating in the "
+           "AC power flow, in % of the rating", _A),
+    Metric("voltage_violations_ac", "-", "V viol. AC", "feeder buses outside their voltage "
+           "limits in the AC power flow", _A, 0),
+    Metric("max_voltage_violation_ac_pct", "%", "max V viol. AC", "largest excess over a "
+           "voltage limit in the AC power flow, in % of the limit", _A),
+    Metric("grid_safe_ac", "", "safe AC", "no violation in the AC power flow", _A),
+    Metric("flagged_ac", "", "flagged AC", "the linear check passes and the AC power flow does "
+           "not", _A),
+    Metric("converged_ac", "", "AC converged", "the AC power flows converged (if not, the AC "
+           "counts are the linear ones and the maxima missing)", _A),
+    Metric("linear_v_error_pu", "p.u.", "lin. V err.", "largest |V_LinDistFlow - V_AC| over the "
+           "feeder buses", _A, 4),
+    Metric("linear_flow_error_mw", "MW", "lin. flow err.", "largest |P_linear - P_AC| over the "
+           "lines (PTDF on transmission, LinDistFlow on the feeders)", _A, 3),
+    Metric("linear_flow_error_pct", "%", "lin. flow err.", "the largest flow error in % of the "
+           "line's rating", _A),
     # implicit demand response (seed 000 KER 3; flexgame.experiments.implicit_dr)
     Metric("idr_case", "", "case", "case of the IDR test slot, C1-C5 (Vatandoust et al., "
            "EEM 2023)", _I),

@@ -245,3 +245,18 @@ def test_clear_with_ac_grid_assessment(scenario_b):
     assert kpis["congestions"] == kpis["congestions_ac"] == ac.grid.congestions
     assert ac.grid.linear.congestions == linear.kpis["congestions"]
     assert "congestions_ac" not in linear.kpis
+
+
+def test_run_option_grid_assessment_ac_writes_registered_ac_metrics(tmp_path):
+    """``flexgame run grid_assessment=ac``: the run's grid KPIs are AC's, the AC columns and
+    the linear model's error beside them, every key in the metric registry."""
+    from flexgame.experiments.config import load_config
+    from flexgame.experiments.run import run_experiment
+    from flexgame.markets.metrics import metric
+
+    metrics = run_experiment(load_config(["grid_assessment=ac", "case=A"]), tmp_path)
+    assert metrics["congestions_ac"] == metrics["congestions"] == 2
+    assert metrics["flagged_ac"] is True and metrics["converged_ac"] is True
+    assert 0 < metrics["linear_v_error_pu"] < 0.005
+    for key in metrics:
+        metric(key)

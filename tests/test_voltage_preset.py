@@ -33,3 +33,17 @@ def test_voltage_aware_schemes_clear_the_violations(scenario, scheme):
 
 def test_a_scheme_blind_to_the_feeders_leaves_overvoltages(scenario):
     assert clear(scenario, "ml01").kpis["voltage_violations"] > 0
+
+
+def test_table_command_takes_the_preset(monkeypatch, capsys, tmp_path):
+    import sys
+
+    from flexgame.experiments.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["flexgame", "table", "--system", "high_dg", "--cases",
+                                      "B", "--schemes", "common", "ml01", "--no-progress",
+                                      "--out", str(tmp_path)])
+    main()
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()
+            if line.strip().startswith(("common", "ml01"))}
+    assert rows["common"][4] == "0" and int(rows["ml01"][4]) > 0  # V viol. [-]
