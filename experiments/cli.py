@@ -459,6 +459,9 @@ def _table_parser() -> argparse.ArgumentParser:
                              "beside the linear check; needs the grid extra)")
     parser.add_argument("--system", default="default",
                         help="system preset of conf/system/ (default, high_dg, scale)")
+    parser.add_argument("--dso-model", choices=("lindistflow", "socp"), default="lindistflow",
+                        help="feeder model of the DSO markets that clear first with a free "
+                             "interface (fragmented, ml01-ml04); socp needs the grid extra")
     parser.add_argument("--out", default=str(DEFAULT_OUT),
                         help=f"output directory (default: {DEFAULT_OUT})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -476,7 +479,7 @@ def _table(args: list[str]) -> None:
     system = settings(load_config([f"system={opts.system}"])).system
     table, files = run_table(opts.cases, opts.schemes, opts.seed, opts.out,
                              progress=not opts.no_progress, assessment=opts.assessment,
-                             system=system)
+                             system=system, dso_model=opts.dso_model)
     print(format_table(table))
     print()
     for path in files.values():

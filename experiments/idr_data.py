@@ -545,7 +545,7 @@ def read_series(path, columns, text_columns=()) -> pd.DataFrame:
             column, an empty or non-numeric value with its line).
     """
     try:
-        table = pd.read_csv(path)
+        table = pd.read_csv(path, float_precision="round_trip")  # floats as written
     except (OSError, UnicodeDecodeError, pd.errors.ParserError,
             pd.errors.EmptyDataError) as error:
         raise FlexgameInputError(f"{path}: cannot read as CSV ({error})".replace("\n", " ")

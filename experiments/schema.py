@@ -68,7 +68,8 @@ AggregationNode = derive("AggregationNode", BidConfig, {
 SchemeNode = derive("SchemeNode", ClearingConfig, {
     "name": "scheme", "interface": "interface", "prequalification": "prequalification",
     "envelope_weighting": "envelope_weighting", "delta_mw": "delta_mw",
-    "polygon_sides": "polygon_sides", "ties": "ties", "penalties": "penalties"},
+    "polygon_sides": "polygon_sides", "ties": "ties", "penalties": "penalties",
+    "dso_model": "dso_model"},
     "The ``scheme`` group: a coordination scheme and its clearing options "
     "(markets.schemes.ClearingConfig).")
 

@@ -21,7 +21,7 @@ from flexgame.experiments.store import provenance, write_csv, write_figure, writ
 from flexgame.markets.bids import CASES
 from flexgame.markets.errors import require_choice
 from flexgame.markets.metrics import metric
-from flexgame.markets.schemes import SCHEMES
+from flexgame.markets.schemes import DSO_MODELS, SCHEME_OPTIONS, SCHEMES
 from flexgame.markets.system import SystemConfig
 
 COLUMNS = ("inefficiency_pct", "congestions", "max_congestion_pct", "voltage_violations",
@@ -52,14 +52,17 @@ flow error against AC."""
 
 
 def compute(cases=CASES, schemes=SCHEMES, seed: int = 0, progress: bool = True,
-            assessment: str = "linear", system: SystemConfig | None = None) -> pd.DataFrame:
+            assessment: str = "linear", system: SystemConfig | None = None,
+            dso_model: str = "lindistflow") -> pd.DataFrame:
     """Clear every scheme on every case; one row per (case, scheme) with its KPIs.
 
     ``assessment="ac"`` adds, beside the linear ex-post check's columns, an AC power flow
     assessment of the same activations (:data:`AC_COLUMNS`, from
     :mod:`flexgame.markets.ac_assessment`; the AC networks are built once per case).
     ``system``: the system's settings (default: the default system; e.g. the ``high_dg``
-    preset of ``conf/system/``)."""
+    preset of ``conf/system/``). ``dso_model="socp"``: the schemes that have the option
+    clear their first DSO markets on the SOCP relaxation (:mod:`flexgame.markets.socp_layer`)."""
+    require_choice("dso_model", dso_model, DSO_MODELS)
     require_choice("assessment", assessment, ASSESSMENTS)
     if assessment == "ac":
         from flexgame.markets.ac_assessment import ac_kpis, ac_model
@@ -75,7 +78,9 @@ def compute(cases=CASES, schemes=SCHEMES, seed: int = 0, progress: bool = True,
             common = None
             for scheme in sorted(schemes, key=lambda s: s != "common"):  # common first: reused
                 bar.set_postfix_str(f"case {case}, {scheme}")
-                clearing = clear(scenario, scheme, common)
+                options = ({"dso_model": dso_model}
+                           if scheme in SCHEME_OPTIONS["dso_model"] else {})
+                clearing = clear(scenario, scheme, common, **options)
                 common = clearing if scheme == "common" else common
                 rows[case, scheme] = {"case": case, "scheme": scheme, "seed": seed,
                                       "tso_need_mw": scenario.system.tso_need_mw,
@@ -248,10 +253,11 @@ def write(table: pd.DataFrame, out_dir, system_summary: str, seconds: float) -> 
 
 def run_table(cases=CASES, schemes=SCHEMES, seed: int = 0, out_dir=DEFAULT_OUT,
               progress: bool = True, assessment: str = "linear",
-              system: SystemConfig | None = None) -> tuple[pd.DataFrame, dict[str, Path]]:
+              system: SystemConfig | None = None, dso_model: str = "lindistflow"
+              ) -> tuple[pd.DataFrame, dict[str, Path]]:
     """Compute the table and write its files; returns the table and the written paths."""
     start = time.perf_counter()
-    table = compute(cases, schemes, seed, progress, assessment, system)
+    table = compute(cases, schemes, seed, progress, assessment, system, dso_model)
     seconds = time.perf_counter() - start
     summary = Scenario.from_case(cases[0], seed, system=system).system.summary()
     return table, write(table, out_dir, summary, seconds)

@@ -368,7 +368,7 @@ def ac_model(system) -> ACModel:
         return hit[1]
     model = ACModel(system)
     key = id(system)
-    _MODELS[key] = (weakref.ref(system, lambda _: _MODELS.pop(key, None)), model)
+    _MODELS[key] = (weakref.ref(system, lambda _, models=_MODELS: models.pop(key, None)), model)
     return model
 
 

@@ -93,7 +93,7 @@ class Stage:
         that change this stage."""
         out = ()
         if self.interface is Interface.HELD_IF_FIXED:
-            out += ("interface",)
+            out += ("interface", "dso_model")
         if self.prequalified:
             out += ("prequalification", "envelope_weighting")
         if self.residual_supply:

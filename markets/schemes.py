@@ -36,6 +36,10 @@ __all__ = ["SCHEMES", "SCHEME_OPTIONS", "INTERFACES", "ClearingConfig", "Clearin
            "LayerRecord", "Scheme", "build_scheme"]
 
 INTERFACES = ("free", "fixed")
+DSO_MODELS = ("lindistflow", "socp")
+"""How the DSO markets of a stage whose interface is free (unless fixed) model their feeder:
+LinDistFlow (an LP, the default) or the augmented SOCP relaxation of the AC branch-flow
+model (:mod:`flexgame.markets.socp_layer`)."""
 
 SCHEME_OPTIONS: dict[str, tuple[str, ...]] = {
     option: tuple(name for name, layout in SCHEMES.items() if option in layout.options)
@@ -67,6 +71,9 @@ class ClearingConfig:
             at the margin gets the same share of its offered quantity, as far as the grid
             allows; a QP after the LP where bids tie).
         penalties: slack prices.
+        dso_model: the feeder model of the DSO markets that clear first with a free
+            interface (fragmented, ml01-ml04; :data:`DSO_MODELS`): "lindistflow" or "socp"
+            (needs ``interface=free`` and the ``grid`` extra).
     """
 
     scheme: str = option("common", choices=SCHEMES)
@@ -81,6 +88,13 @@ class ClearingConfig:
     polygon_sides: int = option(12, low=4)
     ties: str = option("bid_order", choices=TIE_RULES)
     penalties: Penalties = option(factory=Penalties)
+    dso_model: str = option("lindistflow", choices=DSO_MODELS,
+                            only_for=("scheme", SCHEME_OPTIONS["dso_model"]))
+
+    def cross_check(self):
+        if self.dso_model == "socp" and self.interface == "fixed":
+            yield "dso_model", ("needs interface=free: the SOCP DSO market has no held "
+                                "interface flow")
 
     def validate(self, bids: pd.DataFrame | None = None) -> None:
         """Raise :class:`FlexgameInputError` naming the first invalid setting; with the
@@ -178,6 +192,11 @@ class Scheme:
         held = (stage.interface is Interface.HELD
                 or (stage.interface is Interface.HELD_IF_FIXED
                     and self.config.interface == "fixed"))
+        if (stage.interface is Interface.HELD_IF_FIXED and not held
+                and self.config.dso_model == "socp"):
+            from flexgame.markets.socp_layer import SOCPMarketLayer
+
+            return SOCPMarketLayer(self.system, bids, feeder, self.config.penalties)
         return MarketLayer(self.system, bids, candidates, balance=stage.balance,
                            transmission=stage.ptdf, feeders=grid[stage.grid],
                            held_interfaces=[feeder] if held else [],
@@ -233,13 +252,15 @@ class Scheme:
     @property
     def price_ranging_exact(self) -> bool:
         """Whether price ranges of its layers decide the whole clearing: every stage is a
-        plain sequence of market layers (no prequalification, whose caps read the prices;
+        plain sequence of LP market layers (no prequalification, whose caps read the prices;
+        no SOCP DSO layer, which has no LP price ranges;
         no residual supply functions) and ties split by bid order. Then a bid's price change
         that stays within the range of every layer it is offered in leaves every layer's
         solution, and so the clearing, unchanged (each layer passes on only its
         activations)."""
         return self.config.ties == "bid_order" and all(
             isinstance(stage, MarketStage) and stage.prequalification is None
+            and all(isinstance(b.layer, MarketLayer) for b in stage.layers)
             for stage in self.stages)
 
 

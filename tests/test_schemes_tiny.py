@@ -395,13 +395,14 @@ def test_statistics_of_ml03(tiny):
 # --- schemes as data ----------------------------------------------------------------------
 
 def test_scheme_options_follow_the_layouts():
-    """The options a scheme has come from its stages: interface from DSO markets whose
-    interface is held when fixed, prequalification from a prequalified stage, delta_mw from
-    bid aggregation's residual supply."""
+    """The options a scheme has come from its stages: interface and dso_model from DSO
+    markets whose interface is held when fixed, prequalification from a prequalified stage,
+    delta_mw from bid aggregation's residual supply."""
     assert list(SCHEMES) == ["common", "fragmented", "ml01", "ml02", "ml03", "ml04", "ml05",
                              "ml06", "bid_aggregation"]
     assert SCHEME_OPTIONS == {
         "interface": ("fragmented", "ml01", "ml02", "ml03", "ml04"),
+        "dso_model": ("fragmented", "ml01", "ml02", "ml03", "ml04"),
         "prequalification": ("ml03", "ml06"),
         "envelope_weighting": ("ml03", "ml06"),
         "delta_mw": ("bid_aggregation",),
