@@ -439,10 +439,22 @@ def _study(args: list[str]) -> None:
         raise SystemExit(1)
 
 
+def _seed(text: str) -> int:
+    """An argparse type: a seed, an integer >= 0."""
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 0")
+    return seed
+
+
 def _table_parser() -> argparse.ArgumentParser:
     from flexgame.experiments.table import DEFAULT_OUT
+    from flexgame.markets.ac_assessment import ASSESSMENTS
     from flexgame.markets.bids import CASES
-    from flexgame.markets.schemes import SCHEMES
+    from flexgame.markets.schemes import DSO_MODELS, SCHEMES
 
     parser = argparse.ArgumentParser(
         prog=f"{PROG} table",
@@ -453,13 +465,13 @@ def _table_parser() -> argparse.ArgumentParser:
                         help=f"cases (default: {' '.join(CASES)})")
     parser.add_argument("--schemes", nargs="+", default=list(SCHEMES), metavar="SCHEME",
                         help=f"schemes (default: all: {' '.join(SCHEMES)})")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bids (default: 0)")
-    parser.add_argument("--assessment", choices=("linear", "ac"), default="linear",
+    parser.add_argument("--seed", type=_seed, default=0, help="seed of the bids (default: 0)")
+    parser.add_argument("--assessment", choices=ASSESSMENTS, default="linear",
                         help="ex-post check: linear (PTDF + LinDistFlow) or ac (AC power flows "
                              "beside the linear check; needs the grid extra)")
     parser.add_argument("--system", default="default",
                         help="system preset of conf/system/ (default, high_dg, scale)")
-    parser.add_argument("--dso-model", choices=("lindistflow", "socp"), default="lindistflow",
+    parser.add_argument("--dso-model", choices=DSO_MODELS, default="lindistflow",
                         help="feeder model of the DSO markets that clear first with a free "
                              "interface (fragmented, ml01-ml04); socp needs the grid extra")
     parser.add_argument("--out", default=str(DEFAULT_OUT),
@@ -472,8 +484,6 @@ def _table(args: list[str]) -> None:
     from flexgame.experiments.table import format_table, run_table
 
     opts = _table_parser().parse_args(args)
-    if opts.seed < 0:
-        raise FlexgameInputError(f"--seed={opts.seed} must be an integer >= 0")
     from flexgame.experiments.config import load_config, settings
 
     system = settings(load_config([f"system={opts.system}"])).system
@@ -509,7 +519,7 @@ def _idr_parser() -> argparse.ArgumentParser:
     parser.add_argument("what", choices=("table", "study"))
     parser.add_argument("--out", default="results/idr_study",
                         help="output directory of the study (default: results/idr_study)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the study (default: 0)")
+    parser.add_argument("--seed", type=_seed, default=0, help="seed of the study (default: 0)")
     parser.add_argument("--quick", action="store_true",
                         help="a small study: 2 quarter-hours, 5+5 evaluation days, N in "
                              "{5, 10, 20}, W in {30, 60} (about a minute)")
@@ -519,8 +529,6 @@ def _idr_parser() -> argparse.ArgumentParser:
 
 def _idr(args: list[str]) -> None:
     opts = _idr_parser().parse_args(args)
-    if opts.seed < 0:
-        raise FlexgameInputError(f"--seed={opts.seed} must be an integer >= 0")
     if opts.what == "table":
         import pandas as pd
 

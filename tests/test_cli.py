@@ -226,3 +226,12 @@ def test_write_json_is_strict_and_leaves_no_temporary_file(tmp_path):
                                             "c": np.arange(2)})
     assert _strict_json(path) == {"a": None, "b": 2.5, "c": [0, 1]}
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+@pytest.mark.parametrize("command", [["table"], ["idr", "table"]])
+def test_a_negative_seed_is_refused_by_the_commands_that_take_one(monkeypatch, capsys, command):
+    monkeypatch.setattr(sys, "argv", ["flexgame", *command, "--seed", "-3"])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert stop.value.code == 2
+    assert "--seed: '-3' is not an integer >= 0" in capsys.readouterr().err
