@@ -540,8 +540,10 @@ def _idr(args: list[str]) -> None:
     from flexgame.experiments.idr_report import write_study
     from flexgame.experiments.idr_study import StudyConfig, run_study
 
-    quick = dict(history_days=80, validation_days=5, test_days=5, quarter_hours=(22, 24),
-                 blocks=(5, 10, 20), windows=(30, 60)) if opts.quick else {}
+    from flexgame.experiments.idr_data import HistoryConfig
+
+    quick = dict(history=HistoryConfig(days=80), validation_days=5, test_days=5,
+                 quarter_hours=(22, 24), blocks=(5, 10, 20), windows=(30, 60)) if opts.quick else {}
     result = run_study(StudyConfig(seed=opts.seed, **quick), progress=not opts.no_progress)
     print(result.selected.to_string(index=False))
     print(f"wrote {write_study(result, opts.out)}")

@@ -62,7 +62,7 @@ class StudyConfig:
     """A FOIO / VOIO / SBVOIO study.
 
     Attributes:
-        history_days: days of generated history (the evaluation days are its last ones).
+        history: the generated EV history (its ``days``: the evaluation days are its last).
         validation_days, test_days: evaluation days, validation first, then test.
         quarter_hours: quarter-hours of day evaluated (0..95; 24 is the paper's 06:00).
         blocks: the grid of N.
@@ -75,7 +75,6 @@ class StudyConfig:
         seed: the seed of every draw.
     """
 
-    history_days: int = 120
     validation_days: int = 10
     test_days: int = 10
     quarter_hours: tuple[int, ...] = (20, 22, 24, 26)
@@ -87,17 +86,15 @@ class StudyConfig:
     max_retail_price: float = 60.0
     noise_std: float = 0.0
     seed: int = 0
-    history: HistoryConfig = field(default=None)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
 
     def __post_init__(self):
-        if self.history is None:
-            object.__setattr__(self, "history", HistoryConfig(days=self.history_days))
         evaluation = self.validation_days + self.test_days
         if min(self.validation_days, self.test_days) < 1:
             raise FlexgameInputError("idr study: validation_days and test_days must be >= 1")
         if max(self.windows) + evaluation > self.history.days:
             raise FlexgameInputError(
-                f"idr study: history_days={self.history.days} must cover the longest training "
+                f"idr study: history.days={self.history.days} must cover the longest training "
                 f"window ({max(self.windows)}) plus the {evaluation} evaluation days")
         if any(MEDIAN not in q for q in self.quantile_sets) or (MEDIAN,) not in \
                 tuple(tuple(q) for q in self.quantile_sets):

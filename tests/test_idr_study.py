@@ -7,11 +7,12 @@ import json
 
 import pytest
 
+from flexgame.experiments.idr_data import HistoryConfig
 from flexgame.experiments.idr_report import write_study
 from flexgame.experiments.idr_study import StudyConfig, findings, run_study
 from flexgame.markets.errors import FlexgameInputError
 
-SMALL = StudyConfig(history_days=45, validation_days=2, test_days=2, quarter_hours=(22, 24),
+SMALL = StudyConfig(history=HistoryConfig(days=45), validation_days=2, test_days=2, quarter_hours=(22, 24),
                     blocks=(4, 8), windows=(15, 30),
                     quantile_sets=((0.5,), (0.25, 0.5, 0.75)))
 
@@ -59,6 +60,6 @@ def test_study_writes_tables_figures_and_report(study, tmp_path):
 
 def test_study_config_is_checked():
     with pytest.raises(FlexgameInputError, match="longest training window"):
-        StudyConfig(history_days=50, windows=(90,))
+        StudyConfig(history=HistoryConfig(days=50), windows=(90,))
     with pytest.raises(FlexgameInputError, match="must contain 0.5"):
         StudyConfig(quantile_sets=((0.25, 0.75),))
