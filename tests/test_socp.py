@@ -205,3 +205,46 @@ def test_other_objectives_solve(objective):
         assert r.activation_mw[:2].sum() > 0.5
     if objective == "feasibility":  # the congestion of the base state stays, as a slack
         assert r.activation_mw.max() < 1e-6 and r.s_over[1] > 0.4
+
+
+def ac_opf_hand(f: Feeder, model: FeederSOCP) -> tuple[float, np.ndarray]:
+    """The AC OPF of the hand-made feeder, exactly, by an independent route: only the two
+    upward bids at bus 3 can relieve line 1-2 (the down bid at bus 4 only loads it), they are
+    used in merit order (40 before 60 EUR/MW, both far above the 1 EUR/MW loss price, so
+    more activation than needed never pays), and the line's AC loading falls monotonically
+    with their total activation A: the least feasible A, by bisection on AC power flows, is
+    the optimum. Returns (the objective the SOCP minimises, evaluated on that AC state;
+    the activations)."""
+    def state(total):
+        a = np.array([min(total, 0.3), max(total - 0.3, 0.0), 0.0])
+        net = f.load_mw.copy()
+        net[3] -= a[0] + a[1]
+        return a, ac_power_flow(f, net, f.load_mvar)
+
+    low, high = 0.0, 1.3
+    assert state(high)[1].loading("active")[1] <= f.rating_mva[1]  # feasible at all bids
+    for _ in range(32):  # 1.3 MW / 2^32: 3e-10 MW
+        mid = 0.5 * (low + high)
+        low, high = (low, mid) if state(mid)[1].loading("active")[1] <= f.rating_mva[1] \
+            else (mid, high)
+    a, ac = state(high)
+    result = SimpleNamespace(bid_cost=float(HAND_PRICE @ a))
+    return ac_objective(model, result, ac), a
+
+
+def test_ac_opf_lies_between_the_plain_and_the_augmented_relaxation():
+    """Relaxation: the plain SOCP's optimum is at most the AC OPF's; conservative
+    restriction: the augmented SOCP's optimum is at least it (its feasible set lies inside
+    the AC one). The AC OPF is solved independently (:func:`ac_opf_hand`); the optimality
+    gap of 003 Table 5 is then (AC OPF - SOCP) / AC OPF."""
+    f = hand_feeder()
+    plain, aug = hand_model(f, augmented=False), hand_model(f, augmented=True)
+    args = (f.load_mw, f.load_mvar, HAND_PRICE, HAND_QTY)
+    rp, ra = plain.solve(*args), aug.solve(*args)
+    opf, a = ac_opf_hand(f, plain)
+    assert 0.3 < a.sum() < 1.3  # the dear bid is marginal in the AC OPF too
+    tol = 1e-6 * opf  # Clarabel's accuracy (its objective carries slacks of order 1e-7)
+    assert rp.objective <= opf + tol
+    assert ra.objective >= opf - tol
+    gap = (opf - rp.objective) / opf
+    assert -1e-6 <= gap < 1e-3  # the relaxation is exact on this radial feeder (tight cone)
