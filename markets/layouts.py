@@ -64,6 +64,10 @@ class Stage:
             other fields is solved for every interface-flow step, and a MILP picks one step
             per feeder together with the transmission bids against the TSO need and the PTDF
             limits (:mod:`flexgame.markets.bid_aggregation`).
+        dso_blocking: after the stage's market clears, the DSOs block the activated bid that
+            contributes most to the worst feeder violation and the market clears again, until
+            safe or nothing is left to block (FLEXGRID D5.1 §4.4,
+            :mod:`flexgame.markets.dso_blocking`).
     """
 
     name: str
@@ -76,6 +80,7 @@ class Stage:
     per_feeder: bool = False
     prequalified: bool = False
     residual_supply: bool = False
+    dso_blocking: bool = False
 
     def __post_init__(self) -> None:
         own = self.offers is Offers.OWN_FEEDER or self.grid is Grid.OWN_FEEDER
@@ -172,5 +177,11 @@ SCHEMES: dict[str, SchemeLayout] = {layout.name: layout for layout in (
         _dso(Interface.HELD, name="rsf", residual_supply=True),
         _tso(Offers.TRANSMISSION),
     )),
+    SchemeLayout("dso_blocking", "TSO market of all bids, blind to the feeders; the DSOs then "
+                                 "block the bids that violate their limits, one at a time, "
+                                 "and the TSO market clears again (FLEXGRID D5.1 §4.4)", (
+        _tso(dso_blocking=True),
+    )),
 )}
-"""Every coordination scheme by name, in the order of ALEXANDER D3.3's tables."""
+"""Every coordination scheme by name, in the order of ALEXANDER D3.3's tables, then FLEXGRID
+D5.1's DSO blocking after clearing."""

@@ -167,6 +167,10 @@ class Scheme:
         if stage.residual_supply:
             return ResidualSupplyStage(self.system, self.bids, layers, cfg.delta_mw,
                                        cfg.penalties, self.base_state)
+        if stage.dso_blocking:
+            from flexgame.markets.dso_blocking import DSOBlockingStage
+
+            return DSOBlockingStage(self.system, self.bids, layers[0], cfg.polygon_sides)
         prequalification = None
         if stage.prequalified:
             prequalification = Prequalification(self.system, self.bids, cfg.prequalification,

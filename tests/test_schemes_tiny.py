@@ -399,7 +399,7 @@ def test_scheme_options_follow_the_layouts():
     markets whose interface is held when fixed, prequalification from a prequalified stage,
     delta_mw from bid aggregation's residual supply."""
     assert list(SCHEMES) == ["common", "fragmented", "ml01", "ml02", "ml03", "ml04", "ml05",
-                             "ml06", "bid_aggregation"]
+                             "ml06", "bid_aggregation", "dso_blocking"]
     assert SCHEME_OPTIONS == {
         "interface": ("fragmented", "ml01", "ml02", "ml03", "ml04"),
         "dso_model": ("fragmented", "ml01", "ml02", "ml03", "ml04"),

@@ -277,12 +277,13 @@ def test_pivotal_fsp_bids_the_price_cap(folder, cap):
     assert model.profile["P"] == top
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("scheme", [s for s in SCHEMES if s != "dso_blocking"])
 def test_local_market_power_behind_a_congested_line(folder, scheme):
     """L is the only FSP below the congested feeder branch 2-3 (the DSO needs 0.5 MW up at
-    feeder bus 3); transmission FSPs at 5 and 8 EUR/MW cover the TSO need. In every scheme the
-    DSO must buy 0.5 MW from L whatever it asks (line penalty 1e4 EUR/MVA): L's profit rises
-    with its markup and its best response to truthful others is the top markup (price 40)."""
+    feeder bus 3); transmission FSPs at 5 and 8 EUR/MW cover the TSO need. In every scheme
+    with a market that buys for the DSO, the DSO must buy 0.5 MW from L whatever it asks (the
+    line penalty): L's profit rises with its markup and its best response to truthful others
+    is the top markup (price 40)."""
     ev = make_evaluator(folder, "local", scheme=scheme)
     truthful = ev.bid_map.truthful()
     l_row = int(np.flatnonzero(ev.scheme.bids.fsp == "L")[0])
@@ -295,6 +296,15 @@ def test_local_market_power_behind_a_congested_line(folder, scheme):
     out = ev.outcome({**truthful, "L": top})
     assert out.activation_mw[l_row] == pytest.approx(0.5)
     assert out.unmet_need_mw == pytest.approx(0.0, abs=1e-9)
+
+
+def test_dso_blocking_buys_nothing_for_the_dso(folder):
+    """Under dso_blocking no market buys for the DSO (blocking only removes activations), so
+    L, whose only value is relieving the feeder, is never accepted and earns nothing at any
+    markup: the congestion stays."""
+    ev = make_evaluator(folder, "local", scheme="dso_blocking")
+    br = best_response(ev, ev.bid_map.truthful(), "L")
+    assert set(br.payoffs.values()) == {0.0}
 
 
 def test_no_local_market_power_without_congestion(folder):
