@@ -50,12 +50,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from flexgame.markets.errors import FlexgameInputError
+
+from flexgame.markets.errors import FlexgameInputError, SolverError, require_choice
 from flexgame.markets.lp import INF, CompiledLP
 from flexgame.markets.lv_feeder import LVFeeder
 
 POLICIES = ("optimal", "fair", "proportional_fair")
 MODES = ("static", "dynamic")
+WEIGHTS = ("equal", "capacity")
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,9 @@ def worst_vertex(a_row: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarra
     return np.where(a_row > 0, hi, lo)
 
 
-def _box(lv: LVFeeder, participants, mode: str, forecast_kw) -> tuple[np.ndarray, np.ndarray]:
+def _box(lv: LVFeeder, mode: str, forecast_kw) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of every user's net demand [kW]: its connection box (static) or its forecast
+    (dynamic; only the firm users' bounds are used)."""
     cap = np.asarray(lv.capacity_kw, float)
     if mode == "static":
         return -cap, cap.copy()
@@ -171,18 +175,15 @@ def compute_envelopes(lv: LVFeeder, policy: str = "optimal", participants=None, 
         FlexgameInputError: unknown policy / mode / weights, or the firm users alone can
             violate a limit (no envelope, not even zero, is safe).
     """
-    if policy not in POLICIES:
-        raise FlexgameInputError(f"policy={policy!r}: choose one of {', '.join(POLICIES)}")
-    if mode not in MODES:
-        raise FlexgameInputError(f"mode={mode!r}: choose one of {', '.join(MODES)}")
-    if weights not in ("equal", "capacity"):
-        raise FlexgameInputError(f"weights={weights!r}: choose equal or capacity")
+    require_choice("policy", policy, POLICIES)
+    require_choice("mode", mode, MODES)
+    require_choice("weights", weights, WEIGHTS)
     start = time.perf_counter()
     part = (np.arange(lv.n_users) if participants is None
             else np.unique(np.asarray(participants, int)))
     n = len(part)
     cap = np.asarray(lv.capacity_kw, float)[part]
-    lo, hi = _box(lv, part, mode, forecast_kw)
+    lo, hi = _box(lv, mode, forecast_kw)
     a, b = limit_rows(lv, tan_phi)
     g, h = robust_rows(a, b, part, lo, hi)
     tol = 1e-12
@@ -234,8 +235,9 @@ def _proportional_fair(g: np.ndarray, h: np.ndarray, cap: np.ndarray
     capc = np.concatenate([cap, cap])
     prob = cp.Problem(cp.Maximize(cp.sum(cp.log(x))), [gs @ x <= hs, x <= capc])
     prob.solve(solver=cp.CLARABEL)
+    # an inaccurate optimum is accepted: compute_envelopes scales the result back inside
+    # every robust row, so it is safe (at worst slightly below the proportional-fair optimum)
     if prob.status not in ("optimal", "optimal_inaccurate") or x.value is None:
-        from flexgame.markets.errors import SolverError
         raise SolverError(f"proportional-fair operating envelopes: Clarabel status {prob.status}")
     v = np.maximum(np.asarray(x.value, float), 0.0)
     return v[:n], v[n:]
