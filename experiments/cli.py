@@ -53,6 +53,10 @@ commands:
                        '{PROG} table --help' for options.
   summary [overrides]  the test system (default: IEEE 14-bus + case69 + case141) and its
                        base state.
+  envelopes [options]  operating envelopes of non-firm connections on LV feeders (D3.3
+                       ch. 5): per user along the IEEE European LV feeder, against the
+                       share of users participating, and the feeder types of a generated
+                       urban grid, into results/envelopes/; '{PROG} envelopes --help'.
   idr table|study      implicit demand response of a BRP (KER 3): the paper's Table II
                        for its cases C1-C5, or the FOIO/VOIO/SBVOIO study on generated
                        EV data into results/idr_study/; '{PROG} idr --help'. One case as a
@@ -549,8 +553,31 @@ def _idr(args: list[str]) -> None:
     print(f"wrote {write_study(result, opts.out)}")
 
 
+def _envelopes(args: list[str]) -> None:
+    """``flexgame envelopes``: the studies of D3.3 chapter 5 with their report."""
+    from flexgame.markets.lv_feeder import IMPEDANCE_MODELS
+
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} envelopes",
+        description="Operating envelopes of non-firm connection agreements (ALEXANDER D3.3 "
+                    "ch. 5): each user's guaranteed import and export along the IEEE "
+                    "European LV feeder (optimal, fair, proportional fair), the fair level "
+                    "against the share of users participating, and the feeder types of a "
+                    "generated 49-feeder urban grid; tables, figures and report.md.")
+    parser.add_argument("--model", choices=IMPEDANCE_MODELS, default="balanced",
+                        help="impedance model of the LV feeders (default: balanced)")
+    parser.add_argument("--seed", type=_seed, default=0,
+                        help="seed of the participant subsets and the grid (default: 0)")
+    parser.add_argument("--out", default="results/envelopes",
+                        help="output directory (default: results/envelopes)")
+    opts = parser.parse_args(args)
+    from flexgame.experiments.envelope_study import run, write
+
+    print(f"wrote {write(run(opts.model, opts.seed), opts.out)}")
+
+
 COMMANDS = {"run": _run, "sweep": _sweep, "report": _report, "study": _study,
-            "table": _table, "summary": _summary, "idr": _idr}
+            "table": _table, "summary": _summary, "idr": _idr, "envelopes": _envelopes}
 
 
 def main(argv: list[str] | None = None) -> None:

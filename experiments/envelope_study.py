@@ -1,0 +1,182 @@
+"""The studies of D3.3 chapter 5 (non-firm connection agreements), as one command.
+
+``flexgame envelopes`` (issue 15, item 5) computes, and writes into its output directory as
+tables, figures (PNG and SVG) and ``report.md``:
+
+1. the envelopes per user along the IEEE European LV feeder (reduced), fair, optimal and
+   proportional fair, import and export, against the user's cable distance from the root
+   (001 ch. 5's figures of envelopes along the feeder);
+2. the guaranteed (fair) level against the share of users participating, over seeded random
+   subsets of participants (the non-participants firm at their connection capacity);
+3. the feeder types of a generated 49-feeder urban grid (:mod:`flexgame.markets.lv_grids`).
+
+Every number comes from :mod:`flexgame.markets.envelopes` (robust LinDistFlow envelopes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from flexgame.markets.envelopes import POLICIES, compute_envelopes
+from flexgame.markets.errors import FlexgameInputError
+from flexgame.markets.lv_feeder import LVFeeder, ieee_european_lv
+
+SHARES = (0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)
+"""Shares of users participating in the participation study (below about 0.7 the firm users
+at their full connection capacity alone break the feeder's limits, so no envelope is safe)."""
+SUBSETS = 5
+"""Random subsets of participants per share."""
+
+
+@dataclass
+class EnvelopeStudy:
+    """What :func:`run` computed: ``along`` (one row per user and policy: distance [m],
+    import and export [kW]), ``participation`` (one row per share and subset: the fair
+    import and export level [kW], or NaN when the firm users alone break a limit),
+    ``types`` (one row per generated feeder: users, length [m], type, totals [kW])."""
+
+    feeder: LVFeeder
+    along: pd.DataFrame
+    participation: pd.DataFrame
+    types: pd.DataFrame
+
+
+def along_feeder(lv: LVFeeder) -> pd.DataFrame:
+    """The envelopes of every user under each policy, with its distance from the root."""
+    rows = []
+    for policy in POLICIES:
+        env = compute_envelopes(lv, policy)
+        for k, user in enumerate(env.users):
+            rows.append(dict(policy=policy, user=env.names[k], distance_m=lv.distance_m[user],
+                             import_kw=env.import_kw[k], export_kw=env.export_kw[k]))
+    return pd.DataFrame(rows)
+
+
+def participation(lv: LVFeeder, rng: np.random.Generator) -> pd.DataFrame:
+    """The fair level per share of participating users (seeded random subsets)."""
+    rows = []
+    for share in SHARES:
+        n = max(1, int(round(share * lv.n_users)))
+        for subset in range(SUBSETS if n < lv.n_users else 1):
+            users = np.sort(rng.choice(lv.n_users, n, replace=False))
+            try:
+                env = compute_envelopes(lv, "fair", participants=users)
+                level = (float(env.import_kw[0]), float(env.export_kw[0]))
+            except FlexgameInputError:  # the firm users alone break a limit
+                level = (np.nan, np.nan)
+            rows.append(dict(share=share, subset=subset, participants=n,
+                             fair_import_kw=level[0], fair_export_kw=level[1]))
+    return pd.DataFrame(rows)
+
+
+def feeder_types(seed: int, impedance_model: str) -> pd.DataFrame:
+    """The types of the feeders of a generated grid."""
+    from flexgame.markets.lv_grids import GridConfig, classify, feeder_length_m, generate_grid
+
+    rows = []
+    for lv in generate_grid(seed, GridConfig(impedance_model=impedance_model)):
+        c = classify(lv, details=True)
+        rows.append(dict(feeder=lv.feeder.name, users=lv.n_users,
+                         length_m=feeder_length_m(lv), type=c.type, fair_kw=c.fair_kw,
+                         optimal_kw=c.optimal_kw, capacity_kw=c.capacity_kw))
+    return pd.DataFrame(rows)
+
+
+def run(impedance_model: str = "balanced", seed: int = 0) -> EnvelopeStudy:
+    """The three studies (module docstring). The balanced model is the default here: with the
+    single-phase equivalent (the library's conservative default) firm users at their full
+    connection capacity alone break the feeder's limits unless every user participates, so
+    the participation study would be empty."""
+    lv = ieee_european_lv(impedance_model, reduced=True)
+    return EnvelopeStudy(lv, along_feeder(lv), participation(lv, np.random.default_rng(seed)),
+                         feeder_types(seed, impedance_model))
+
+
+def _figures(study: EnvelopeStudy) -> dict:
+    import matplotlib.pyplot as plt
+
+    figs = {}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
+    for ax, col, title in ((axes[0], "import_kw", "import"), (axes[1], "export_kw", "export")):
+        for policy, marker in zip(POLICIES, ("o", "s", "^")):
+            part = study.along[study.along.policy == policy].sort_values("distance_m")
+            ax.plot(part.distance_m, part[col], marker=marker, ls="", ms=4, label=policy)
+        ax.set_xlabel("cable distance from the transformer [m]")
+        ax.set_ylabel(f"guaranteed {title} [kW]")
+        ax.set_title(f"{title} envelope per user")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    figs["envelopes_along_feeder"] = (fig, "each user's guaranteed import and export against "
+                                      "its distance from the transformer (IEEE European LV "
+                                      "feeder, reduced)")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    mean = study.participation.groupby("share")[["fair_import_kw", "fair_export_kw"]].mean()
+    ax.plot(mean.index * 100, mean.fair_import_kw, "o-", label="import")
+    ax.plot(mean.index * 100, mean.fair_export_kw, "s-", label="export")
+    ax.set_xlabel("users participating [%]")
+    ax.set_ylabel("guaranteed (fair) level [kW]")
+    ax.set_title("Guaranteed capacity against participation")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    figs["fair_level_vs_participation"] = (fig, f"the fair level, mean over {SUBSETS} random "
+                                           "subsets of participants per share")
+    fig, ax = plt.subplots(figsize=(5, 4))
+    counts = study.types.type.value_counts().reindex([1, 2, 3], fill_value=0)
+    bars = ax.bar(["1: fair = optimal\n= capacity", "2: equal totals", "3: differing totals"],
+                  counts.to_numpy(), color=["tab:green", "tab:blue", "tab:orange"])
+    ax.bar_label(bars)
+    ax.set_ylabel("feeders [-]")
+    ax.set_title("Feeder types of a generated 49-feeder grid")
+    figs["feeder_types"] = (fig, "feeders of the generated urban grid per type")
+    return figs
+
+
+def write(study: EnvelopeStudy, out) -> Path:
+    """Tables, figures and ``report.md`` of the study into ``out``; returns the report."""
+    import matplotlib.pyplot as plt
+
+    from flexgame.experiments.store import write_csv, write_figure, write_text
+
+    out = Path(out)
+    write_csv(out / "envelopes_along_feeder.csv", study.along)
+    write_csv(out / "participation.csv", study.participation)
+    write_csv(out / "feeder_types.csv", study.types)
+    captions = {}
+    for name, (fig, caption) in _figures(study).items():
+        for suffix in (".png", ".svg"):
+            write_figure(out / f"{name}{suffix}", fig)
+        plt.close(fig)
+        captions[name] = caption
+    lv = study.feeder
+    far = lv.user_names[lv.far_end_user]
+    totals = study.along.groupby("policy")[["import_kw", "export_kw"]].sum()
+    far_rows = study.along[study.along.user == far].set_index("policy")
+    lines = ["# Operating envelopes of non-firm connections (D3.3 chapter 5)", "",
+             f"Feeder: {lv!r}.", "",
+             "| policy | total import [kW] | total export [kW] | far-end user "
+             f"({far}) import / export [kW] |", "|---|---|---|---|"]
+    for policy in POLICIES:
+        lines.append(f"| {policy} | {totals.loc[policy, 'import_kw']:.1f} | "
+                     f"{totals.loc[policy, 'export_kw']:.1f} | "
+                     f"{far_rows.loc[policy, 'import_kw']:.2f} / "
+                     f"{far_rows.loc[policy, 'export_kw']:.2f} |")
+    level = study.participation.groupby("share").agg(
+        runs=("subset", "size"), safe=("fair_import_kw", "count"),
+        import_kw=("fair_import_kw", "mean"), export_kw=("fair_export_kw", "mean"))
+    lines += ["", "Guaranteed (fair) level against the share of users participating (firm "
+              "users at their connection capacity; subsets where they alone break a limit "
+              "have no safe envelope):", "",
+              "| share | subsets | with a safe envelope | import [kW] | export [kW] |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {share:.2f} | {int(r.runs)} | {int(r.safe)} | {r.import_kw:.2f} | "
+              f"{r.export_kw:.2f} |" for share, r in level.iterrows()]
+    counts = study.types.type.value_counts().reindex([1, 2, 3], fill_value=0)
+    lines += ["", f"Generated grid: feeder types 1/2/3 = {counts[1]}/{counts[2]}/{counts[3]}.",
+              ""]
+    for name, caption in captions.items():
+        lines += [f"![{caption}]({name}.png)", "", f"*{caption}*", ""]
+    return write_text(out / "report.md", "\n".join(lines))
