@@ -16,6 +16,7 @@ import numpy as np
 
 from flexgame.experiments.idr_study import MEDIAN, StudyResult, findings
 from flexgame.experiments.store import provenance, write_csv, write_figure, write_json, write_text
+from flexgame.experiments.table import markdown_table
 
 METHODS = ("FOIO", "VOIO", "SBVOIO")
 COLOURS = {"FOIO": "tab:grey", "VOIO": "tab:blue", "SBVOIO": "tab:orange"}
@@ -110,19 +111,12 @@ def write_study(result: StudyResult, out) -> Path:
     return out / "report.md"
 
 
-def _table(frame) -> str:
-    head = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    rows = ["| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in row)
-            + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([head, rule, *rows])
-
-
 def markdown(result: StudyResult, found: dict, captions: dict[str, str]) -> str:
     c = result.config
     splits = c.splits
     selected = result.selected.rename(columns=lambda k: k.replace("_eur", " [EUR]")
                                       .replace("_mw", " [MW]"))
+    shown = selected.map(lambda v: f"{v:.2f}" if isinstance(v, float) else v)
     lines = [
         "# Implicit DR: FOIO, VOIO and SBVOIO (seed 000 KER 3)", "",
         f"Generated EV history of {c.history.days} days (seed {c.seed}); validation days "
@@ -131,7 +125,7 @@ def markdown(result: StudyResult, found: dict, captions: dict[str, str]) -> str:
         f"{', '.join(map(str, c.quarter_hours))}; grid N {list(c.blocks)}, W {list(c.windows)}"
         f" days, SBVOIO quantile sets {[list(q) for q in c.quantile_sets]}; retail price cap "
         f"{c.max_retail_price:g} EUR/MWh; actual-response noise {c.noise_std:g}.", "",
-        "## Selected candidates", "", _table(selected), "",
+        "## Selected candidates", "", markdown_table(shown), "",
         "## Findings of seed 000 §4, here", "",
         f"- VOIO over FOIO: {found['voio_over_foio_profit_pct_validation']:+.2f} % profit on "
         f"validation days, {found['voio_over_foio_profit_pct_test']:+.2f} % on test days "
