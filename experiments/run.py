@@ -17,7 +17,7 @@ from flexgame.markets.errors import FlexgameInputError
 
 OUTPUTS = ("config.yaml", "provenance.json", "bids.csv", "clearing.csv", "fsp.csv", "grid.csv",
            "liquidity.csv", "rounds.csv", "operators.csv", "strategies.csv", "equilibria.csv",
-           "distribution.csv", "quarter_hours.csv", "error.txt", "metrics.json")
+           "distribution.csv", "quarter_hours.csv", "nfca.csv", "error.txt", "metrics.json")
 """Every file a run writes into its directory (:func:`flexgame.experiments.store.write_run`,
 the strategic tables of :mod:`flexgame.experiments.tso_dso`) or a failed sweep job
 (``error.txt``). All are removed when a run starts: those it does not write would otherwise

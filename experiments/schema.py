@@ -21,6 +21,7 @@ from flexgame.experiments.idr_coupling import ImplicitDRCoupling
 from flexgame.games.reasoning import ReasoningConfig
 from flexgame.markets.ac_assessment import ASSESSMENTS
 from flexgame.markets.bids import DEFAULT_PRICES, BidConfig
+from flexgame.markets.nfca import NFCAConfig
 from flexgame.markets.options import field_types, option, rules
 from flexgame.markets.schemes import ClearingConfig
 from flexgame.markets.settlement import SETTLEMENTS
@@ -93,7 +94,9 @@ class TsoDsoConfig:
     of a D3.3 case, a coordination scheme, a settlement rule and how FSPs reason; ``use_case``
     labels the D4.1 KER 2 use case a preset set up (None: no preset); ``implicit_dr`` lets a
     BRP's implicit DR respond to the TSO's need before the market clears
-    (:mod:`flexgame.experiments.idr_coupling`); ``grid_assessment`` is the ex-post check
+    (:mod:`flexgame.experiments.idr_coupling`); ``nfca`` activates non-firm connection
+    agreements, capping the distribution bids to their LV users' operating envelopes
+    (:mod:`flexgame.markets.nfca`); ``grid_assessment`` is the ex-post check
     of its outcomes, ``linear`` (PTDF + LinDistFlow) or ``ac`` (AC power flows beside it,
     :mod:`flexgame.markets.ac_assessment`)."""
 
@@ -105,6 +108,7 @@ class TsoDsoConfig:
     aggregation: AggregationNode = option(factory=AggregationNode)
     reasoning: ReasoningConfig = option(factory=lambda: ReasoningConfig(name="truthful"))
     implicit_dr: ImplicitDRCoupling = option(factory=ImplicitDRCoupling)
+    nfca: NFCAConfig = option(factory=NFCAConfig)
     grid_assessment: str = option("linear", choices=ASSESSMENTS)
     seed: int = option(0, low=0)
     liquidity: float = dataclasses.field(default=_LIQUIDITY.default, metadata=_LIQUIDITY.metadata)

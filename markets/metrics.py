@@ -50,6 +50,7 @@ _R = "flexgame.experiments.tso_dso"
 _I = "flexgame.experiments.implicit_dr.summary"
 _C = "flexgame.experiments.tso_dso.implicit_dr_first"
 _A = "flexgame.markets.ac_assessment.ac_kpis"
+_N = "flexgame.experiments.tso_dso.nfca_metrics"
 
 METRICS: dict[str, Metric] = {m.name: m for m in [
     # what was run
@@ -221,6 +222,43 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
            "BRP's response (> 0 upward)", _C),
     Metric("total_cost_without_implicit_dr", "EUR", "cost w/o IDR", "truthful procurement cost "
            "of the scheme on the system without the BRP's response", _C),
+    # non-firm connection agreements before the market (nfca.enabled; flexgame.markets.nfca)
+    Metric("nfca_offered_mw", "MW", "NFCA offered", "distribution volume offered before the "
+           "NFCA caps, both directions", _N),
+    Metric("nfca_lost_up_mw", "MW", "NFCA lost up", "upward distribution volume lost to the "
+           "caps of the LV users' operating envelopes (report 001 §3.5.1, ch. 5)", _N),
+    Metric("nfca_lost_down_mw", "MW", "NFCA lost down", "downward distribution volume lost to "
+           "the NFCA caps", _N),
+    Metric("nfca_lost_tso_usable_mw", "MW", "NFCA lost TSO", "volume lost to the NFCA caps in "
+           "the direction of the TSO's need (what the TSO's market could have bought)", _N),
+    Metric("nfca_lost_dso_only_mw", "MW", "NFCA lost DSO", "volume lost to the NFCA caps in "
+           "the other direction (of use to the DSOs' congestion management only)", _N),
+    Metric("nfca_lost_pct", "%", "NFCA lost", "volume lost to the NFCA caps in % of the "
+           "distribution volume offered", _N),
+    Metric("nfca_capped_bids", "-", "NFCA capped", "distribution bids whose offer exceeds its "
+           "cap", _N, 0),
+    Metric("nfca_lv_feeders", "-", "LV feeders", "LV feeders drawn behind the MV buses with "
+           "distribution bids", _N, 0),
+    Metric("nfca_users", "-", "NFCA users", "LV users on a non-firm connection agreement (the "
+           "bids' portfolios)", _N, 0),
+    Metric("nfca_envelopes_s", "s", "envelopes", "wall time of drawing the LV feeders and "
+           "computing the envelopes and caps", _N, 3),
+    Metric("truthful_cost_with_nfca", "EUR", "J truthful NFCA", "procurement cost of the "
+           "scheme's truthful clearing of the capped bids (the run's settlement rule)", _N),
+    Metric("truthful_cost_without_nfca", "EUR", "J truthful w/o NFCA", "procurement cost of "
+           "the scheme's truthful clearing of the same bids uncapped", _N),
+    Metric("nfca_cost_change", "EUR", "NFCA cost change", "truthful cost with the NFCA caps "
+           "minus without", _N),
+    Metric("unmet_need_with_nfca_mw", "MW", "unmet NFCA", "TSO need left unmet by the "
+           "truthful clearing of the capped bids", _N),
+    Metric("unmet_need_without_nfca_mw", "MW", "unmet w/o NFCA", "TSO need left unmet by the "
+           "truthful clearing of the uncapped bids", _N),
+    Metric("nfca_tso_cost_change", "EUR", "NFCA TSO cost change", "the TSO's procurement cost "
+           "(cost_TSO) with the NFCA caps minus without, truthful (schemes with a TSO layer)",
+           _N),
+    Metric("nfca_dso_cost_change", "EUR", "NFCA DSO cost change", "the DSOs' procurement cost "
+           "(cost_DSO:<feeder> summed) with the NFCA caps minus without, truthful (schemes "
+           "with DSO layers)", _N),
     # per round (rounds.csv)
     Metric("procurement_cost_eur", "EUR", "cost", "procurement cost of a round's profile",
            "flexgame.agents.model.FlexMarketModel", axis="procurement cost [EUR]"),
