@@ -68,6 +68,10 @@ class Stage:
             contributes most to the worst feeder violation and the market clears again, until
             safe or nothing is left to block (FLEXGRID D5.1 §4.4,
             :mod:`flexgame.markets.dso_blocking`).
+        idlfm: before its DSO markets clear (each with its interface held), the TSO and the
+            DSOs agree on the interface flows by ADMM, exchanging only interface prices and
+            flows; the DSO markets then clear at the agreed flows (FLEXGRID D5.1 §2.4
+            I-DLFM, :mod:`flexgame.markets.idlfm`).
     """
 
     name: str
@@ -81,6 +85,7 @@ class Stage:
     prequalified: bool = False
     residual_supply: bool = False
     dso_blocking: bool = False
+    idlfm: bool = False
 
     def __post_init__(self) -> None:
         own = self.offers is Offers.OWN_FEEDER or self.grid is Grid.OWN_FEEDER
@@ -91,6 +96,9 @@ class Stage:
         if self.per_feeder and self.operator != "DSO":
             raise FlexgameInputError(f"stage {self.name!r}: a market per feeder is cleared by "
                                      f"its DSO, not {self.operator!r}")
+        if self.idlfm and self.interface is not Interface.HELD:
+            raise FlexgameInputError(f"stage {self.name!r}: I-DLFM's DSO markets clear at the "
+                                     "agreed interface flows: they need interface=HELD")
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -103,6 +111,8 @@ class Stage:
             out += ("prequalification", "envelope_weighting")
         if self.residual_supply:
             out += ("delta_mw",)
+        if self.idlfm:
+            out += ("rho", "tolerance_mw", "max_iterations")
         return out
 
 
@@ -182,6 +192,13 @@ SCHEMES: dict[str, SchemeLayout] = {layout.name: layout for layout in (
                                  "and the TSO market clears again (FLEXGRID D5.1 §4.4)", (
         _tso(dso_blocking=True),
     )),
+    SchemeLayout("idlfm", "TSO and DSOs agree on the interface flows by exchanging only "
+                          "interface prices and flows (ADMM); the DSO markets clear at the "
+                          "agreed flows, then the TSO market of transmission bids (FLEXGRID "
+                          "D5.1 §2.4, I-DLFM)", (
+        _dso(Interface.HELD, idlfm=True),
+        _tso(Offers.TRANSMISSION),
+    )),
 )}
 """Every coordination scheme by name, in the order of ALEXANDER D3.3's tables, then FLEXGRID
-D5.1's DSO blocking after clearing."""
+D5.1's DSO blocking after clearing and its interactive market (I-DLFM)."""

@@ -74,6 +74,12 @@ class ClearingConfig:
         dso_model: the feeder model of the DSO markets that clear first with a free
             interface (fragmented, ml01-ml04; :data:`DSO_MODELS`): "lindistflow" or "socp"
             (needs ``interface=free`` and the ``grid`` extra).
+        rho: I-DLFM's ADMM penalty parameter [EUR/MW^2] (:mod:`flexgame.markets.idlfm`):
+            larger agrees on interface flows faster, smaller on prices.
+        tolerance_mw: I-DLFM stops when the TSO's and the DSOs' interface flows differ by at
+            most this and the DSOs' flows moved by at most this in the last round [MW].
+        max_iterations: most I-DLFM rounds; a clearing that reaches it is reported not
+            converged (its exchange's status) with its residuals.
     """
 
     scheme: str = option("common", choices=SCHEMES)
@@ -90,6 +96,11 @@ class ClearingConfig:
     penalties: Penalties = option(factory=Penalties)
     dso_model: str = option("lindistflow", choices=DSO_MODELS,
                             only_for=("scheme", SCHEME_OPTIONS["dso_model"]))
+    rho: float = option(20.0, low=0, low_open=True, only_for=("scheme", SCHEME_OPTIONS["rho"]))
+    tolerance_mw: float = option(1e-6, low=0, low_open=True,
+                                 only_for=("scheme", SCHEME_OPTIONS["tolerance_mw"]))
+    max_iterations: int = option(2000, low=1,
+                                 only_for=("scheme", SCHEME_OPTIONS["max_iterations"]))
 
     def cross_check(self):
         if self.dso_model == "socp" and self.interface == "fixed":
@@ -171,6 +182,11 @@ class Scheme:
             from flexgame.markets.dso_blocking import DSOBlockingStage
 
             return DSOBlockingStage(self.system, self.bids, layers[0], cfg.polygon_sides)
+        if stage.idlfm:
+            from flexgame.markets.idlfm import IDLFMStage
+
+            return IDLFMStage(self.system, self.bids, layers, self._market_layers(stage),
+                              cfg.rho, cfg.tolerance_mw, cfg.max_iterations, cfg.penalties)
         prequalification = None
         if stage.prequalified:
             prequalification = Prequalification(self.system, self.bids, cfg.prequalification,
