@@ -57,6 +57,9 @@ commands:
                        ch. 5): per user along the IEEE European LV feeder, against the
                        share of users participating, and the feeder types of a generated
                        urban grid, into results/envelopes/; '{PROG} envelopes --help'.
+  withholding [options] one strategic FSP's markup x withholding grid in a DLFM under vcg,
+                       nodal and pay_as_bid (FLEXGRID D5.1 §3.6), into results/withholding/;
+                       '{PROG} withholding --help'.
   idr table|study      implicit demand response of a BRP (KER 3): the paper's Table II
                        for its cases C1-C5, or the FOIO/VOIO/SBVOIO study on generated
                        EV data into results/idr_study/; '{PROG} idr --help'. One case as a
@@ -576,8 +579,57 @@ def _envelopes(args: list[str]) -> None:
     print(f"wrote {write(run(opts.model, opts.seed), opts.out)}")
 
 
+def _withholding(args: list[str]) -> None:
+    """``flexgame withholding``: the strategic-withholding study of FLEXGRID D5.1 §3.6."""
+    from flexgame.experiments.withholding_study import WITHHOLDING
+    from flexgame.markets.bids import AGGREGATIONS, CASES
+
+    def shares(text: str) -> list[float]:
+        try:
+            return [float(x) for x in text.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a comma list of numbers") from None
+
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} withholding",
+        description="One strategic FSP in a distribution-level flexibility market (the "
+                    "R-DLFM: the DSO layers of the fragmented scheme with the interface flow "
+                    "fixed) plays every markup x withheld share, the others truthful; its "
+                    "profit, the FMO's payment and the social cost under vcg, nodal and "
+                    "pay_as_bid settlement (FLEXGRID D5.1 §3.6): profit_grid.csv, "
+                    "summary.csv, a heatmap per rule and report.md.")
+    parser.add_argument("--fsp", help="the strategic FSP (default: the largest accepted "
+                                      "truthful volume in the DLFMs)")
+    parser.add_argument("--case", choices=CASES, default="A", help="D3.3 case (default: A)")
+    parser.add_argument("--seed", type=_seed, default=0, help="seed of the bids (default: 0)")
+    parser.add_argument("--aggregation", choices=AGGREGATIONS, default="none",
+                        help="FSPs from resources (default: none, one FSP per resource)")
+    parser.add_argument("--liquidity", type=float, default=1.0,
+                        help="share of the potential resources that bid (default: 1)")
+    parser.add_argument("--markup-points", type=int, default=15,
+                        help="to_cap markups from truthful to the price cap (default: 15)")
+    parser.add_argument("--withholding", type=shares, default=list(WITHHOLDING),
+                        help="withheld shares, comma separated, the first 0 (default: "
+                             f"{','.join(f'{w:g}' for w in WITHHOLDING)})")
+    parser.add_argument("--out", default="results/withholding",
+                        help="output directory (default: results/withholding)")
+    opts = parser.parse_args(args)
+    from flexgame.experiments.withholding_study import WithholdingConfig, run, write
+    from flexgame.games.strategies import StrategyConfig
+
+    study = run(WithholdingConfig(
+        case=opts.case, seed=opts.seed, aggregation=opts.aggregation, liquidity=opts.liquidity,
+        fsp=opts.fsp, strategies=StrategyConfig(markup_points=opts.markup_points,
+                                                withholding=opts.withholding)))
+    print(study.summary[["rule", "best_markup", "best_withholding", "profit_truthful_eur",
+                         "profit_best_eur", "gain_eur", "buyer_payment_change_eur"]]
+          .to_string(index=False))
+    print(f"wrote {write(study, opts.out)}")
+
+
 COMMANDS = {"run": _run, "sweep": _sweep, "report": _report, "study": _study,
-            "table": _table, "summary": _summary, "idr": _idr, "envelopes": _envelopes}
+            "table": _table, "summary": _summary, "idr": _idr, "envelopes": _envelopes,
+            "withholding": _withholding}
 
 
 def main(argv: list[str] | None = None) -> None:
