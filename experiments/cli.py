@@ -57,9 +57,7 @@ commands:
                        ch. 5): per user along the IEEE European LV feeder, against the
                        share of users participating, and the feeder types of a generated
                        urban grid, into results/envelopes/; '{PROG} envelopes --help'.
-  withholding [options] one strategic FSP's markup x withholding grid in a DLFM under vcg,
-                       nodal and pay_as_bid (FLEXGRID D5.1 §3.6), into results/withholding/;
-                       '{PROG} withholding --help'.
+  withholding [opts]   a strategic FSP's markup/withholding in a DLFM (D5.1 §3.6)
   idr table|study      implicit demand response of a BRP (KER 3): the paper's Table II
                        for its cases C1-C5, or the FOIO/VOIO/SBVOIO study on generated
                        EV data into results/idr_study/; '{PROG} idr --help'. One case as a
