@@ -9,7 +9,9 @@ within its voltage and thermal limits for EVERY combination of
 * firm users (non-participants) anywhere in their connection box d_i in [-c_i, c_i]
   (``mode="static"``) or at a given forecast d_i = f_i (``mode="dynamic"``).
 
-Model: LinDistFlow (:class:`~flexgame.markets.distribution.Feeder`), with reactive demand
+Model: LinDistFlow (:class:`~flexgame.markets.distribution.Feeder`; for a feeder built with
+``phase_model="three_phase"`` the linearised three-phase rows of
+:mod:`~flexgame.markets.lv_three_phase`, the rest below unchanged), with reactive demand
 q_i = tan_phi x d_i per user (unity power factor by default). Every limit is then a linear
 row a . d <= b in the users' net demands [kW]:
 
@@ -54,6 +56,7 @@ import scipy.sparse as sp
 from flexgame.markets.errors import FlexgameInputError, SolverError, require_choice
 from flexgame.markets.lp import INF, CompiledLP
 from flexgame.markets.lv_feeder import LVFeeder
+from flexgame.markets.lv_three_phase import phase_limit_rows
 
 POLICIES = ("optimal", "fair", "proportional_fair")
 MODES = ("static", "dynamic")
@@ -112,7 +115,10 @@ class Envelopes:
 def limit_rows(lv: LVFeeder, tan_phi: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The feeder's limits as rows A d <= b in the users' net demands d [kW] (module
     docstring): voltage rows (lower limits, then upper) for the non-root buses, then line
-    rows (forward, then reverse)."""
+    rows (forward, then reverse). A feeder with ``phase_model="three_phase"`` gives the
+    linearised three-phase rows instead (:func:`~flexgame.markets.lv_three_phase.phase_limit_rows`)."""
+    if lv.phase_model == "three_phase":
+        return phase_limit_rows(lv, tan_phi)
     f = lv.feeder
     per_kw = 1e-3                                   # MW per kW
     t_users = f.subtree[:, lv.user_bus].toarray()   # branches x users

@@ -30,6 +30,11 @@ Modelling choices (all stated, none fitted to 001's numbers):
   non-root bus by default (``v_limits``).
 * Line ratings: pandapower's ``max_i_ka`` of the feeder (0.421 kA for every line of this
   network, pandapower's data, not cable-specific) at the nominal voltage.
+* ``phase_model="single_phase_equivalent"`` (default): the LinDistFlow feeder above;
+  ``"three_phase"``: the builders also attach a
+  :class:`~flexgame.markets.lv_three_phase.ThreePhaseNetwork` (3x3 phase impedances, per-phase
+  ratings, each user's phase connection) and the envelopes use the linearised three-phase
+  unbalanced model of :mod:`~flexgame.markets.lv_three_phase` instead.
 """
 
 from __future__ import annotations
@@ -41,7 +46,13 @@ import numpy as np
 import pandas as pd
 from flexgame.markets.case_loading import MatpowerCase
 from flexgame.markets.distribution import Feeder
-from flexgame.markets.errors import FlexgameInputError
+from flexgame.markets.errors import FlexgameInputError, require_choice
+from flexgame.markets.lv_three_phase import (
+    PHASE_MODELS,
+    ThreePhaseNetwork,
+    connection_weights,
+    pandapower_network,
+)
 
 IMPEDANCE_MODELS = ("single_phase", "balanced")
 DEFAULT_CAPACITY_KVA = 9.2
@@ -74,6 +85,9 @@ class LVFeeder:
         distance_m: cable length from the root to each user [m].
         impedance_model: "single_phase" or "balanced" (module docstring).
         vn_kv: nominal LV voltage (line-to-line) the p.u. values refer to.
+        phase_model: "single_phase_equivalent" (default) or "three_phase": which limit rows
+            the envelopes use (module docstring).
+        three_phase: the three-phase data (required for ``phase_model="three_phase"``).
     """
 
     feeder: Feeder
@@ -83,11 +97,20 @@ class LVFeeder:
     distance_m: np.ndarray
     impedance_model: str
     vn_kv: float
+    phase_model: str = "single_phase_equivalent"
+    three_phase: ThreePhaseNetwork | None = None
+
+    def __post_init__(self) -> None:
+        require_choice("phase_model", self.phase_model, PHASE_MODELS)
+        if self.phase_model == "three_phase" and self.three_phase is None:
+            raise FlexgameInputError("phase_model='three_phase' needs three_phase data "
+                                     "(a ThreePhaseNetwork)")
 
     def __repr__(self) -> str:
         f = self.feeder
         return (f"LVFeeder({f.name!r}: {f.n_buses} buses, {self.n_users} users, "
-                f"{self.impedance_model}, capacity {self.capacity_kw.sum():.1f} kW, far-end user "
+                f"{self.impedance_model}"
+                f"{', three-phase' if self.phase_model == 'three_phase' else ''}, capacity {self.capacity_kw.sum():.1f} kW, far-end user "
                 f"{self.user_names[self.far_end_user]} at {self.distance_m.max():.0f} m)")
 
     @property
@@ -213,28 +236,35 @@ def _tree_from_pandapower(net, impedance_model: str, base_mva: float,
         has_user=np.array([b in load_bus for b in order]),
     )
     user_names = [load_bus[b] for b in order if b in load_bus]
-    return tree, user_names, vn
+    return tree, user_names, vn, order
 
 
 def ieee_european_lv(impedance_model: str = "single_phase", *, reduced: bool = False,
                      capacity_kva: float = DEFAULT_CAPACITY_KVA,
                      v_limits: tuple[float, float] = DEFAULT_V_LIMITS,
                      include_transformer: bool = True, v0_pu: float | None = None,
-                     base_mva: float = 1.0) -> LVFeeder:
+                     base_mva: float = 1.0,
+                     phase_model: str = "single_phase_equivalent") -> LVFeeder:
     """The IEEE European LV test feeder (pandapower), full (906 buses with the transformer)
-    or series-reduced (``reduced=True``). See the module docstring for the model."""
+    or series-reduced (``reduced=True``). See the module docstring for the model; with
+    ``phase_model="three_phase"`` the users sit on their phases in pandapower's data (21 on
+    a, 19 on b, 15 on c)."""
     import pandapower.networks as pn
 
+    require_choice("phase_model", phase_model, PHASE_MODELS)
     net = pn.ieee_european_lv_asymmetric()
-    tree, user_names, vn = _tree_from_pandapower(net, impedance_model, base_mva,
-                                                 include_transformer)
+    tree, user_names, vn, order = _tree_from_pandapower(net, impedance_model, base_mva,
+                                                        include_transformer)
+    three = (pandapower_network(net, order, tree.parent, base_mva, include_transformer,
+                                user_names) if phase_model == "three_phase" else None)
     if v0_pu is None:
         v0_pu = float(net.ext_grid.vm_pu.iloc[0]) if include_transformer else 1.0
     feeder, dist = _feeder_from_tree(tree, "ieee_european_lv", base_mva, v0_pu, v_limits)
     users = np.flatnonzero(tree.has_user)
     lv = LVFeeder(feeder=feeder, user_bus=users, user_names=user_names,
                   capacity_kw=np.full(len(users), float(capacity_kva)),
-                  distance_m=dist[users], impedance_model=impedance_model, vn_kv=vn)
+                  distance_m=dist[users], impedance_model=impedance_model, vn_kv=vn,
+                  phase_model=phase_model, three_phase=three)
     return series_reduce(lv) if reduced else lv
 
 
@@ -243,7 +273,8 @@ def series_reduce(lv: LVFeeder) -> LVFeeder:
     lengths add, the rating is the chain's smallest) and prune user-free dead ends. The
     LinDistFlow voltages of the remaining buses and the flows of the merged lines are
     unchanged for any user injections (a user-free bus with one child carries the same flow
-    on both sides); the ratings of the removed segments are kept by the minimum."""
+    on both sides); the ratings of the removed segments are kept by the minimum. Three-phase
+    data merge the same way (3x3 impedances add)."""
     f = lv.feeder
     nb = f.n_buses
     has_user = np.zeros(nb, bool)
@@ -264,14 +295,17 @@ def series_reduce(lv: LVFeeder) -> LVFeeder:
     keep = [0]
     new_parent, r, x, rating, ln = [-1], [0.0], [0.0], [np.inf], [0.0]
     new_index = {0: 0}
+    segments: list[list[int]] = []                # old branches per new branch
     # walk down: a kept bus is the root, a user bus, or a junction (>= 2 live children)
     stack = [0]
     while stack:
         i = stack.pop()
         for c in live_children[i]:
             rr, xx, rt, ll, node = 0.0, 0.0, np.inf, 0.0, c
+            segments.append([])
             while True:
                 k = node - 1                               # branch feeding ``node``
+                segments[-1].append(k)
                 rr, xx, ll = rr + f.r_pu[k], xx + f.x_pu[k], ll + length[node]
                 rt = min(rt, f.rating_mva[k])
                 if has_user[node] or len(live_children[node]) != 1:
@@ -291,7 +325,8 @@ def series_reduce(lv: LVFeeder) -> LVFeeder:
                                      float(np.sqrt(f.v0_sq)), v_lim)
     user_of_bus = {int(b): u for u, b in enumerate(lv.user_bus)}
     order = [user_of_bus[k] for k in keep if k in user_of_bus]
-    return replace(lv, feeder=feeder,
+    three = None if lv.three_phase is None else lv.three_phase.merged(segments, order)
+    return replace(lv, feeder=feeder, three_phase=three,
                    user_bus=np.array([new_index[int(lv.user_bus[u])] for u in order]),
                    user_names=[lv.user_names[u] for u in order],
                    capacity_kw=lv.capacity_kw[order], distance_m=dist[
@@ -300,22 +335,56 @@ def series_reduce(lv: LVFeeder) -> LVFeeder:
 
 def single_line(r_pu: float, x_pu: float = 0.0, *, capacity_kw: float = 10.0,
                 v0_pu: float = 1.0, v_limits: tuple[float, float] = DEFAULT_V_LIMITS,
-                rating_mva: float = np.inf, base_mva: float = 1.0) -> LVFeeder:
-    """Root + one line + one user (the closed-form test case)."""
+                rating_mva: float = np.inf, base_mva: float = 1.0,
+                phase_model: str = "single_phase_equivalent", z_abc_pu=None,
+                connection: str = "abc") -> LVFeeder:
+    """Root + one line + one user (the closed-form test case). Three-phase data (used with
+    ``phase_model="three_phase"``): see :func:`radial_lv_feeder`; ``connection`` is the
+    user's."""
     tree = _Tree(names=["root", "user"], parent=np.array([-1, 0]), r_pu=np.array([0.0, r_pu]),
                  x_pu=np.array([0.0, x_pu]), rating_mva=np.array([np.inf, rating_mva]),
                  length_m=np.array([0.0, 1.0]), has_user=np.array([False, True]))
     feeder, dist = _feeder_from_tree(tree, "single_line", base_mva, v0_pu, v_limits)
+    z = None if z_abc_pu is None else np.asarray(z_abc_pu, complex).reshape(1, 3, 3)
     return LVFeeder(feeder=feeder, user_bus=np.array([1]), user_names=["user"],
                     capacity_kw=np.array([float(capacity_kw)]), distance_m=dist[[1]],
-                    impedance_model="balanced", vn_kv=0.4)
+                    impedance_model="balanced", vn_kv=0.4, phase_model=phase_model,
+                    three_phase=_three_phase_data(phase_model, tree, z, [connection]))
+
+
+def _three_phase_data(phase_model: str, tree: _Tree, z_abc_pu, connections
+                      ) -> ThreePhaseNetwork | None:
+    """Three-phase data of a feeder given by arrays: ``z_abc_pu`` (branches x 3 x 3 [p.u.]) or,
+    by default, (r + j x) on the diagonal (no mutual coupling, z0 = z1: the balanced model's
+    positive sequence); per-phase rating = the (three-phase) rating / 3."""
+    require_choice("phase_model", phase_model, PHASE_MODELS)
+    if phase_model != "three_phase":
+        return None
+    nbr = len(tree.names) - 1
+    if z_abc_pu is None:
+        z_abc_pu = (tree.r_pu[1:] + 1j * tree.x_pu[1:])[:, None, None] * np.eye(3)
+    z = np.asarray(z_abc_pu, complex)
+    if z.shape != (nbr, 3, 3):
+        raise FlexgameInputError(f"z_abc_pu has shape {z.shape}; expected ({nbr}, 3, 3)")
+    connections = tuple(connections)
+    if len(connections) != int(tree.has_user.sum()):
+        raise FlexgameInputError(f"connections has {len(connections)} entries; expected one "
+                                 f"per user ({int(tree.has_user.sum())})")
+    for c in connections:
+        connection_weights(c)
+    return ThreePhaseNetwork(z, tree.rating_mva[1:] / 3, connections)
 
 
 def radial_lv_feeder(parent, r_pu, x_pu, rating_mva, user_bus, capacity_kw, *,
                      v0_pu: float = 1.0, v_limits: tuple[float, float] = DEFAULT_V_LIMITS,
-                     base_mva: float = 1.0, name: str = "radial") -> LVFeeder:
+                     base_mva: float = 1.0, name: str = "radial",
+                     phase_model: str = "single_phase_equivalent", z_abc_pu=None,
+                     connections=None) -> LVFeeder:
     """A small LV feeder from arrays: ``parent`` per bus (root first, parent[i] < i), and
-    per non-root bus the r, x [p.u.] and rating [MVA] of the line feeding it."""
+    per non-root bus the r, x [p.u.] and rating [MVA] of the line feeding it (the balanced
+    model: positive sequence, three-phase rating). ``phase_model="three_phase"``: per
+    non-root bus the 3x3 phase impedance ``z_abc_pu`` of its line (default (r + j x) times
+    the identity) and per user its connection (default "abc", three-phase balanced)."""
     parent = np.asarray(parent, int)
     nb = len(parent)
     if parent[0] != -1 or any(not 0 <= parent[i] < i for i in range(1, nb)):
@@ -332,4 +401,7 @@ def radial_lv_feeder(parent, r_pu, x_pu, rating_mva, user_bus, capacity_kw, *,
     return LVFeeder(feeder=feeder, user_bus=users, user_names=[f"u{b}" for b in users],
                     capacity_kw=np.broadcast_to(np.asarray(capacity_kw, float),
                                                 users.shape).copy(),
-                    distance_m=dist[users], impedance_model="balanced", vn_kv=0.4)
+                    distance_m=dist[users], impedance_model="balanced", vn_kv=0.4,
+                    phase_model=phase_model, three_phase=_three_phase_data(
+                        phase_model, tree, z_abc_pu,
+                        ["abc"] * len(users) if connections is None else connections))
