@@ -288,10 +288,10 @@ def heatmap(grid: pd.DataFrame, rule: str, fsp: str):
     ax.set_yticks(range(len(shares)), [f"{w:.2g}" for w in shares])
     ax.set_xlabel("markup (share of the way from true cost to the price cap) [-]")
     ax.set_ylabel("withheld share of capacity [-]")
-    ax.plot(0, 0, "o", mfc="none", mec="white", ms=14, mew=2, label="truthful")
-    ax.plot(best.markup_index, best.withholding_index, "*", color="red", ms=16,
-            mec="white", label="best")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.33), ncol=2, fontsize=8)
+    ax.plot(0, 0, "o", mfc="none", mec="red", ms=15, mew=2.5, label="truthful")
+    ax.plot(best.markup_index, best.withholding_index, "*", color="white", ms=15,
+            mec="black", label="best (most profitable)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, fontsize=8)
     ax.set_title(f"{RULE_TITLES.get(rule, rule)}: profit of strategic FSP {fsp}")
     return fig
 
@@ -316,6 +316,7 @@ def report(study: WithholdingStudy, figures: dict[str, str]) -> str:
         "gain [%]": [("n/a" if not np.isfinite(g) else f"{g:.1f}") for g in s.gain_pct],
         "buyer payment truthful [EUR]": s.buyer_payment_truthful_eur.map(_money),
         "buyer payment change [EUR]": s.buyer_payment_change_eur.map(_money),
+        "social cost truthful [EUR]": s.social_cost_truthful_eur.map(_money),
         "social cost change [EUR]": s.social_cost_change_eur.map(_money),
         "slack left at best [MW]": [f"{x:.3g}" for x in s.slack_best],
     })
@@ -354,13 +355,23 @@ def report(study: WithholdingStudy, figures: dict[str, str]) -> str:
                       "under pay-as-bid (the Clarke payment values what the DLFM would lose "
                       "without the FSP, penalties of violations left included).", ""]
     others = s[s.rule != "vcg"]
-    gaining = others[others.gain_eur > TIE_TOLERANCE_EUR]
-    if len(others):
-        lines += [("Withholding pays under " + ", ".join(RULE_TITLES[r] for r in gaining.rule)
-                   + "." if len(gaining) else
-                   "Neither markup nor withholding pays under " + ", ".join(
-                       RULE_TITLES[r] for r in others.rule) + " in this scenario (the "
-                   "strategic FSP faces close substitutes in its DLFM)."), ""]
+    for row in others.itertuples():
+        title = RULE_TITLES.get(row.rule, row.rule)
+        if row.gain_eur > TIE_TOLERANCE_EUR:
+            how = ("economic and physical withholding" if row.best_markup > 0
+                   and row.best_withholding > 0 else "economic withholding (a markup)"
+                   if row.best_markup > 0 else "physical withholding")
+            left = (f", leaving {row.slack_best:.3g} MW (or MVA) of the DLFM's violations "
+                    "unresolved (priced at the clearing's penalties"
+                    + (", which then set the DLMPs)" if row.rule == "nodal" else ")")
+                    if row.slack_best > row.slack_truthful + 1e-9 else "")
+            lines.append(f"- {title}: {how} pays {row.gain_eur:,.3f} EUR{left}; the FMO's "
+                         f"payment changes by {row.buyer_payment_change_eur:+,.3f} EUR and the "
+                         f"social cost by {row.social_cost_change_eur:+,.3f} EUR.")
+        else:
+            lines.append(f"- {title}: neither markup nor withholding pays on this grid (the "
+                         "strategic FSP faces close substitutes in its DLFM).")
+    lines.append("")
     for rule, name in figures.items():
         caption = f"{RULE_TITLES.get(rule, rule)}: profit over markup x withholding"
         lines += [f"![{caption}]({name})", "", f"*{caption}*", ""]
