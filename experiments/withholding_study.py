@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from flexgame.games.best_response import TIE_TOLERANCE_EUR
-from flexgame.games.strategies import BidMap, Strategy, StrategyConfig, StrategySpace
+from flexgame.games.strategies import BidMap, StrategyConfig, StrategySpace
 from flexgame.markets.bids import AGGREGATIONS, CASES, BidConfig
 from flexgame.markets.errors import FlexgameInputError
 from flexgame.markets.options import check, option
@@ -169,6 +169,10 @@ def profit_grid(scheme: Scheme, fsp: str, space: StrategySpace,
     [EUR], and, for the FSP's DLFMs, the buyer payment, the declared and social cost [EUR]
     and the line + interface slack left [MW or MVA]. ``scheme`` is built once and re-cleared
     per strategy (never rebuilt)."""
+    if space.per_resource or space.reprice_forwarded:
+        raise FlexgameInputError("strategies.per_resource and strategies.reprice_forwarded "
+                                 "must be false: the strategic FSP plays one (markup, "
+                                 "withholding) pair on all its bids")
     bids = scheme.bids
     bid_map = BidMap(bids, space)
     if fsp not in bid_map.fsp_rows:

@@ -28,7 +28,7 @@ from flexgame.games.strategies import StrategyConfig
 from flexgame.markets.bids import bid_table, distribution_bid, transmission_bid
 from flexgame.markets.errors import FlexgameInputError
 from flexgame.markets.settlement import settle
-from tests.tiny_market import FEEDER, tiny_system
+from tiny_market import FEEDER, tiny_system
 
 TOL = 1e-6  # EUR
 SMALL = StrategyConfig(markup_points=6, withholding=[0.0, 0.3, 0.6, 0.9])
@@ -73,7 +73,7 @@ def _truthful(grid, rule):
 
 
 def test_duopoly_truthful_profits_are_the_hand_computed_ones(system):
-    fsp, grid = _grid(system, _duopoly(system), "S")
+    _, grid = _grid(system, _duopoly(system), "S")
     assert _truthful(grid, "pay_as_bid").profit_eur == pytest.approx(0.0, abs=TOL)
     assert _truthful(grid, "nodal").profit_eur == pytest.approx(0.0, abs=TOL)
     assert _truthful(grid, "vcg").profit_eur == pytest.approx(10.0, abs=TOL)
@@ -106,7 +106,7 @@ def test_truthful_profit_is_settlement_payment_minus_true_cost(system, bids):
 def test_vcg_truthful_is_optimal_on_random_dlfms(system, seed):
     """D5.1 §3.6: under the Clarke pivot rule neither markup nor withholding raises the
     strategic FSP's profit (brute force over the grid)."""
-    fsp, grid = _grid(system, _random_bids(system, seed), rules=("vcg",))
+    _, grid = _grid(system, _random_bids(system, seed), rules=("vcg",))
     truthful = _truthful(grid, "vcg").profit_eur
     assert grid.profit_eur.max() <= truthful + TOL, grid.loc[grid.profit_eur.idxmax()]
     assert _truthful(grid, "vcg").accepted_mw > 0
@@ -134,7 +134,7 @@ def test_vcg_truthful_is_optimal_on_the_default_system():
 
 
 def test_pay_as_bid_markup_pays(system):
-    fsp, grid = _grid(system, _duopoly(system), "S", rules=("pay_as_bid",))
+    _, grid = _grid(system, _duopoly(system), "S", rules=("pay_as_bid",))
     no_withholding = grid[grid.withholding_index == 0].set_index("markup_index")
     # the first markup step: 20 + 0.2^2 x 480 = 39.2 EUR/MW, still below C's 40
     assert no_withholding.profit_eur[1] > no_withholding.profit_eur[0] + 1.0
@@ -143,7 +143,7 @@ def test_pay_as_bid_markup_pays(system):
 
 
 def test_nodal_marginal_fsp_gains_by_markup_and_by_withholding(system):
-    fsp, grid = _grid(system, _duopoly(system), "S", rules=("nodal",))
+    _, grid = _grid(system, _duopoly(system), "S", rules=("nodal",))
     cell = grid.set_index(["markup_index", "withholding_index"]).profit_eur
     assert cell[1, 0] > cell[0, 0] + 1.0  # economic withholding: S stays marginal
     # physical withholding: 0.4 MW offered, C marginal at 40 EUR/MW sets S's DLMP
@@ -153,7 +153,7 @@ def test_nodal_marginal_fsp_gains_by_markup_and_by_withholding(system):
 
 
 def test_vcg_duopoly_no_gain_while_others_gain(system):
-    fsp, grid = _grid(system, _duopoly(system), "S")
+    _, grid = _grid(system, _duopoly(system), "S")
     summary = summarise(grid).set_index("rule")
     assert summary.loc["vcg", "gain_eur"] == pytest.approx(0.0, abs=TOL)
     assert summary.loc["nodal", "gain_eur"] > 1.0 and summary.loc["pay_as_bid", "gain_eur"] > 1.0
@@ -170,6 +170,13 @@ def test_strategic_fsp_choice_and_bad_names(system):
         strategic_fsp(scheme, scheme.clear(), "nobody")
     with pytest.raises(FlexgameInputError, match="only transmission bids"):
         strategic_fsp(scheme, scheme.clear(), "T")
+
+
+def test_the_strategic_fsp_plays_one_pair_on_its_pool(system):
+    scheme = dlfm_scheme(system, _duopoly(system))
+    space = StrategyConfig(markup_points=3, per_resource=True).space()
+    with pytest.raises(FlexgameInputError, match="per_resource"):
+        profit_grid(scheme, "S", space)
 
 
 def test_cli_writes_the_report(tmp_path):
