@@ -242,7 +242,8 @@ class FlexMarketModel(mesa.Model):
         r = self.reasoning
         tol = r.tolerance_share * self.evaluator.outcome(self.bid_map.truthful()).payment_eur
         eq = find_equilibrium(self.evaluator, self._ended, self.rng, tol=tol,
-                              max_profiles=r.max_profiles, cce_rounds=r.cce_rounds)
+                              max_profiles=r.max_profiles, cce_rounds=r.cce_rounds,
+                              max_clearings=r.max_clearings)
         self.equilibrium, self._ended = eq, None
         self.round += 1
         strategies = self.bid_map.space.strategies

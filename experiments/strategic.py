@@ -200,7 +200,8 @@ class Game:
         tol = r.tolerance_share * evaluator.outcome(truthful).payment_eur
         more = equilibria_from_starts(evaluator, candidates[:r.starts - 1], model.rng,
                                       r.max_rounds, r.update, tol=tol,
-                                      max_profiles=r.max_profiles, cce_rounds=r.cce_rounds)
+                                      max_profiles=r.max_profiles, cce_rounds=r.cce_rounds,
+                                      max_clearings=r.max_clearings)
         found = [first]
         for eq in more.equilibria:
             if not any(eq.same_distribution(other) for other in found):

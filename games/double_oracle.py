@@ -174,6 +174,14 @@ class DoubleOracleResult:
                 f"{self.epsilon:.3g} EUR, {self.clearings} clearings)")
 
 
+def check_clearings(mixed: MixedProfile, n_strategies: int) -> int:
+    """Clearings the full-game check of ``mixed`` may run (before the cache): every strategy
+    of the space of each player against every profile of the product of the others'
+    supports."""
+    sizes = [len(d) for d in mixed.values()]
+    return sum(math.prod(sizes[:i] + sizes[i + 1:]) for i in range(len(sizes))) * n_strategies
+
+
 def strategy_sets_of(profiles: list[Profile]) -> dict[str, list[Strategy]]:
     """Per player, the strategies it plays in ``profiles`` (e.g. a best-response cycle)."""
     return {p: sorted({d[p] for d in profiles}) for p in profiles[0]}
@@ -194,8 +202,9 @@ def double_oracle(evaluator: GameEvaluator, strategy_sets: dict[str, list[Strate
     that gains more than ``tol`` [EUR]. Converges when no player gains more than ``tol``: the
     restricted equilibrium is then a ``tol``-Nash equilibrium of the full game. Stops
     unconverged when the restricted game would exceed ``max_profiles`` pure profiles, after
-    ``max_iterations`` restricted games, once more than ``max_clearings`` clearings were run,
-    or when the restricted solver is not accurate enough to make progress.
+    ``max_iterations`` restricted games, when the next restricted game or the full-game
+    check of its equilibrium (:func:`check_clearings`) would take the clearings run past
+    ``max_clearings``, or when the restricted solver is not accurate enough to make progress.
     """
     players = evaluator.bid_map.players
     space = evaluator.bid_map.space.strategies
@@ -213,8 +222,10 @@ def double_oracle(evaluator: GameEvaluator, strategy_sets: dict[str, list[Strate
         if iteration >= max_iterations:
             stopped = f"not converged after max_iterations={max_iterations}"
             break
-        if max_clearings is not None and evaluator.clearings - before > max_clearings:
-            stopped = f"more than max_clearings={max_clearings} clearings"
+        left = None if max_clearings is None else max_clearings - (evaluator.clearings - before)
+        if left is not None and size > left:
+            stopped = (f"the restricted game of {size:.3g} pure profiles would take more than "
+                       f"the {left} clearings left of max_clearings={max_clearings}")
             break
         iteration += 1
         active = [p for p in players if len(sets[p]) > 1]
@@ -227,7 +238,15 @@ def double_oracle(evaluator: GameEvaluator, strategy_sets: dict[str, list[Strate
             break
         restricted = {p: {s: float(q) for s, q in zip(game.strategies[p], solution.mixed[p])
                           if q > 0} for p in active}
-        mixed = {p: restricted.get(p, {fixed.get(p): 1.0}) for p in players}
+        candidate = {p: restricted.get(p, {fixed.get(p): 1.0}) for p in players}
+        needed = check_clearings(candidate, len(space))
+        left = None if max_clearings is None else max_clearings - (evaluator.clearings - before)
+        if left is not None and needed > left:
+            stopped = (f"checking the restricted equilibrium in the full game would take up to "
+                       f"{needed:.3g} clearings, more than the {left} left of "
+                       f"max_clearings={max_clearings}")
+            break
+        mixed = candidate
         deviations = mixed_deviations(evaluator, mixed, max_profiles=size)
         added = 0
         for p, gain in deviations.regret.items():

@@ -155,10 +155,14 @@ def find_equilibrium(evaluator: GameEvaluator, visited: DynamicsResult | list[Pr
     point of best responses) is a pure Nash equilibrium. Otherwise the double oracle
     (:func:`double_oracle`) starts from the strategies the profiles use; if it converges the
     result is its mixed Nash equilibrium (pure if its support is one profile). If it stops on
-    a budget, the fallback is the coarse correlated equilibrium of at most ``cce_rounds``
-    rounds of regret matching from the first profile, stopped once every regret is within
-    ``tol`` (:func:`flexgame.games.no_regret.regret_matching`, drawn with ``rng``); its
-    epsilon may exceed ``tol`` after ``cce_rounds`` rounds: it is what the certificate says.
+    a budget, the fallback is a coarse correlated equilibrium (Moulin & Vial 1978): first the
+    time average of the best-response cycle (equal weight on its profiles), if its exact
+    epsilon is within ``tol`` (|cycle| x players x strategies clearings at most); else the
+    empirical distribution of at most ``cce_rounds`` rounds of regret matching from the first
+    profile, stopped once every regret is within ``tol`` or after ``max_clearings``
+    clearings (:func:`flexgame.games.no_regret.regret_matching`, drawn with ``rng``); its
+    epsilon may exceed ``tol`` then: it is what the certificate says. ``max_clearings``
+    budgets the double oracle and regret matching each (None: no budget).
     """
     from flexgame.games.no_regret import regret_matching
 
@@ -180,12 +184,20 @@ def find_equilibrium(evaluator: GameEvaluator, visited: DynamicsResult | list[Pr
         return replace(found, clearings=evaluator.clearings - before,
                        note=f"{how}; double oracle converged in {oracle.iterations} "
                             f"iterations ({oracle.solver})")
-    learning = regret_matching(evaluator, profiles[0], cce_rounds, rng, tol=tol)
+    stopped = f"{how}; double oracle stopped ({oracle.stopped})"
+    if len(profiles) > 1:
+        support, probabilities = distinct_profiles(evaluator, profiles)
+        cycle = correlated_equilibrium(evaluator, support, probabilities)
+        if cycle.epsilon <= tol:
+            return replace(cycle, clearings=evaluator.clearings - before,
+                           note=f"{stopped}; the time average of the cycle")
+        stopped += f"; the cycle's time average has epsilon {cycle.epsilon:.3g} EUR"
+    learning = regret_matching(evaluator, profiles[0], cce_rounds, rng,
+                               max_clearings=max_clearings, tol=tol)
     support, probabilities = distinct_profiles(evaluator, learning.profiles)
     found = correlated_equilibrium(evaluator, support, probabilities)
     return replace(found, clearings=evaluator.clearings - before,
-                   note=f"{how}; double oracle stopped ({oracle.stopped}); "
-                        f"{learning.rounds} rounds of regret matching")
+                   note=f"{stopped}; {learning.rounds} rounds of regret matching")
 
 
 @dataclass(frozen=True)

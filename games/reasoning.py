@@ -20,6 +20,9 @@ REASONINGS = ("truthful", "level_k", "cognitive_hierarchy", "ibr", "logit", "equ
 iterated best response and, where it does not reach a fixed point, computes a mixed Nash or a
 coarse correlated equilibrium (:func:`flexgame.games.equilibria.find_equilibrium`)."""
 STRATEGIC = REASONINGS[1:]
+EQUILIBRIUM_CLEARINGS = 5000
+"""Default budget of clearings of the double oracle, and of regret matching after it, in an
+equilibrium search (``max_clearings``)."""
 BEST_RESPONDING = ("ibr", "equilibrium")
 """Modes that iterate best responses."""
 LEVEL0_RULES = ("truthful", "random", "fixed")
@@ -62,6 +65,12 @@ class ReasoningConfig:
             expectations are enumerated exactly (pure profiles).
         cce_rounds: equilibrium: rounds of regret matching of the coarse correlated
             fallback.
+        max_clearings: equilibrium: clearings the double oracle may run, and regret
+            matching after it (each; None: no budget). Its checks in the full game grow with
+            the product of the players' supports, so with many mixing players it would run
+            for hours; past the budget the result is a coarse correlated equilibrium
+            (:func:`flexgame.games.equilibria.find_equilibrium`), still certified by its
+            exact epsilon.
         cache_profiles: outcomes of cleared profiles kept in memory (every strategic
             reasoning; least recently used dropped first, about 1.7 kB each with 302 FSPs):
             a smaller cache re-clears more profiles, so it changes the speed and the number
@@ -90,6 +99,8 @@ class ReasoningConfig:
     starts: int = option(1, low=1, only_for=("name", ("equilibrium",)))
     max_profiles: int = option(4096, low=1, only_for=("name", ("equilibrium",)))
     cce_rounds: int = option(500, low=1, only_for=("name", ("equilibrium",)))
+    max_clearings: int | None = option(EQUILIBRIUM_CLEARINGS, low=1,
+                                       only_for=("name", ("equilibrium",)))
     cache_profiles: int = option(CACHE_PROFILES, low=1, only_for=("name", STRATEGIC))
     n_jobs: int = option(1, low=0, only_for=("name", STRATEGIC))
     strategy: StrategyConfig = option(factory=StrategyConfig, only_for=("name", STRATEGIC))

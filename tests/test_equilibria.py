@@ -16,6 +16,7 @@ import pytest
 
 from flexgame.games.best_response import best_response
 from flexgame.games.double_oracle import (
+    check_clearings,
     double_oracle,
     solve_restricted,
     strategy_sets_of,
@@ -307,6 +308,57 @@ def test_budget_exceeded_falls_back_to_a_coarse_correlated_equilibrium(folder):
     assert eq.epsilon == correlated_deviations(ev, eq.profiles, eq.probabilities).epsilon
     assert eq.same_distribution(found[1]) and eq.epsilon == found[1].epsilon
     assert "\n" not in repr(eq) and len(repr(eq)) < 200
+
+
+def test_clearing_budget_stops_the_double_oracle_before_it_is_exceeded(folder):
+    """With ``max_clearings`` the double oracle never starts a restricted game or a full-game
+    check that could take it past the budget (:func:`check_clearings` bounds the check's
+    clearings: a fresh evaluator runs no more), and says so; without a budget it converges."""
+    ev = evaluator(folder, "four")
+    sets = strategy_sets_of(ibr(ev).cycle)
+    free = double_oracle(evaluator(folder, "four"), sets, tol=TOL)
+    assert free.converged
+    fresh = evaluator(folder, "four")
+    before = fresh.clearings
+    mixed_deviations(fresh, free.mixed)
+    assert 0 < fresh.clearings - before <= check_clearings(free.mixed, len(fresh.bid_map.space.strategies))
+    for budget in (10, free.clearings // 2):
+        ev = evaluator(folder, "four")
+        stopped = double_oracle(ev, sets, tol=TOL, max_clearings=budget)
+        assert not stopped.converged and f"max_clearings={budget}" in stopped.stopped
+        assert stopped.clearings <= budget
+
+
+@pytest.mark.parametrize("game_name", ["triopoly", "four"])
+def test_cycle_time_average_is_the_first_fallback_when_within_tolerance(folder, game_name):
+    """When the double oracle stops on its budget, the time average of the best-response
+    cycle (equal weight on its distinct profiles) is the result if its exact coarse-correlated
+    epsilon, recomputed from the whole payoff table, is within the tolerance; with a
+    tolerance below it, regret matching runs instead."""
+    ev = evaluator(folder, game_name)
+    game = payoff_table(ev)
+    run = ibr(ev)
+    assert run.status == "cycle" and len(run.cycle) > 1
+    support, weights = distinct_profiles(ev, run.cycle)
+    exact = 0.0  # the CCE epsilon of the cycle's time average, from the table
+    for p in game.players:
+        axis = game.players.index(p)
+        by_strategy, played = np.zeros(game.shape[axis]), 0.0
+        for d, w in zip(support, weights):
+            index = list(game.index(d))
+            played += w * game.payoffs[p][tuple(index)]
+            index[axis] = slice(None)
+            by_strategy += w * game.payoffs[p][tuple(index)]
+        exact = max(exact, by_strategy.max() - played)
+    assert exact > 0
+    eq = find_equilibrium(ev, run, np.random.default_rng(0), tol=exact * 1.001, max_profiles=1)
+    assert eq.concept == COARSE_CORRELATED and "time average of the cycle" in eq.note
+    assert eq.epsilon == pytest.approx(exact, abs=1e-9)
+    assert sorted(map(str, eq.profiles)) == sorted(map(str, support))
+    assert np.allclose(eq.probabilities, 1 / len(support))
+    learned = find_equilibrium(ev, run, np.random.default_rng(0), tol=exact * 0.5,
+                               max_profiles=1, cce_rounds=50)
+    assert "rounds of regret matching" in learned.note and "cycle's time average" in learned.note
 
 
 # --- several starts: price of anarchy and of stability ------------------------------------------
