@@ -3,7 +3,12 @@
     python benchmarks/bench_envelopes.py
 
 Times optimal / fair / proportional_fair on the full and the series-reduced feeder, for both
-impedance models, and prints the far-end user's envelope and the totals (optimal vs fair).
+impedance models and the linearised three-phase model (``phase_model="three_phase"``, users on
+their own phases), and prints the far-end user's envelope and the totals (optimal vs fair).
+For the three-phase model it also prints the fair level of each direction alone (the other
+at zero) and with import = export: unlike the single-phase equivalent, the static three-phase
+rows couple import and export (a phase's voltage drops under its own users' import AND under
+the other phases' export, through the neutral shift).
 """
 
 from __future__ import annotations
@@ -11,19 +16,37 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from flexgame.markets.envelopes import POLICIES, compute_envelopes
+from flexgame.markets.envelopes import POLICIES, compute_envelopes, limit_rows, robust_rows
 from flexgame.markets.lv_feeder import ieee_european_lv, series_reduce
 
 
+def _fair_levels(lv) -> tuple[float, float, float]:
+    """Equal fair levels [kW]: import alone, export alone, and import = export (ratio tests on
+    the static robust rows)."""
+    a, b = limit_rows(lv)
+    n, cap = lv.n_users, lv.capacity_kw
+    g, h = robust_rows(a, b, np.arange(n), -cap, cap)
+    gm, ge = g[:, :n].sum(axis=1), g[:, n:].sum(axis=1)
+
+    def level(row):
+        pos = row > 0
+        return min(float(np.min(h[pos] / row[pos])), float(cap.min()))
+
+    return level(gm), level(ge), level(gm + ge)
+
+
 def main() -> None:
-    for model in ("single_phase", "balanced"):
+    for model, phase_model in (("single_phase", "single_phase_equivalent"),
+                               ("balanced", "single_phase_equivalent"),
+                               ("single_phase", "three_phase")):
         t = time.perf_counter()
-        full = ieee_european_lv(model)
+        full = ieee_european_lv(model, phase_model=phase_model)
         t_load = time.perf_counter() - t
         t = time.perf_counter()
         reduced = series_reduce(full)
         t_red = time.perf_counter() - t
-        print(f"\n== {model}: load {t_load:.2f} s, reduce {t_red * 1e3:.0f} ms")
+        label = "three_phase" if phase_model == "three_phase" else model
+        print(f"\n== {label}: load {t_load:.2f} s, reduce {t_red * 1e3:.0f} ms")
         for lv in (full, reduced):
             print(f"  {lv}")
             fe = lv.far_end_user
@@ -43,6 +66,11 @@ def main() -> None:
             opt, fair = res["optimal"].total_kw, res["fair"].total_kw
             print(f"    total optimal {opt:.1f} kW vs fair {fair:.1f} kW: optimal "
                   f"{100 * (opt / fair - 1):+.1f} % (fair by capacity: {fair_c.total_kw:.1f} kW)")
+            if phase_model == "three_phase":
+                imp, exp, both = _fair_levels(lv)
+                print(f"    fair level import alone {imp:.2f} kW, export alone {exp:.2f} kW, "
+                      f"import = export {both:.2f} kW (far-end user on phase "
+                      f"{lv.three_phase.connections[fe]})")
     # which settings drive the far-end envelope
     print("\n== sensitivity (reduced feeder, single_phase unless stated), far-end user, "
           "proportional_fair / fair")
@@ -52,7 +80,10 @@ def main() -> None:
                       ("limits 0.95-1.05, no trafo, v0 = 1.0",
                        {"include_transformer": False, "v_limits": (0.95, 1.05)}),
                       ("balanced, no trafo, v0 = 1.0",
-                       {"impedance_model": "balanced", "include_transformer": False})):
+                       {"impedance_model": "balanced", "include_transformer": False}),
+                      ("three_phase (default trafo, v0 = 1.05)", {"phase_model": "three_phase"}),
+                      ("three_phase, no trafo, v0 = 1.0",
+                       {"phase_model": "three_phase", "include_transformer": False})):
         lv = ieee_european_lv(reduced=True, **kw)
         fe = lv.far_end_user
         pf, fa, op = (compute_envelopes(lv, p) for p in ("proportional_fair", "fair", "optimal"))
