@@ -16,7 +16,12 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from flexgame.markets.envelopes import POLICIES, compute_envelopes, limit_rows, robust_rows
+from flexgame.markets.envelopes import (
+    POLICIES,
+    compute_envelopes,
+    limit_rows,
+    robust_rows,
+)
 from flexgame.markets.lv_feeder import ieee_european_lv, series_reduce
 
 

@@ -52,7 +52,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-
 from flexgame.markets.errors import FlexgameInputError, SolverError, require_choice
 from flexgame.markets.lp import INF, CompiledLP
 from flexgame.markets.lv_feeder import LVFeeder

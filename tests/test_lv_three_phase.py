@@ -8,7 +8,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from flexgame.markets.envelopes import POLICIES, compute_envelopes, limit_rows, worst_vertex
+from flexgame.markets.envelopes import (
+    POLICIES,
+    compute_envelopes,
+    limit_rows,
+    worst_vertex,
+)
 from flexgame.markets.errors import FlexgameInputError
 from flexgame.markets.lv_feeder import (
     ieee_european_lv,
@@ -101,6 +106,7 @@ def test_balanced_feeder_gives_single_phase_result(tan_phi):
         np.testing.assert_allclose(a3[phi:3 * nv:3], a1[:nv], rtol=1e-12, atol=1e-18)
         np.testing.assert_allclose(a3[3 * nv + phi:6 * nv:3], a1[nv:2 * nv], rtol=1e-12,
                                    atol=1e-18)
+        np.testing.assert_array_equal(b3[phi:6 * nv:3], b1[:2 * nv])
     for policy in POLICIES:
         e1 = compute_envelopes(single, policy, tan_phi=tan_phi)
         e3 = compute_envelopes(three, policy, tan_phi=tan_phi)
