@@ -58,7 +58,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
 from flexgame.markets.envelopes import (
     MODES,
     POLICIES,
@@ -219,7 +218,7 @@ def site(lv: LVFeeder, mv_feeder: str, mv_bus: int, participants: np.ndarray,
 
 
 def _draw_participants(rng: np.random.Generator, lv: LVFeeder, share: float) -> np.ndarray:
-    k = min(lv.n_users, max(1, int(round(share * lv.n_users))))
+    k = min(lv.n_users, max(1, round(share * lv.n_users)))
     return np.sort(rng.choice(lv.n_users, size=k, replace=False))
 
 

@@ -11,7 +11,6 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-
 from flexgame.experiments import tso_dso
 from flexgame.experiments.cli import main
 from flexgame.experiments.config import load_config, settings
