@@ -73,6 +73,15 @@ from flexgame.markets.system import InterconnectedSystem
 from flexgame.markets.ties import tie_break
 
 STATUSES = ("converged", "not converged")
+RESIDUAL_RATIO = 10.0
+"""Boyd et al.'s mu (§3.4.1): rho changes when one residual exceeds this times the other."""
+RHO_STEP = 2.0
+"""Boyd et al.'s tau (§3.4.1): the factor rho changes by."""
+RHO_SPAN = 1e6
+"""rho stays within its setting divided and multiplied by this."""
+ADAPTIVE_ROUNDS = 100
+"""Rounds during which rho is balanced; fixed after them, as ADMM's convergence proof needs
+(Boyd et al. §3.4.1)."""
 """:attr:`InterfaceExchange.status`."""
 
 
@@ -90,7 +99,8 @@ class InterfaceExchange:
         primal_residual_mw: max_f |x_f - y_f| of the last round [MW].
         dual_residual_eur_per_mw: rho max_f |y_f - y_f(previous round)| of the last round
             [EUR/MW].
-        rho: the penalty parameter [EUR/MW^2].
+        rho: the penalty parameter of the last round [EUR/MW^2] (balanced from its setting,
+            see :meth:`IDLFMStage.negotiate`).
         tolerance_mw: the stopping tolerance of both residuals [MW] (the dual one divided by
             rho).
         feeders: the feeders' names, the order of the arrays below.
@@ -194,7 +204,14 @@ class TSOSubproblem:
         self.balance_row = int(positions(rows["balance"], "balance")[0])
         self.line_rows = (positions(rows["line_max"], "line_max"),
                           positions(rows["line_min"], "line_min"))
-        self.lp.set_quadratic(self.x_cols, np.full(n_f, rho))
+        self.rho = None
+        self.set_rho(rho)
+
+    def set_rho(self, rho: float) -> None:
+        """The weight of the quadratic term [EUR/MW^2] (its Hessian: data, not a rebuild)."""
+        if rho != self.rho:
+            self.lp.set_quadratic(self.x_cols, np.full(len(self.x_cols), rho))
+            self.rho = rho
 
     def __repr__(self) -> str:
         return (f"TSOSubproblem({len(self.tx_bids)} transmission bids, {len(self.x_cols)} "
@@ -230,10 +247,15 @@ class DSOSubproblem:
     optimum one deviation is 0, so the two squares are (y - centre)^2)."""
 
     def __init__(self, built: BuiltLayer, rho: float):
-        self.built, self.layer, self.rho = built, built.layer, rho
-        lp = self.layer.lp
-        lp.set_costs(self.layer.iface_cols, np.zeros(2))
-        lp.set_quadratic(self.layer.iface_cols, np.full(2, rho))
+        self.built, self.layer, self.rho = built, built.layer, None
+        self.layer.lp.set_costs(self.layer.iface_cols, np.zeros(2))
+        self.set_rho(rho)
+
+    def set_rho(self, rho: float) -> None:
+        """The weight of the quadratic term [EUR/MW^2] (its Hessian: data, not a rebuild)."""
+        if rho != self.rho:
+            self.layer.lp.set_quadratic(self.layer.iface_cols, np.full(2, rho))
+            self.rho = rho
 
     def __repr__(self) -> str:
         return f"DSOSubproblem({self.built.feeder!r}, rho {self.rho:g} EUR/MW^2)"
@@ -287,33 +309,51 @@ class IDLFMStage:
                 f"tolerance {self.tolerance_mw:g} MW, at most {self.max_iterations} rounds)")
 
     def negotiate(self, run: ClearingRun) -> InterfaceExchange:
-        """ADMM rounds from x = y = u = 0 (every clearing starts afresh, so its result does
-        not depend on earlier clearings) until both residuals are within the tolerance or
-        ``max_iterations`` rounds have run."""
+        """ADMM rounds from x = y = lambda = 0 and rho at its setting (every clearing starts
+        afresh, so that its result does not depend on earlier clearings) until both
+        residuals are within the tolerance or ``max_iterations`` rounds have run.
+
+        rho is balanced between the residuals (Boyd et al. 2011 §3.4.1, eq. 3.43, with their
+        mu = 10 and tau = 2: :data:`RESIDUAL_RATIO`, :data:`RHO_STEP`), comparing the
+        primal residual with the DSOs' move (both in MW, as the stopping rule), during the
+        first :data:`ADAPTIVE_ROUNDS` rounds; the prices lambda = rho u are kept when rho
+        changes. Where a price must climb far (the TSO values the feeder's last MW at the
+        unmet-need penalty while the DSO cannot deliver it, so the copies stay apart at
+        their kinks), a fixed rho raises it by rho |r| per round: thousands of rounds; the
+        balancing doubles rho while the DSOs do not move."""
         for problem in (self.tso, *self.dsos):
+            problem.set_rho(self.rho)
             problem.load(run.price, run.remaining, run.state)
         n = len(self.feeders)
-        y, u = np.zeros(n), np.zeros(n)
-        rounds, primal, change = 0, np.inf, np.inf
+        y, price = np.zeros(n), np.zeros(n)
+        rho, used, rounds, primal, change = self.rho, self.rho, 0, np.inf, np.inf
         while rounds < self.max_iterations:
             rounds += 1
-            x = self.tso.solve(y - u)  # TSO -> DSO f: x_f and lambda_f = rho u_f
-            y_next = np.array([d.solve(x[f] + u[f]) for f, d in enumerate(self.dsos)])
-            u = u + x - y_next  # DSO f -> TSO: y_f; both sides update u_f from x_f, y_f
+            x = self.tso.solve(y - price / rho)  # TSO -> DSO f: x_f and lambda_f
+            y_next = np.array([d.solve(x[f] + price[f] / rho)  # DSO f -> TSO: y_f
+                               for f, d in enumerate(self.dsos)])
+            price = price + rho * (x - y_next)  # both sides update lambda_f from x_f, y_f
             primal = float(np.max(np.abs(x - y_next), initial=0.0))
             change = float(np.max(np.abs(y_next - y), initial=0.0))
-            y = y_next
+            y, used = y_next, rho
             if primal <= self.tolerance_mw and change <= self.tolerance_mw:
                 break
+            if rounds <= ADAPTIVE_ROUNDS:
+                if primal > RESIDUAL_RATIO * change:
+                    rho = min(rho * RHO_STEP, self.rho * RHO_SPAN)
+                elif change > RESIDUAL_RATIO * primal:
+                    rho = max(rho / RHO_STEP, self.rho / RHO_SPAN)
+                for problem in (self.tso, *self.dsos):
+                    problem.set_rho(rho)
         converged = primal <= self.tolerance_mw and change <= self.tolerance_mw
         drawn = np.array([self.system.feeder(f).interface_mw(run.state.feeder_p[f])
                           for f in self.feeders])
         return InterfaceExchange(
             converged=bool(converged), iterations=rounds,
             messages_to_dsos=rounds * n, messages_to_tso=rounds * n,
-            primal_residual_mw=primal, dual_residual_eur_per_mw=self.rho * change,
-            rho=self.rho, tolerance_mw=self.tolerance_mw, feeders=self.feeders,
-            interface_price_eur_per_mw=self.rho * u, net_activation_mw=y,
+            primal_residual_mw=primal, dual_residual_eur_per_mw=used * change,
+            rho=used, tolerance_mw=self.tolerance_mw, feeders=self.feeders,
+            interface_price_eur_per_mw=price, net_activation_mw=y,
             interface_flow_mw=drawn - y)
 
     def clear(self, run: ClearingRun) -> None:

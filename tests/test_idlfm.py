@@ -66,6 +66,23 @@ def test_tiny_system_reaches_the_common_market(tmp_path, need_mw, cost, price, d
     assert report.grid_safe and report.residual_need_mw == pytest.approx(0.0, abs=1e-6)
 
 
+def test_a_price_at_the_unmet_need_penalty_is_reached_in_few_rounds(tmp_path):
+    """Need 30 MW against 16.5 MW deliverable (T 10, the feeder 6.5): the common market leaves
+    13.5 MW unmet, so the interface price is the unmet-need penalty, which the price climbs to
+    by rho x (the mismatch) per round. With rho fixed at 20 EUR/MW^2 that took 39 rounds;
+    balancing rho between the residuals (doubling it while the DSO cannot move) took 8."""
+    system, bids = _tiny(tmp_path, 30.0)
+    common, result = _both(system, bids)
+    assert common.cost_eur == pytest.approx(3.5 * 20 + 3 * 30 + 10 * 50, abs=1e-6)
+    assert common.unmet_need_mw == pytest.approx(13.5, abs=1e-6)
+    assert result.cost_eur == pytest.approx(common.cost_eur, rel=REL)
+    assert result.unmet_need_mw == pytest.approx(common.unmet_need_mw, abs=1e-5)
+    ex = exchange_of(result)
+    assert ex.converged and ex.iterations <= 20
+    penalty = ClearingConfig().penalties.unmet_need
+    assert ex.interface_price_eur_per_mw[0] == pytest.approx(penalty, rel=1e-6)
+
+
 def test_one_round_is_reported_not_converged(tmp_path):
     """max_iterations=1, rho=20 EUR/MW^2, need 6 MW, hand-computed first round from
     x = y = u = 0: the TSO takes x = 50 / rho = 2.5 MW from the feeder (min 50 (6 - x) +

@@ -397,15 +397,19 @@ def test_statistics_of_ml03(tiny):
 def test_scheme_options_follow_the_layouts():
     """The options a scheme has come from its stages: interface and dso_model from DSO
     markets whose interface is held when fixed, prequalification from a prequalified stage,
-    delta_mw from bid aggregation's residual supply."""
+    delta_mw from bid aggregation's residual supply, rho, tolerance_mw and max_iterations
+    from I-DLFM's exchange."""
     assert list(SCHEMES) == ["common", "fragmented", "ml01", "ml02", "ml03", "ml04", "ml05",
-                             "ml06", "bid_aggregation", "dso_blocking"]
+                             "ml06", "bid_aggregation", "dso_blocking", "idlfm"]
     assert SCHEME_OPTIONS == {
         "interface": ("fragmented", "ml01", "ml02", "ml03", "ml04"),
         "dso_model": ("fragmented", "ml01", "ml02", "ml03", "ml04"),
         "prequalification": ("ml03", "ml06"),
         "envelope_weighting": ("ml03", "ml06"),
         "delta_mw": ("bid_aggregation",),
+        "rho": ("idlfm",),
+        "tolerance_mw": ("idlfm",),
+        "max_iterations": ("idlfm",),
     }
 
 
@@ -416,6 +420,7 @@ def test_scheme_options_follow_the_layouts():
               ("corrective:feeder", "DSO:feeder")]),
     ("ml05", [("tso", "TSO"), ("dso:feeder", "DSO:feeder")]),
     ("bid_aggregation", [("rsf:feeder", "DSO:feeder"), ("tso", "TSO")]),
+    ("idlfm", [("dso:feeder", "DSO:feeder"), ("tso", "TSO")]),
 ])
 def test_layers_and_operators_follow_the_stages(tiny, scheme, layers):
     system, bids = tiny
