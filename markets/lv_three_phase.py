@@ -37,8 +37,15 @@ Model (per branch k from bus i to bus j; phases phi, psi in a, b, c):
   rotated so that two vertices lie on the power-factor ray phi0 = atan(tan_phi) and its
   opposite: for users connected phase-to-neutral at the common power factor the polygon is
   exact (the same limit as the single-phase model); otherwise (delta users) it is safe and at
-  most 1 - cos(pi / sides) conservative (3.4 % for 12 sides). The neutral conductor's current
-  is not limited (pandapower gives no neutral rating).
+  most 1 - cos(pi / sides) conservative (3.4 % for 12 sides).
+* Neutral current: the return current of the three phases, I_n = sum_psi I^psi ~
+  sum_psi conj(S^psi) alpha^psi (zero for balanced users; it is the phase current for users
+  on one phase), limited to V_ph I_n,max by the same inscribed polygon (not exact on any
+  ray: at most 3.4 % conservative) where a neutral rating is given. pandapower gives none;
+  :func:`pandapower_network` takes the phase conductor's (the feeder's cables are 4-core
+  with a full-size neutral, or 2-core phase + neutral service cables) for lines and none for
+  the transformer. At the optimal envelopes' vertices of the IEEE feeder without this limit
+  pandapower's neutral current reached 1.18 x max_i_ka.
 
 User connections (each user's net demand d [kW] stays ONE variable; its complex power on the
 phases is w d (1 + j tan_phi), sum(w) = 1):
@@ -114,19 +121,24 @@ class ThreePhaseNetwork:
             branches x 3 x 3 complex.
         rating_mva: per-phase thermal rating per branch [MVA per phase], inf for none.
         connections: per user, one of :data:`CONNECTIONS`.
+        neutral_rating_mva: neutral current limit per branch as V_ph x I_n,max [MVA], inf
+            for none (``None``: no neutral limit anywhere).
     """
 
     z_abc_pu: np.ndarray
     rating_mva: np.ndarray
     connections: tuple[str, ...]
+    neutral_rating_mva: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         z = np.asarray(self.z_abc_pu)
         if z.ndim != 3 or z.shape[1:] != (3, 3):
             raise FlexgameInputError(f"z_abc_pu has shape {z.shape}; expected branches x 3 x 3")
-        if np.shape(self.rating_mva) != (z.shape[0],):
-            raise FlexgameInputError(f"rating_mva has shape {np.shape(self.rating_mva)}; "
-                                     f"expected ({z.shape[0]},), one per branch")
+        for key in ("rating_mva", "neutral_rating_mva"):
+            value = getattr(self, key)
+            if value is not None and np.shape(value) != (z.shape[0],):
+                raise FlexgameInputError(f"{key} has shape {np.shape(value)}; expected "
+                                         f"({z.shape[0]},), one per branch")
         for c in self.connections:
             connection_weights(c)
 
@@ -145,7 +157,10 @@ class ThreePhaseNetwork:
         ``user_order`` (old user index per new user)."""
         z = np.array([self.z_abc_pu[s].sum(axis=0) for s in segments]).reshape(-1, 3, 3)
         rating = np.array([np.min(self.rating_mva[s]) for s in segments])
-        return ThreePhaseNetwork(z, rating, tuple(self.connections[u] for u in user_order))
+        neutral = (None if self.neutral_rating_mva is None else
+                   np.array([np.min(self.neutral_rating_mva[s]) for s in segments]))
+        return ThreePhaseNetwork(z, rating, tuple(self.connections[u] for u in user_order),
+                                 neutral)
 
     def with_connections(self, connections) -> ThreePhaseNetwork:
         """The same lines with other user connections (one per user)."""
@@ -161,7 +176,8 @@ def phase_limit_rows(lv, tan_phi: float = 0.0, sides: int = DEFAULT_SIDES
     """The three-phase limits as rows A d <= b in the users' net demands d [kW] (consumption
     positive): voltage lower limits (bus-major, phases a, b, c per non-root bus), voltage
     upper limits (same order), then per branch with a finite rating, per phase, the
-    ``sides`` polygon rows of |S_k^phi| <= rating (module docstring).
+    ``sides`` polygon rows of |S_k^phi| <= rating, then per branch with a finite neutral
+    rating the ``sides`` polygon rows of its neutral current (module docstring).
 
     ``lv`` is an :class:`~flexgame.markets.lv_feeder.LVFeeder` with ``three_phase`` data.
     """
@@ -191,8 +207,17 @@ def phase_limit_rows(lv, tan_phi: float = 0.0, sides: int = DEFAULT_SIDES
     coef = (s.T[:, None, :] * rot[None, :, None]).real          # 3 x sides x users
     lines = (t_users[finite][:, None, None, :] * coef[None] * per_kw).reshape(-1, lv.n_users)
     line_b = np.repeat(rating[finite] * np.cos(np.pi / sides), 3 * sides)
-    a = np.vstack([k, -k, lines])
-    b = np.concatenate([f.v0_sq - v_min_sq, v_max_sq - f.v0_sq, line_b])
+    # neutral: I_n per MW of a user's demand = sum_psi conj(s_psi) alpha_psi
+    n_rating = (np.full(len(rating), np.inf) if tp.neutral_rating_mva is None
+                else np.asarray(tp.neutral_rating_mva, float))
+    has_n = np.flatnonzero(np.isfinite(n_rating))
+    n_user = np.conj(s) @ ALPHA
+    n_user[np.abs(n_user) < 1e-12] = 0.0        # balanced users: zero up to round-off
+    n_coef = (n_user[None, :] * rot[:, None]).real                          # sides x users
+    neutral = (t_users[has_n][:, None, :] * n_coef[None] * per_kw).reshape(-1, lv.n_users)
+    neutral_b = np.repeat(n_rating[has_n] * np.cos(np.pi / sides), sides)
+    a = np.vstack([k, -k, lines, neutral])
+    b = np.concatenate([f.v0_sq - v_min_sq, v_max_sq - f.v0_sq, line_b, neutral_b])
     return a, b
 
 
@@ -203,6 +228,11 @@ class PhaseState:
 
     s_mva: np.ndarray
     v_sq: np.ndarray
+
+    @property
+    def neutral_mva(self) -> np.ndarray:
+        """Neutral current per branch as V_ph x |I_n| [MVA], I_n ~ sum conj(S) alpha."""
+        return np.abs(np.conj(self.s_mva) @ ALPHA)
 
     @property
     def v_pu(self) -> np.ndarray:
@@ -240,7 +270,8 @@ def pandapower_network(net, bus_order, parent, base_mva: float, include_transfor
     ``parallel``; per-phase rating V_LL / sqrt 3 x max_i_ka x parallel. Transformer (Dyn,
     star-grounded LV side): z1 from vk_percent / vkr_percent, z0 from vk0_percent /
     vkr0_percent (the LV-side zero-sequence path closes in the delta), on sn_mva, per-phase
-    rating sn_mva / 3. Users' connections from their asymmetric loads: the one phase with
+    rating sn_mva / 3. Neutral ratings: a line's phase rating (full-size neutral), none for
+    the transformer. Users' connections from their asymmetric loads: the one phase with
     nonzero power ("a", "b" or "c"), or all three ("abc").
     """
     tr = net.trafo.iloc[0]
@@ -261,10 +292,13 @@ def pandapower_network(net, bus_order, parent, base_mva: float, include_transfor
         vkr0 = float(tr.get("vkr0_percent", tr.vkr_percent))
         branch[frozenset((int(tr.hv_bus), int(tr.lv_bus)))] = (
             z_tr(vk0, vkr0), z_tr(tr.vk_percent, tr.vkr_percent), float(tr.sn_mva) / 3)
-    z0s, z1s, ratings = [], [], []
+    z0s, z1s, ratings, neutral = [], [], [], []
+    trafo = frozenset((int(tr.hv_bus), int(tr.lv_bus)))
     for j in range(1, len(bus_order)):
-        z0, z1, rating = branch[frozenset((int(bus_order[j]), int(bus_order[parent[j]])))]
+        key = frozenset((int(bus_order[j]), int(bus_order[parent[j]])))
+        z0, z1, rating = branch[key]
         z0s.append(z0), z1s.append(z1), ratings.append(rating)
+        neutral.append(np.inf if key == trafo else rating)
     loads = net.asymmetric_load
     if not len(loads):
         raise FlexgameInputError("phase_model='three_phase' needs the network's "
@@ -281,7 +315,7 @@ def pandapower_network(net, bus_order, parent, base_mva: float, include_transfor
         conn_of[str(ld.name)] = "abc" if sum(on) == 3 else "abc"[on.index(True)]
     return ThreePhaseNetwork(sequence_to_phase(z0s, z1s).reshape(-1, 3, 3),
                              np.array(ratings, float),
-                             tuple(conn_of[n] for n in user_names))
+                             tuple(conn_of[n] for n in user_names), np.array(neutral, float))
 
 
 def _network(lv) -> ThreePhaseNetwork:
