@@ -181,7 +181,7 @@ class ContinuousMarket:
         self.books[order.side].add(order, remaining)
         return "partial" if matched > EPS_MW else "rested"
 
-    def run(self, orders: list[Order]) -> "ContinuousMarket":
+    def run(self, orders: list[Order]) -> ContinuousMarket:
         """Submit ``orders`` in arrival order (ties: by order id)."""
         for o in sorted(orders, key=lambda o: (o.arrival, o.order_id)):
             self.submit(o)

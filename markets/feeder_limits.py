@@ -78,22 +78,22 @@ class FeederLimits:
         sign = 1.0 if order.direction == "up" else -1.0
         return sign * (self._active[:, b] + order.tan_phi * self._reactive[:, b])
 
-    def floor(self, headroom: np.ndarray) -> np.ndarray:
+    def floor(self, headroom: np.ndarray) -> np.ndarray | float:
         """Least headroom per row a match may leave: 0 (strict) or min(headroom, 0)."""
-        low = 0.0 if self.mode == "strict" else np.minimum(headroom, 0.0)
-        return low - TOLERANCE
+        return 0.0 if self.mode == "strict" else np.minimum(headroom, 0.0)
 
     def max_quantity(self, headroom: np.ndarray, g: np.ndarray, upper: float) -> float:
         """Largest q in [0, upper] with headroom - q g >= floor in every row, or 0 when no
-        positive q is feasible [MW]."""
+        positive q is feasible [MW]. A row counts as within its floor up to
+        :data:`TOLERANCE`, but the quantity never uses that slack."""
         slack = headroom - self.floor(headroom)
         grows = g > 1e-12
         shrinks = g < -1e-12
         flat = ~(grows | shrinks)
-        if np.any(slack[flat] < 0):
+        if np.any(slack[flat] < -TOLERANCE):
             return 0.0
-        hi = float(np.min(slack[grows] / g[grows])) if grows.any() else np.inf
-        lo = float(np.max(slack[shrinks] / g[shrinks])) if shrinks.any() else -np.inf
+        hi = float(np.min(np.maximum(slack[grows], 0.0) / g[grows])) if grows.any() else np.inf
+        lo = float(np.max((slack[shrinks] + TOLERANCE) / g[shrinks])) if shrinks.any() else -np.inf
         q = min(hi, upper)
         return q if q > 0 and q >= lo else 0.0
 

@@ -94,7 +94,7 @@ class Order:
         """True value [EUR/MWh] (the price when none is given)."""
         return self.price if self.true_value is None else self.true_value
 
-    def crosses(self, other: "Order") -> bool:
+    def crosses(self, other: Order) -> bool:
         """Seed 003's price condition: the buy price is >= the sell price."""
         buy, sell = (self, other) if self.side == BUY else (other, self)
         return buy.price >= sell.price
