@@ -58,6 +58,10 @@ commands:
                        share of users participating, and the feeder types of a generated
                        urban grid, into results/envelopes/; '{PROG} envelopes --help'.
   withholding [opts]   a strategic FSP's markup/withholding in a DLFM (D5.1 §3.6)
+  continuous [options] continuous network-aware flexibility market (D5.1 §3.2) against a
+                       welfare-maximising auction over seeded arrival orders: Table 6 KPIs,
+                       welfare ratio histogram, into results/continuous/;
+                       '{PROG} continuous --help'.
   idr table|study      implicit demand response of a BRP (KER 3): the paper's Table II
                        for its cases C1-C5, or the FOIO/VOIO/SBVOIO study on generated
                        EV data into results/idr_study/; '{PROG} idr --help'. One case as a
@@ -625,9 +629,32 @@ def _withholding(args: list[str]) -> None:
     print(f"wrote {write(study, opts.out)}")
 
 
+def _continuous(args: list[str]) -> None:
+    """``flexgame continuous``: the continuous market against the auction (D5.1 §3.2)."""
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} continuous",
+        description="Continuous network-aware distribution flexibility market (FLEXGRID D5.1 "
+                    "§3.2: price-time priority, LinDistFlow-checked matches, IOC/FOK/AON, "
+                    "pay-as-bid) on the default system's feeders, against a welfare-maximising "
+                    "auction of the same orders over seeded arrival orders; Table 6 KPIs, a "
+                    "histogram of the welfare ratio, samples.csv and report.md.")
+    parser.add_argument("--samples", type=_seed, default=100,
+                        help="arrival orders to sample, >= 1 (default: 100)")
+    parser.add_argument("--seed", type=_seed, default=0,
+                        help="seed of the scenario, the demand side and the arrivals (default: 0)")
+    parser.add_argument("--out", default="results/continuous",
+                        help="output directory (default: results/continuous)")
+    opts = parser.parse_args(args)
+    from flexgame.experiments.continuous_study import run, write
+
+    study = run(samples=opts.samples, seed=opts.seed, progress=True)
+    print(study.kpi_statistics().to_string(index=False))
+    print(f"wrote {write(study, opts.out)}")
+
+
 COMMANDS = {"run": _run, "sweep": _sweep, "report": _report, "study": _study,
             "table": _table, "summary": _summary, "idr": _idr, "envelopes": _envelopes,
-            "withholding": _withholding}
+            "withholding": _withholding, "continuous": _continuous}
 
 
 def main(argv: list[str] | None = None) -> None:
