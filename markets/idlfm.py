@@ -30,9 +30,13 @@ with the primal residual r = x - y [MW] and the dual residual s = rho (y^{k+1} -
 [EUR/MW] (§3.3, eqs. 3.8-3.12). lambda_f = rho u_f is the interface price [EUR/MW, per MW of
 the product]: what the TSO pays per MW of upward flexibility delivered across feeder f's
 interface (at the optimum, the common market's marginal value of upward power at the
-coupling bus). It stops when max_f |r_f| <= tolerance and max_f |y_f^{k+1} - y_f^k| =
-max |s| / rho <= tolerance (both in MW), or after ``max_iterations`` rounds, which it then
-reports as not converged with its residuals.
+coupling bus; negative where the TSO buys downward flexibility, as in case D). It stops when
+max_f |r_f| <= tolerance and max_f |y_f^{k+1} - y_f^k| = max |s| / rho <= tolerance (both
+in MW), or after ``max_iterations`` rounds, which it then reports as not converged with its
+residuals. rho starts at its setting and is balanced between the two residuals during the
+first rounds (Boyd et al. §3.4.1), keeping the prices lambda: a price that must climb far (to
+the unmet-need penalty when the feeders cannot deliver what the TSO lacks) climbs by rho |r|
+per round, which a fixed rho makes a matter of thousands of rounds.
 
 Messages per round: the TSO (the coordinator) sends each DSO its proposed interface flow
 x_f and price lambda_f (the DSO's proximal centre is x_f + lambda_f / rho); each DSO answers
@@ -41,7 +45,8 @@ data, no transmission data.
 
 Each subproblem is built once (a QP: the LP of the market plus the diagonal quadratic
 rho/2 (.)^2 of the augmented Lagrangian, solved by HiGHS); a round changes only the TSO's
-linear cost on x (-rho times its centre) and each DSO's held-interface target (its centre).
+linear cost on x (-rho times its centre) and each DSO's held-interface target (its centre),
+and, when rho is rebalanced, the weight of the quadratic terms.
 
 The consistent result. ADMM's iterates agree only within the tolerance, so the activations
 are not read off them: the DSOs' interface flows y_f of the last round are the agreed ones;
@@ -50,7 +55,11 @@ layers: an LP whose limits are its feeder's, so its activations are safe for its
 far as its bids allow), and the TSO market of the transmission bids clears the need those
 activations leave, at the state they leave (the scheme's next stage). The TSO need is thus
 met and the transmission limits kept by the last market, whatever the residual mismatch; at
-convergence the result is the common market's within the tolerance.
+convergence the result is the common market's within the tolerance. Each layer is recorded
+with its operator as in the other schemes (``dso:<feeder>`` by ``DSO:<feeder>``, ``tso`` by
+the TSO), so per-operator costs and layer-wise settlements (uniform, nodal) split the common
+market's purchases by who buys the bids; the DSO layers' outcomes carry the exchange
+(:class:`ExchangeOutcome`, :func:`exchange_of`).
 """
 
 from __future__ import annotations

@@ -137,6 +137,26 @@ def test_default_system_reaches_the_common_market(case):
     assert (bids.level.to_numpy()[tso.activation_mw > 0] == "transmission").all()
 
 
+@pytest.mark.parametrize("name", ["A", "C"])
+def test_illiquid_markets_reach_the_common_market(system, name):
+    """60 % of the bids offering (drawn as in tests/test_scheme_guarantees.py): in case A the
+    need is partly unmet, so the interface prices reach the unmet-need penalty; in case C the
+    exchange takes dozens of rounds. Common's cost within 1e-4 and the same safety."""
+    bids = generate_bids(system, BidConfig(case=name), np.random.default_rng(0))
+    q = bids.quantity_mw.to_numpy(float).copy()
+    q[np.random.default_rng(100).random(len(q)) >= 0.6] = 0.0
+    common = build_scheme(system, bids, "common").clear(quantity=q)
+    result = build_scheme(system, bids, "idlfm").clear(quantity=q)
+    ex = exchange_of(result)
+    assert ex.converged and result.cost_eur == pytest.approx(common.cost_eur, rel=REL)
+    assert result.unmet_need_mw == pytest.approx(common.unmet_need_mw, abs=1e-5)
+    if common.unmet_need_mw > 1e-6:
+        penalty = ClearingConfig().penalties.unmet_need
+        np.testing.assert_allclose(ex.interface_price_eur_per_mw, penalty, rtol=1e-6)
+    assert (assess(system, bids, result.activation_mw).grid_safe
+            >= assess(system, bids, common.activation_mw).grid_safe)
+
+
 def test_messages_are_counted_per_round_and_feeder(case):
     """Per round, the TSO sends each DSO one message (its interface flow and price) and each
     DSO answers with one (its interface flow); fewer rounds allowed, fewer messages."""
