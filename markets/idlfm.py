@@ -82,6 +82,7 @@ from flexgame.markets.system import InterconnectedSystem
 from flexgame.markets.ties import tie_break
 
 STATUSES = ("converged", "not converged")
+""":attr:`InterfaceExchange.status`."""
 RESIDUAL_RATIO = 10.0
 """Boyd et al.'s mu (§3.4.1): rho changes when one residual exceeds this times the other."""
 RHO_STEP = 2.0
@@ -91,7 +92,6 @@ RHO_SPAN = 1e6
 ADAPTIVE_ROUNDS = 100
 """Rounds during which rho is balanced; fixed after them, as ADMM's convergence proof needs
 (Boyd et al. §3.4.1)."""
-""":attr:`InterfaceExchange.status`."""
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ class ExchangeOutcome(LayerOutcome):
 
 def exchange_of(result) -> InterfaceExchange | None:
     """The I-DLFM exchange of a :class:`~flexgame.markets.results.ClearingResult` (None for
-    a scheme without one)."""
+    a scheme without one, and for a system without feeders, where nothing is exchanged)."""
     for record in result.layers:
         exchange = getattr(record.outcome, "exchange", None)
         if exchange is not None:
@@ -186,7 +186,7 @@ class TSOSubproblem:
 
     def __init__(self, system: InterconnectedSystem, bids: pd.DataFrame, feeders: list[str],
                  rho: float, penalties: Penalties):
-        self.system, self.rho = system, rho
+        self.system = system
         self.tx_bids = np.flatnonzero((bids.level == "transmission").to_numpy())
         self.sign = direction_sign(bids)[self.tx_bids]
         tx = system.transmission
