@@ -126,8 +126,8 @@ class ContinuousMarket:
         start = time.perf_counter()
         if order.order_id in self._ids:
             raise FlexgameInputError(f"order id {order.order_id} was already submitted")
+        self._columns[order.order_id] = self.limits.column(order)  # checks its bus
         self._ids.add(order.order_id)
-        self._columns[order.order_id] = self.limits.column(order)
         opposite = self.books[SELL if order.side == BUY else BUY]
         all_or_none = order.restriction in ("FOK", "AON")
         headroom = self.headroom.copy()

@@ -53,17 +53,22 @@ class WelfareAuction:
         limits: the feeder's limit rows (same as the continuous market's).
         slots: orders fixing each column's bus, direction and tan_phi; their prices and
             quantities are only defaults for :meth:`clear`.
+        network: False drops the feeder limits (a copper-plate reference: what the limits
+            cost the auction).
     """
 
-    def __init__(self, limits: FeederLimits, slots: list[Order]):
+    def __init__(self, limits: FeederLimits, slots: list[Order], network: bool = True):
         if not slots:
             raise FlexgameInputError("a welfare auction needs at least one order slot")
-        self.limits, self.slots = limits, list(slots)
+        self.limits, self.slots, self.network = limits, list(slots), network
         self.is_buy = np.array([o.side == BUY for o in slots])
-        g = np.column_stack([limits.column(o) for o in slots])
         balance = np.where(self.is_buy, 1.0, -1.0)[None, :]
+        if network:
+            g = np.column_stack([limits.column(o) for o in slots])
+            upper = limits.auction_upper()
+        else:
+            g, upper = np.zeros((0, len(slots))), np.zeros(0)
         a = sp.vstack([sp.csr_matrix(balance), sp.csr_matrix(g)])
-        upper = limits.auction_upper()
         n = len(slots)
         self.lp = CompiledLP.from_arrays(np.zeros(n), a, np.r_[0.0, np.full(len(upper), -np.inf)],
                                          np.r_[0.0, upper], np.zeros(n), np.zeros(n))
@@ -71,7 +76,7 @@ class WelfareAuction:
 
     def __repr__(self) -> str:
         return (f"WelfareAuction({self.limits.feeder.name!r}, {len(self.slots)} order slots, "
-                f"{self.limits.mode}, {self.lp!r})")
+                f"{self.limits.mode if self.network else 'no network limits'}, {self.lp!r})")
 
     def clear(self, price: np.ndarray | None = None,
               quantity_mw: np.ndarray | None = None) -> AuctionResult:

@@ -234,3 +234,30 @@ def test_mesa_model_reproducible_and_safe():
     assert independent_violation(market.limits.feeder, a.orders(), market.activation_mw) <= TOL
     welfare = WelfareAuction(market.limits, a.orders()).clear().welfare_eur
     assert market.declared_welfare_eur() <= welfare + 1e-7
+
+
+def test_study_writes_its_outputs_and_the_auction_bounds_every_sample(tmp_path):
+    from flexgame.experiments.continuous_study import run, write
+
+    study = run(samples=3, seed=1)
+    s = study.samples
+    assert len(s) == 3 and (s.declared_welfare <= s.welfare_auction + 1e-6).all()
+    assert s.welfare_auction.nunique() == 1  # the same orders: only the arrival order varies
+    assert (s.welfare_auction <= s.welfare_auction_no_network + 1e-6).all()
+    assert ((s.welfare_ratio > 0) & (s.welfare_ratio <= 1 + 1e-9)).all()
+    report = write(study, tmp_path)
+    text = report.read_text()
+    assert "| transactions | - |" in text and "welfare_ratio.png" in text
+    assert {"samples.csv", "kpis.csv", "welfare_ratio.png", "report.md"} <= {
+        p.name for p in tmp_path.iterdir()}
+    with pytest.raises(FlexgameInputError, match="samples"):
+        run(samples=0)
+
+
+def test_cli_bad_samples_exits_2(capsys):
+    from flexgame.experiments.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["continuous", "--samples", "0"])
+    assert exit_info.value.code == 2
+    assert "samples=0" in capsys.readouterr().err
