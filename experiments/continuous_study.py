@@ -18,7 +18,8 @@ and case141, base state of D3.3 case A drawn with ``seed``):
   re-solved per sample).
 
 Outputs (``--out``, default results/continuous/): ``samples.csv`` (one row per sample),
-``kpis.csv`` (Table 6 KPIs over samples), ``welfare_ratio.png`` (histogram of continuous /
+``kpis.csv`` (Table 6 KPIs over samples), ``network_check.csv`` (linear and AC ex-post check
+of sample 0), ``welfare_ratio.png`` (histogram of continuous /
 auction welfare) and ``report.md``.
 """
 
@@ -32,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from flexgame.agents.continuous import ContinuousMarketModel, Resource
-from flexgame.markets.continuous import KPI_UNITS
+from flexgame.markets.continuous import KPI_UNITS, net_demand_change, state_after
 from flexgame.markets.double_auction import WelfareAuction
 from flexgame.markets.errors import FlexgameInputError
 from flexgame.markets.feeder_limits import FeederLimits
@@ -55,12 +56,16 @@ class ContinuousStudy:
         samples: one row per sample: welfare of the continuous market and of the auction
             [EUR], their ratio, and the continuous market's Table 6 KPIs (units in
             :data:`flexgame.markets.continuous.KPI_UNITS`).
+        network: ex-post check of sample 0 (base state, after the continuous market, after
+            the auction): linear and AC (Newton-Raphson, :mod:`flexgame.markets.ac_assessment`)
+            congestions, voltage violations and their largest excess [%].
         settings: seed, samples, case, check mode, trader counts.
         system_summary: the system's one-line description.
         seconds: wall time of the study [s].
     """
 
     samples: pd.DataFrame
+    network: pd.DataFrame = field(default_factory=pd.DataFrame)
     settings: dict = field(default_factory=dict)
     system_summary: str = ""
     seconds: float = 0.0
@@ -147,6 +152,7 @@ def run(samples: int = 100, seed: int = 0, case: str = "A", redraw_demand: bool 
     demand = draw_demand(slots, bids, rng)
     auctions: dict[tuple[str, bool], WelfareAuction] = {}
     rows = []
+    first: dict = {}
     for s in range(samples):
         sample_rng = np.random.default_rng([seed, s])
         if redraw_demand:
@@ -161,6 +167,8 @@ def run(samples: int = 100, seed: int = 0, case: str = "A", redraw_demand: bool 
                 if key not in auctions:
                     auctions[key] = WelfareAuction(lim, orders, network=network)
             result = auctions[lim.feeder.name, True].clear_orders(orders)
+            if s == 0:
+                first[lim.feeder.name] = (orders, model.markets, result.accepted_mw)
             welfare += result.welfare_eur
             volume += result.volume_mw
             copper += auctions[lim.feeder.name, False].clear_orders(orders).welfare_eur
@@ -170,14 +178,45 @@ def run(samples: int = 100, seed: int = 0, case: str = "A", redraw_demand: bool 
                                f"EUR exceeds the auction's {welfare:.6f} EUR")
         rows.append({"sample": s, **kpis, "welfare_auction": welfare, "volume_auction": volume,
                      "welfare_auction_no_network": copper,
-                     "welfare_ratio": kpis["declared_welfare"] / welfare if welfare > 0 else np.nan})
+                     "welfare_ratio": (kpis["declared_welfare"] / welfare if welfare > 0
+                                       else np.nan)})
         if progress and (s + 1) % 10 == 0:
             print(f"  sample {s + 1}/{samples}", flush=True)
     settings = {"samples": samples, "seed": seed, "case": case, "network_check": MODE,
                 "scenario_traders": len(fixed), "demand_traders": len(slots),
-                "steps": STEPS, "redraw_demand": redraw_demand, "feeders": [lim.feeder.name for lim in limits]}
-    return ContinuousStudy(pd.DataFrame(rows), settings, system.summary().splitlines()[0],
+                "steps": STEPS, "redraw_demand": redraw_demand,
+                "feeders": [lim.feeder.name for lim in limits]}
+    return ContinuousStudy(pd.DataFrame(rows), ex_post_check(system, state, limits, first),
+                           settings, system.summary().splitlines()[0],
                            time.perf_counter() - start)
+
+
+def ex_post_check(system, state: GridState, limits: list[FeederLimits],
+                  first: dict) -> pd.DataFrame:
+    """Linear and AC ex-post assessment of the base state and of sample 0's final states
+    (continuous market, auction): one row per state."""
+    from flexgame.markets.ac_assessment import assess_state_ac
+
+    changes: dict[str, dict] = {"base state": {}, "after continuous": {}, "after auction": {}}
+    for lim in limits:
+        f = lim.feeder
+        orders, markets, accepted = first[f.name]
+        market = next(m for m in markets if m.limits.feeder.name == f.name)
+        changes["after continuous"][f.name] = net_demand_change(f, orders, market.activation_mw)
+        auction = {o.order_id: float(x) for o, x in zip(orders, accepted)}
+        changes["after auction"][f.name] = net_demand_change(f, orders, auction)
+    rows = []
+    for label, change in changes.items():
+        ac = assess_state_ac(system, state_after(state, change))
+        rows.append({"state": label, "congestions_linear": ac.linear.congestions,
+                     "max_congestion_linear_pct": ac.linear.max_congestion_pct,
+                     "voltage_violations_linear": ac.linear.voltage_violations,
+                     "congestions_ac": ac.congestions,
+                     "max_congestion_ac_pct": ac.max_congestion_pct,
+                     "voltage_violations_ac": ac.voltage_violations,
+                     "max_voltage_violation_ac_pct": ac.max_voltage_violation_pct,
+                     "ac_converged": ac.converged})
+    return pd.DataFrame(rows)
 
 
 def _histogram(study: ContinuousStudy):
@@ -214,7 +253,7 @@ def report(study: ContinuousStudy) -> str:
     """``report.md`` of the study."""
     from flexgame.experiments.table import markdown_table
 
-    st = study.settings
+    st, samples = study.settings, study.samples
     stats = study.kpi_statistics()
     shown = stats.assign(**{c: stats[c].map(_fmt) for c in ("mean", "std", "min", "max")})
     ratio = study.samples.welfare_ratio.dropna()
@@ -251,12 +290,20 @@ def report(study: ContinuousStudy) -> str:
         "auction LP relaxes FOK/AON, so it bounds every arrival order)."), "",
         (f"The same auction without feeder limits reaches "
          f"{study.samples.welfare_auction_no_network.mean():.4g} EUR (mean): the limits cost "
-         f"the auction {_pct(study.samples.welfare_auction, study.samples.welfare_auction_no_network)}"
+         f"the auction {_pct(samples.welfare_auction, samples.welfare_auction_no_network)}"
          " of its welfare, continuous matching (arrival order, greedy first-come matches) "
          f"{_pct(study.samples.declared_welfare, study.samples.welfare_auction)} of the "
          "auction's."), "",
         "![welfare ratio](welfare_ratio.png)", "",
-        f"Files: samples.csv (one row per sample), kpis.csv. Wall time {study.seconds:.1f} s.",
+        "## Ex-post network check of sample 0", "",
+        ("Linear (the matching's own LinDistFlow model, plus transmission) and AC "
+         "(Newton-Raphson) assessment of the base state and of the final states of sample 0; "
+         "congestions count lines over their rating, excesses are the largest over a limit:"),
+        "", markdown_table(study.network.assign(**{
+            c: study.network[c].map(lambda v: f"{v:.3f}")
+            for c in study.network.columns if c.endswith("_pct")})), "",
+        ("Files: samples.csv (one row per sample), kpis.csv, network_check.csv. Wall time "
+         f"{study.seconds:.1f} s."),
         ""])
 
 
@@ -272,6 +319,7 @@ def write(study: ContinuousStudy, out) -> Path:
     out = Path(out)
     write_csv(out / "samples.csv", study.samples)
     write_csv(out / "kpis.csv", study.kpi_statistics())
+    write_csv(out / "network_check.csv", study.network)
     fig = _histogram(study)
     write_figure(out / "welfare_ratio.png", fig)
     plt.close(fig)

@@ -31,8 +31,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from flexgame.markets.distribution import Feeder
 from flexgame.markets.errors import FlexgameInputError
 from flexgame.markets.feeder_limits import FeederLimits
+from flexgame.markets.grid_state import GridState
 from flexgame.markets.orders import BUY, SELL, Order, OrderBook, Resting
 
 EPS_MW = 1e-9
@@ -199,6 +201,30 @@ class ContinuousMarket:
         """Welfare at the declared prices, sum (buy price - sell price) x quantity [EUR]: what
         a welfare-maximising auction of the same orders maximises."""
         return float(sum(t.surplus_eur for t in self.trades))
+
+
+def net_demand_change(feeder: Feeder, orders: list[Order],
+                      activation_mw: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Change of net demand per feeder bus [MW, MVAr] once ``activation_mw`` (MW per order
+    id) is delivered: a sell ("up") order lowers its bus's net demand, a buy ("down") order
+    raises it; reactive change = active change x tan_phi."""
+    dp, dq = np.zeros(feeder.n_buses), np.zeros(feeder.n_buses)
+    for o in orders:
+        a = activation_mw.get(o.order_id, 0.0)
+        if a:
+            j = feeder.bus_index(o.bus)
+            sign = -1.0 if o.direction == "up" else 1.0
+            dp[j] += sign * a
+            dq[j] += sign * a * o.tan_phi
+    return dp, dq
+
+
+def state_after(state: GridState, changes: dict[str, tuple[np.ndarray, np.ndarray]]) -> GridState:
+    """``state`` with the net-demand ``changes`` per feeder name applied (matches are
+    balanced within a feeder, so the transmission injections stay)."""
+    p = {k: v + changes[k][0] if k in changes else v.copy() for k, v in state.feeder_p.items()}
+    q = {k: v + changes[k][1] if k in changes else v.copy() for k, v in state.feeder_q.items()}
+    return GridState(state.tx_injection.copy(), p, q)
 
 
 KPI_UNITS = {

@@ -86,7 +86,9 @@ class WelfareAuction:
         Raises:
             SolverError: HiGHS found no optimum.
         """
-        price = np.array([o.price for o in self.slots]) if price is None else np.asarray(price, float)
+        if price is None:
+            price = np.array([o.price for o in self.slots])
+        price = np.asarray(price, float)
         quantity = (np.array([o.quantity_mw for o in self.slots]) if quantity_mw is None
                     else np.asarray(quantity_mw, float))
         if price.shape != (len(self.slots),) or quantity.shape != (len(self.slots),):

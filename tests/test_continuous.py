@@ -245,10 +245,16 @@ def test_study_writes_its_outputs_and_the_auction_bounds_every_sample(tmp_path):
     assert s.welfare_auction.nunique() == 1  # the same orders: only the arrival order varies
     assert (s.welfare_auction <= s.welfare_auction_no_network + 1e-6).all()
     assert ((s.welfare_ratio > 0) & (s.welfare_ratio <= 1 + 1e-9)).all()
+    net = study.network.set_index("state")
+    assert list(net.index) == ["base state", "after continuous", "after auction"]
+    base = net.loc["base state"]
+    for after in ("after continuous", "after auction"):  # no_worsening, in the linear model
+        assert net.loc[after, "congestions_linear"] <= base.congestions_linear
+        assert net.loc[after, "max_congestion_linear_pct"] <= base.max_congestion_linear_pct + 1e-6
     report = write(study, tmp_path)
     text = report.read_text()
     assert "| transactions | - |" in text and "welfare_ratio.png" in text
-    assert {"samples.csv", "kpis.csv", "welfare_ratio.png", "report.md"} <= {
+    assert {"samples.csv", "kpis.csv", "network_check.csv", "welfare_ratio.png", "report.md"} <= {
         p.name for p in tmp_path.iterdir()}
     with pytest.raises(FlexgameInputError, match="samples"):
         run(samples=0)
