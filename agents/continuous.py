@@ -113,9 +113,9 @@ class ContinuousOperatorAgent(mesa.Agent):
         inbox: orders received and not yet processed.
     """
 
-    def __init__(self, model, limits: FeederLimits):
+    def __init__(self, model, limits: FeederLimits, network_check: str = "lindistflow"):
         super().__init__(model)
-        self.market = ContinuousMarket(limits)
+        self.market = ContinuousMarket(limits, network_check)
         self.inbox: list[Order] = []
 
     def __repr__(self) -> str:
@@ -144,6 +144,8 @@ class ContinuousMarketModel(mesa.Model):
         steps: number of steps (each ``horizon_h / steps`` long).
         orders_per_resource: orders each resource splits its quantity into.
         rng: the model's numpy Generator (or a seed).
+        network_check: "lindistflow" or "ac" (see
+            :class:`flexgame.markets.continuous.ContinuousMarket`).
 
     Raises:
         FlexgameInputError: a resource on a feeder without a market, or a bad setting.
@@ -151,7 +153,8 @@ class ContinuousMarketModel(mesa.Model):
 
     def __init__(self, limits: list[FeederLimits], resources: list[Resource],
                  horizon_h: float = 1.0, steps: int = 12, orders_per_resource: int = 1,
-                 rng: np.random.Generator | int | None = None):
+                 rng: np.random.Generator | int | None = None,
+                 network_check: str = "lindistflow"):
         if not (horizon_h > 0 and steps >= 1 and orders_per_resource >= 1):
             raise FlexgameInputError(
                 f"horizon_h={horizon_h}, steps={steps}, orders_per_resource="
@@ -161,7 +164,8 @@ class ContinuousMarketModel(mesa.Model):
         self.horizon_h, self.n_steps = float(horizon_h), int(steps)
         self.step_h = self.horizon_h / self.n_steps
         self.t = 0
-        operators = {lim.feeder.name: ContinuousOperatorAgent(self, lim) for lim in limits}
+        operators = {lim.feeder.name: ContinuousOperatorAgent(self, lim, network_check)
+                     for lim in limits}
         for i, r in enumerate(resources):
             if r.feeder not in operators:
                 raise FlexgameInputError(f"resource {r.name!r} is on feeder {r.feeder!r}, which "

@@ -15,7 +15,10 @@ and case141, base state of D3.3 case A drawn with ``seed``):
   (LinDistFlow check "no_worsening": the default system's feeders start with a congested
   branch, so "strict" admits no state) against the welfare auction LP of the same orders
   (:class:`flexgame.markets.double_auction.WelfareAuction`, built once per feeder and
-  re-solved per sample).
+  re-solved per sample);
+* sample 0 again with the AC check (``network_check="ac"``: every match also confirmed by a
+  Newton-Raphson power flow of the feeder), and a linear and AC ex-post check of sample 0's
+  final states.
 
 Outputs (``--out``, default results/continuous/): ``samples.csv`` (one row per sample),
 ``kpis.csv`` (Table 6 KPIs over samples), ``network_check.csv`` (linear and AC ex-post check
@@ -25,6 +28,7 @@ auction welfare) and ``report.md``.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +63,9 @@ class ContinuousStudy:
         network: ex-post check of sample 0 (base state, after the continuous market, after
             the auction): linear and AC (Newton-Raphson, :mod:`flexgame.markets.ac_assessment`)
             congestions, voltage violations and their largest excess [%].
+        checks: sample 0's session with the LinDistFlow check and with the AC check
+            (``network_check="ac"``) side by side: KPIs and power flows run (empty without
+            ``ac_session``).
         settings: seed, samples, case, check mode, trader counts.
         system_summary: the system's one-line description.
         seconds: wall time of the study [s].
@@ -66,6 +73,7 @@ class ContinuousStudy:
 
     samples: pd.DataFrame
     network: pd.DataFrame = field(default_factory=pd.DataFrame)
+    checks: pd.DataFrame = field(default_factory=pd.DataFrame)
     settings: dict = field(default_factory=dict)
     system_summary: str = ""
     seconds: float = 0.0
@@ -126,10 +134,11 @@ def draw_demand(slots: list[Resource], bids: pd.DataFrame,
 
 
 def run(samples: int = 100, seed: int = 0, case: str = "A", redraw_demand: bool = False,
-        progress: bool = False) -> ContinuousStudy:
+        ac_session: bool = True, progress: bool = False) -> ContinuousStudy:
     """The study (see the module docstring): ``samples`` arrival orders of the same orders,
     or with ``redraw_demand`` also a new draw of the demand side's prices and quantities per
-    sample.
+    sample. ``ac_session`` re-runs sample 0 with the AC check (about 10 s on the default
+    system).
 
     Raises:
         FlexgameInputError: samples < 1.
@@ -158,6 +167,8 @@ def run(samples: int = 100, seed: int = 0, case: str = "A", redraw_demand: bool 
         if redraw_demand:
             demand = draw_demand(slots, bids, sample_rng)
         resources = fixed + demand
+        if s == 0:
+            first_session = (resources, copy.deepcopy(sample_rng))
         model = ContinuousMarketModel(limits, resources, steps=STEPS, rng=sample_rng).run()
         welfare, volume, copper = 0.0, 0.0, 0.0
         for lim in limits:
@@ -186,9 +197,30 @@ def run(samples: int = 100, seed: int = 0, case: str = "A", redraw_demand: bool 
                 "scenario_traders": len(fixed), "demand_traders": len(slots),
                 "steps": STEPS, "redraw_demand": redraw_demand,
                 "feeders": [lim.feeder.name for lim in limits]}
+    checks = pd.DataFrame()
+    if ac_session:
+        checks = compare_checks(limits, *first_session, rows[0])
     return ContinuousStudy(pd.DataFrame(rows), ex_post_check(system, state, limits, first),
-                           settings, system.summary().splitlines()[0],
+                           checks, settings, system.summary().splitlines()[0],
                            time.perf_counter() - start)
+
+
+def compare_checks(limits: list[FeederLimits], resources: list[Resource],
+                   rng: np.random.Generator, linear: dict) -> pd.DataFrame:
+    """Sample 0's session (its ``resources`` and model generator ``rng``) with the AC check,
+    beside ``linear``, its row with the LinDistFlow check; raises RuntimeError when the AC
+    session beats the auction (it cannot: AC-confirmed matches are linearly feasible)."""
+    model = ContinuousMarketModel(limits, resources, steps=STEPS, rng=rng,
+                                  network_check="ac").run()
+    ac = {**model.kpis(), "welfare_auction": linear["welfare_auction"],
+          "power_flows": sum(m.ac.power_flows for m in model.markets)}
+    if ac["declared_welfare"] > ac["welfare_auction"] + WELFARE_TOLERANCE_EUR:
+        raise RuntimeError("the AC-checked continuous market beats the auction")
+    keys = ["declared_welfare", "transactions", "volume", "network_rejections",
+            "latency_mean", "latency_p95", "runtime"]
+    units = {**KPI_UNITS, "power_flows": "-"}
+    return pd.DataFrame([{"kpi": k, "unit": units[k], "lindistflow": linear.get(k, 0.0),
+                          "ac": ac[k]} for k in [*keys, "power_flows"]])
 
 
 def ex_post_check(system, state: GridState, limits: list[FeederLimits],
@@ -244,6 +276,20 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
 
 
+def _checks_section(study: ContinuousStudy) -> list[str]:
+    if not len(study.checks):
+        return []
+    from flexgame.experiments.table import markdown_table
+
+    shown = study.checks.assign(lindistflow=study.checks.lindistflow.map(_fmt),
+                                ac=study.checks.ac.map(_fmt))
+    return ["## LinDistFlow check vs AC check (sample 0)", "",
+            ("The session of sample 0 again, each match also confirmed by a Newton-Raphson "
+             "power flow of the feeder (its quantity halved up to 4 times until the AC "
+             "check confirms it): what the AC check costs in welfare and latency."), "",
+            markdown_table(shown), ""]
+
+
 def _pct(part: pd.Series, whole: pd.Series) -> str:
     """Mean share of ``whole`` that ``part`` misses, as text [%]."""
     return f"{100.0 * (1.0 - (part / whole).mean()):.1f} %"
@@ -295,6 +341,7 @@ def report(study: ContinuousStudy) -> str:
          f"{_pct(study.samples.declared_welfare, study.samples.welfare_auction)} of the "
          "auction's."), "",
         "![welfare ratio](welfare_ratio.png)", "",
+        *_checks_section(study),
         "## Ex-post network check of sample 0", "",
         ("Linear (the matching's own LinDistFlow model, plus transmission) and AC "
          "(Newton-Raphson) assessment of the base state and of the final states of sample 0; "

@@ -8,7 +8,10 @@ The matching algorithm of seed 003 §3.2 (its Figure 9), order by order:
 2. the match is checked on the feeder: LinDistFlow sensitivities and headroom
    (:class:`flexgame.markets.feeder_limits.FeederLimits`, "strict" or "no_worsening"); it
    is confirmed for the largest feasible quantity (a partial match is allowed), and when no
-   positive quantity is feasible the next candidate in priority is tried;
+   positive quantity is feasible the next candidate in priority is tried. With
+   ``network_check="ac"`` an AC power flow must confirm it as well
+   (:class:`flexgame.markets.ac_match_check.ACMatchCheck`; the quantity is halved up to
+   :data:`AC_HALVINGS` times until it does);
 3. the remainder rests in its own book, except IOC (remainder cancelled), FOK (filled
    entirely at once, or cancelled) and AON (filled entirely, or rests whole; a resting AON
    order is only matched for its whole quantity).
@@ -32,13 +35,16 @@ import numpy as np
 import pandas as pd
 
 from flexgame.markets.distribution import Feeder
-from flexgame.markets.errors import FlexgameInputError
+from flexgame.markets.errors import FlexgameInputError, require_choice
 from flexgame.markets.feeder_limits import FeederLimits
 from flexgame.markets.grid_state import GridState
 from flexgame.markets.orders import BUY, SELL, Order, OrderBook, Resting
 
 EPS_MW = 1e-9
 """Quantities below this [MW] count as nothing."""
+NETWORK_CHECKS = ("lindistflow", "ac")
+AC_HALVINGS = 4
+"""Times an AC-refused quantity is halved before the candidate is skipped."""
 
 
 @dataclass(frozen=True)
@@ -102,10 +108,21 @@ class ContinuousMarket:
 
     Args:
         limits: the feeder's limit rows (built once; the market keeps its own headroom).
+        network_check: "lindistflow" (the linear rows only) or "ac" (an AC power flow must
+            confirm every match as well).
     """
 
-    def __init__(self, limits: FeederLimits):
-        self.limits = limits
+    def __init__(self, limits: FeederLimits, network_check: str = "lindistflow"):
+        require_choice("network_check", network_check, NETWORK_CHECKS)
+        self.limits, self.network_check = limits, network_check
+        self.ac = None
+        if network_check == "ac":
+            from flexgame.markets.ac_match_check import ACMatchCheck
+
+            self.ac = ACMatchCheck(limits)
+            self.ac_excess = self.ac.base_excess
+        n = limits.feeder.n_buses
+        self.delta_p, self.delta_q = np.zeros(n), np.zeros(n)
         self.headroom = limits.base_headroom.copy()
         self.books = {BUY: OrderBook(BUY), SELL: OrderBook(SELL)}
         self.trades: list[Trade] = []
@@ -133,6 +150,8 @@ class ContinuousMarket:
         opposite = self.books[SELL if order.side == BUY else BUY]
         all_or_none = order.restriction in ("FOK", "AON")
         headroom = self.headroom.copy()
+        dp, dq = self.delta_p.copy(), self.delta_q.copy()
+        ac_excess = self.ac_excess if self.ac else None
         remaining = order.quantity_mw
         fills: list[tuple[Resting, float, tuple]] = []
         rejected = 0
@@ -145,9 +164,12 @@ class ContinuousMarket:
             g = self._columns[order.order_id] + self._columns[entry.order.order_id]
             upper = min(remaining, entry.remaining_mw)
             q = self.limits.max_quantity(headroom, g, upper)
+            if q > EPS_MW and self.ac is not None:
+                q, ac_excess = self._ac_quantity(order, entry.order, q, dp, dq, ac_excess)
             if q <= EPS_MW or (whole and q < entry.remaining_mw - EPS_MW):
                 rejected += 1
                 continue
+            self._move(order, entry.order, q, dp, dq)
             headroom -= q * g
             remaining -= q
             fills.append((entry, q, opposite.priority_of(entry)))
@@ -155,7 +177,9 @@ class ContinuousMarket:
             fills = []  # tentative fills undone: FOK is killed, AON rests whole
             remaining = order.quantity_mw
         else:
-            self.headroom = headroom
+            self.headroom, self.delta_p, self.delta_q = headroom, dp, dq
+            if self.ac is not None:
+                self.ac_excess = ac_excess
             for entry, q, priority in fills:
                 self._confirm(order, entry, q, priority, opposite)
         matched = order.quantity_mw - remaining
@@ -163,6 +187,27 @@ class ContinuousMarket:
         outcome = OrderOutcome(order, matched, status, rejected, time.perf_counter() - start)
         self.outcomes.append(outcome)
         return outcome
+
+    def _move(self, a: Order, b: Order, q: float, dp: np.ndarray, dq: np.ndarray) -> None:
+        """Add a match of ``q`` MW between ``a`` and ``b`` to the net-demand changes."""
+        for o in (a, b):
+            j = self.limits.feeder.bus_index(o.bus)
+            sign = -1.0 if o.direction == "up" else 1.0
+            dp[j] += sign * q
+            dq[j] += sign * q * o.tan_phi
+
+    def _ac_quantity(self, a: Order, b: Order, q: float, dp, dq, excess):
+        """The largest of q, q/2, ... (:data:`AC_HALVINGS` halvings) that the AC check
+        confirms after the changes ``dp``, ``dq`` so far, with the excesses after it; (0,
+        ``excess``) when none is."""
+        for _ in range(AC_HALVINGS + 1):
+            trial_p, trial_q = dp.copy(), dq.copy()
+            self._move(a, b, q, trial_p, trial_q)
+            after = self.ac.accepts(trial_p, trial_q, excess)
+            if after is not None:
+                return q, after
+            q /= 2.0
+        return 0.0, excess
 
     def _confirm(self, order: Order, entry: Resting, q: float, priority: tuple,
                  book: OrderBook) -> None:

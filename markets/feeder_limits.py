@@ -48,7 +48,9 @@ class FeederLimits:
     def __init__(self, feeder: Feeder, state: GridState, line_limit: str = "active",
                  polygon_sides: int = 12, mode: str = "strict"):
         require_choice("network_check mode", mode, CHECK_MODES)
-        self.feeder, self.mode = feeder, mode
+        self.feeder, self.mode, self.line_limit = feeder, mode, line_limit
+        self.base_p = np.asarray(state.feeder_p[feeder.name], float).copy()
+        self.base_q = np.asarray(state.feeder_q[feeder.name], float).copy()
         self.angles, self.shrink = limit_directions(line_limit, polygon_sides)
         self.base_headroom = limit_headroom(feeder, state, self.angles, self.shrink)
         if mode == "strict" and self.base_headroom.min() < -TOLERANCE:

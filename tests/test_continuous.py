@@ -7,6 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from flexgame.agents.continuous import ContinuousMarketModel, Resource
@@ -25,7 +26,7 @@ def make_feeder(parent, load_mw, rating_mw, r=0.001, x=0.001, v_limits=(0.9, 1.1
     """A radial feeder by hand: buses 1..n (bus 1 the root), ``parent`` per bus index (-1 for
     the root), loads per bus [MW], active-power rating per branch (branch k feeds bus k+1)."""
     n = len(parent)
-    case = SimpleNamespace(name="hand", base_mva=10.0)
+    case = SimpleNamespace(name="hand", base_mva=10.0, bus=pd.DataFrame({"BASE_KV": [12.66]}))
     return Feeder(name="hand", case=case, coupling_bus=1, buses=np.arange(1, n + 1),
                   parent=np.array(parent), child=np.arange(1, n), r_pu=np.full(n - 1, r),
                   x_pu=np.full(n - 1, x), load_mw=np.array(load_mw, float),
@@ -239,7 +240,7 @@ def test_mesa_model_reproducible_and_safe():
 def test_study_writes_its_outputs_and_the_auction_bounds_every_sample(tmp_path):
     from flexgame.experiments.continuous_study import run, write
 
-    study = run(samples=3, seed=1)
+    study = run(samples=3, seed=1, ac_session=False)
     s = study.samples
     assert len(s) == 3 and (s.declared_welfare <= s.welfare_auction + 1e-6).all()
     assert s.welfare_auction.nunique() == 1  # the same orders: only the arrival order varies
@@ -267,3 +268,25 @@ def test_cli_bad_samples_exits_2(capsys):
         main(["continuous", "--samples", "0"])
     assert exit_info.value.code == 2
     assert "samples=0" in capsys.readouterr().err
+
+
+def test_ac_check_shrinks_a_match_the_lossless_model_accepts():
+    """Branch 2-3 ends at exactly its 1 MW rating in LinDistFlow after the match; the AC
+    power flow adds the line's losses at its sending end, so the AC check confirms less."""
+    from flexgame.markets.ac_assessment import _runpp, feeder_net
+
+    feeder = make_feeder([-1, 0, 1], [0.0, 0.3, 0.7], [10.0, 1.0], r=0.05, x=0.05)
+    orders = [Order(0, 2, 20.0, 0.3, "up", 0.0), Order(1, 3, 50.0, 0.3, "down", 0.1)]
+    linear = ContinuousMarket(limits_of(feeder)).run(orders)
+    assert linear.volume_mw == pytest.approx(0.3)
+    ac = ContinuousMarket(limits_of(feeder), network_check="ac").run(orders)
+    assert 0 < ac.volume_mw < 0.3 and ac.ac.power_flows >= 2
+    net = feeder_net(feeder)  # the confirmed state, by a fresh power flow
+    net.load["p_mw"] = feeder.load_mw + ac.delta_p
+    net.load["q_mvar"] = feeder.load_mvar + ac.delta_q
+    assert _runpp(net, True)
+    res = net.res_line
+    loading = np.maximum(res.p_from_mw.abs(), res.p_to_mw.abs()).to_numpy()
+    assert np.all(loading <= feeder.rating_mva + 1e-9)
+    with pytest.raises(FlexgameInputError, match="network_check"):
+        ContinuousMarket(limits_of(feeder), network_check="socp")
