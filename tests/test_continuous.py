@@ -290,3 +290,39 @@ def test_ac_check_shrinks_a_match_the_lossless_model_accepts():
     assert np.all(loading <= feeder.rating_mva + 1e-9)
     with pytest.raises(FlexgameInputError, match="network_check"):
         ContinuousMarket(limits_of(feeder), network_check="socp")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_every_skipped_better_candidate_was_infeasible(seed):
+    """Brute force on the walk of the book: every crossing resting order that an incoming
+    order passed over (better priority than a later fill, or with quantity left) could not
+    take even 1 kW more without breaking a limit in the independent LinDistFlow check."""
+    rng = np.random.default_rng(200 + seed)
+    feeder = make_feeder(**BRANCHING)
+    orders = random_orders(rng, feeder, 70, restrictions=("none", "IOC"))
+    market = ContinuousMarket(limits_of(feeder, "strict"))
+    skipped_checked = 0
+    for o in sorted(orders, key=lambda o: o.arrival):
+        book = market.books[SELL if o.side == BUY else BUY]
+        snapshot = [(e.order, e.remaining_mw) for e in book.in_priority()]
+        activation = dict(market.activation_mw)
+        before = len(market.trades)
+        market.submit(o)
+        fills = {(t.sell_id if o.side == BUY else t.buy_id): t.quantity_mw
+                 for t in market.trades[before:]}
+        left = o.quantity_mw
+        for resting, _ in snapshot:
+            if left <= 1e-9 or not o.crosses(resting):
+                break
+            if resting.order_id in fills:
+                q = fills[resting.order_id]
+                for oid in (o.order_id, resting.order_id):
+                    activation[oid] = activation.get(oid, 0.0) + q
+                left -= q
+                continue
+            trial = dict(activation)
+            for oid in (o.order_id, resting.order_id):
+                trial[oid] = trial.get(oid, 0.0) + 1e-3
+            assert independent_violation(feeder, orders, trial) > 1e-9
+            skipped_checked += 1
+    assert skipped_checked > 0
