@@ -70,7 +70,8 @@ SchemeNode = derive("SchemeNode", ClearingConfig, {
     "name": "scheme", "interface": "interface", "prequalification": "prequalification",
     "envelope_weighting": "envelope_weighting", "delta_mw": "delta_mw",
     "polygon_sides": "polygon_sides", "ties": "ties", "penalties": "penalties",
-    "dso_model": "dso_model"},
+    "dso_model": "dso_model", "rho": "rho", "tolerance_mw": "tolerance_mw",
+    "max_iterations": "max_iterations"},
     "The ``scheme`` group: a coordination scheme and its clearing options "
     "(markets.schemes.ClearingConfig).")
 

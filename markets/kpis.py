@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from flexgame.markets.grid_assessment import GridReport, assess
+from flexgame.markets.idlfm import exchange_of
 
 
 def inefficiency_pct(cost_eur: float, common_cost_eur: float) -> float:
@@ -49,6 +50,9 @@ def clearing_kpis(system, bids, result, common_cost_eur: float | None = None,
         record[f"cost_{operator}"] = cost
     record["grid_safe"] = bool(report.grid_safe)
     record["feasible"] = bool(report.grid_safe and abs(report.residual_need_mw) < 1e-6)
+    exchange = exchange_of(result)
+    if exchange is not None:  # I-DLFM: what the TSO and the DSOs exchanged
+        record.update(exchange.kpis())
     if hasattr(report, "linear_error"):  # an AC report (grid_assessment=ac): AC vs linear
         from flexgame.markets.ac_assessment import ac_kpis
 

@@ -51,6 +51,7 @@ _I = "flexgame.experiments.implicit_dr.summary"
 _C = "flexgame.experiments.tso_dso.implicit_dr_first"
 _A = "flexgame.markets.ac_assessment.ac_kpis"
 _N = "flexgame.experiments.tso_dso.nfca_metrics"
+_X = "flexgame.markets.idlfm.InterfaceExchange.kpis"
 
 METRICS: dict[str, Metric] = {m.name: m for m in [
     # what was run
@@ -192,6 +193,20 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
            "lines (PTDF on transmission, LinDistFlow on the feeders)", _A, 3),
     Metric("linear_flow_error_pct", "%", "lin. flow err.", "the largest flow error in % of the "
            "line's rating", _A),
+    # I-DLFM's TSO-DSO exchange (FLEXGRID D5.1 §2.4; flexgame.markets.idlfm)
+    Metric("coordination_status", "", "I-DLFM status", "converged, or not converged (stopped "
+           "at scheme.max_iterations)", _X),
+    Metric("coordination_iterations", "-", "rounds", "ADMM rounds of I-DLFM's TSO-DSO "
+           "exchange", _X, 0),
+    Metric("coordination_messages", "-", "messages", "messages across the TSO-DSO boundary: "
+           "per round the TSO sends each DSO its interface flow and price, each DSO answers "
+           "with its interface flow", _X, 0),
+    Metric("primal_residual_mw", "MW", "primal res.", "largest gap between the TSO's and a "
+           "DSO's interface flow in the last round", _X, 6),
+    Metric("dual_residual_eur_per_mw", "EUR/MW", "dual res.", "rho x largest move of a DSO's "
+           "interface flow in the last round", _X, 6),
+    Metric("interface_price_<feeder>", "EUR/MW", "interface price", "I-DLFM's price of a MW "
+           "of upward flexibility across the feeder's interface (the ADMM multiplier)", _X),
     # implicit demand response (seed 000 KER 3; flexgame.experiments.implicit_dr)
     Metric("idr_case", "", "case", "case of the IDR test slot, C1-C5 (Vatandoust et al., "
            "EEM 2023)", _I),
@@ -272,7 +287,8 @@ HEADLINE = ("scheme", "case", "settlement", "total_cost", "inefficiency_pct", "c
 
 
 def metric(name: str) -> Metric:
-    """The metric ``name`` (``cost_TSO`` is of the ``cost_<operator>`` family).
+    """The metric ``name`` (``cost_TSO`` is of the ``cost_<operator>`` family,
+    ``interface_price_case69`` of ``interface_price_<feeder>``).
 
     Raises:
         KeyError: an unregistered name.
@@ -283,6 +299,10 @@ def metric(name: str) -> Metric:
         family = METRICS["cost_<operator>"]
         operator = name.removeprefix("cost_")
         return Metric(name, family.unit, f"cost {operator}", family.definition, family.source)
+    if name.startswith("interface_price_"):
+        family = METRICS["interface_price_<feeder>"]
+        feeder = name.removeprefix("interface_price_")
+        return Metric(name, family.unit, f"price {feeder}", family.definition, family.source)
     raise KeyError(f"{name!r} is not a registered metric (flexgame.markets.metrics)")
 
 
