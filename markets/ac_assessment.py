@@ -77,7 +77,7 @@ class _quiet:
         return False
 
 
-def _runpp(net, first: bool) -> bool:
+def run_power_flow(net, first: bool) -> bool:
     """Newton-Raphson power flow; False when it does not converge."""
     import pandapower as pp
 
@@ -220,7 +220,7 @@ class ACModel:
                 f"{len(self.feeders)} feeder networks)")
 
     def _solve(self, name, net) -> bool:
-        ok = _runpp(net, self._first[name])
+        ok = run_power_flow(net, self._first[name])
         if ok:
             self._first[name] = False
         else:  # restart flat next time

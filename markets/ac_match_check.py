@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flexgame.markets.ac_assessment import _runpp, feeder_net
+from flexgame.markets.ac_assessment import run_power_flow, feeder_net
 from flexgame.markets.errors import FlexgameInputError, SolverError
 from flexgame.markets.feeder_limits import TOLERANCE, FeederLimits
 
@@ -64,7 +64,7 @@ class ACMatchCheck:
         self.net.load["p_mw"] = self.base_p + dp
         self.net.load["q_mvar"] = self.base_q + dq
         self.power_flows += 1
-        if not _runpp(self.net, self._first):
+        if not run_power_flow(self.net, self._first):
             self._first = True
             self.net["_ppc"] = None
             return None

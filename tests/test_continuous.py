@@ -273,7 +273,7 @@ def test_cli_bad_samples_exits_2(capsys):
 def test_ac_check_shrinks_a_match_the_lossless_model_accepts():
     """Branch 2-3 ends at exactly its 1 MW rating in LinDistFlow after the match; the AC
     power flow adds the line's losses at its sending end, so the AC check confirms less."""
-    from flexgame.markets.ac_assessment import _runpp, feeder_net
+    from flexgame.markets.ac_assessment import run_power_flow, feeder_net
 
     feeder = make_feeder([-1, 0, 1], [0.0, 0.3, 0.7], [10.0, 1.0], r=0.05, x=0.05)
     orders = [Order(0, 2, 20.0, 0.3, "up", 0.0), Order(1, 3, 50.0, 0.3, "down", 0.1)]
@@ -284,7 +284,7 @@ def test_ac_check_shrinks_a_match_the_lossless_model_accepts():
     net = feeder_net(feeder)  # the confirmed state, by a fresh power flow
     net.load["p_mw"] = feeder.load_mw + ac.delta_p
     net.load["q_mvar"] = feeder.load_mvar + ac.delta_q
-    assert _runpp(net, True)
+    assert run_power_flow(net, True)
     res = net.res_line
     loading = np.maximum(res.p_from_mw.abs(), res.p_to_mw.abs()).to_numpy()
     assert np.all(loading <= feeder.rating_mva + 1e-9)
