@@ -560,7 +560,7 @@ def _idr(args: list[str]) -> None:
 
 def _envelopes(args: list[str]) -> None:
     """``flexgame envelopes``: the studies of D3.3 chapter 5 with their report."""
-    from flexgame.markets.lv_feeder import IMPEDANCE_MODELS
+    from flexgame.markets.lv_feeder import IMPEDANCE_MODELS, PHASE_MODELS
 
     parser = argparse.ArgumentParser(
         prog=f"{PROG} envelopes",
@@ -571,6 +571,10 @@ def _envelopes(args: list[str]) -> None:
                     "generated 49-feeder urban grid; tables, figures and report.md.")
     parser.add_argument("--model", choices=IMPEDANCE_MODELS, default="balanced",
                         help="impedance model of the LV feeders (default: balanced)")
+    parser.add_argument("--phase-model", choices=PHASE_MODELS,
+                        default="single_phase_equivalent",
+                        help="the IEEE feeder's model: single_phase_equivalent (LinDistFlow, "
+                             "the default) or three_phase (linearised unbalanced)")
     parser.add_argument("--seed", type=_seed, default=0,
                         help="seed of the participant subsets and the grid (default: 0)")
     parser.add_argument("--out", default="results/envelopes",
@@ -578,7 +582,7 @@ def _envelopes(args: list[str]) -> None:
     opts = parser.parse_args(args)
     from flexgame.experiments.envelope_study import run, write
 
-    print(f"wrote {write(run(opts.model, opts.seed), opts.out)}")
+    print(f"wrote {write(run(opts.model, opts.seed, opts.phase_model), opts.out)}")
 
 
 def _withholding(args: list[str]) -> None:

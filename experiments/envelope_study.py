@@ -86,12 +86,16 @@ def feeder_types(seed: int, impedance_model: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run(impedance_model: str = "balanced", seed: int = 0) -> EnvelopeStudy:
+def run(impedance_model: str = "balanced", seed: int = 0,
+        phase_model: str = "single_phase_equivalent") -> EnvelopeStudy:
     """The three studies (module docstring). The balanced model is the default here: with the
     single-phase equivalent (the library's conservative default) firm users at their full
     connection capacity alone break the feeder's limits unless every user participates, so
-    the participation study would be empty."""
-    lv = ieee_european_lv(impedance_model, reduced=True)
+    the participation study would be empty. ``phase_model="three_phase"`` computes the IEEE
+    feeder's studies (1 and 2) with the linearised three-phase unbalanced model
+    (:mod:`flexgame.markets.lv_three_phase`; ``impedance_model`` then only sets the generated
+    grid's model, which has no phase data)."""
+    lv = ieee_european_lv(impedance_model, reduced=True, phase_model=phase_model)
     return EnvelopeStudy(lv, along_feeder(lv), participation(lv, np.random.default_rng(seed)),
                          feeder_types(seed, impedance_model))
 
