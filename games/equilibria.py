@@ -157,7 +157,9 @@ def find_equilibrium(evaluator: GameEvaluator, visited: DynamicsResult | list[Pr
     result is its mixed Nash equilibrium (pure if its support is one profile). If it stops on
     a budget, the fallback is a coarse correlated equilibrium (Moulin & Vial 1978): first the
     time average of the best-response cycle (equal weight on its profiles), if its exact
-    epsilon is within ``tol`` (|cycle| x players x strategies clearings at most); else the
+    epsilon is within ``tol`` (|cycle| x players x strategies clearings at most: the players
+    who switch in the cycle are examined first, and the first regret above ``tol`` ends the
+    examination); else the
     empirical distribution of at most ``cce_rounds`` rounds of regret matching from the first
     profile, stopped once every regret is within ``tol`` or after ``max_clearings``
     clearings (:func:`flexgame.games.no_regret.regret_matching`, drawn with ``rng``); its
@@ -187,11 +189,17 @@ def find_equilibrium(evaluator: GameEvaluator, visited: DynamicsResult | list[Pr
     stopped = f"{how}; double oracle stopped ({oracle.stopped})"
     if len(profiles) > 1:
         support, probabilities = distinct_profiles(evaluator, profiles)
-        cycle = correlated_equilibrium(evaluator, support, probabilities)
-        if cycle.epsilon <= tol:
+        # the players who switch in the cycle first: the likeliest to regret its average
+        players = sorted(evaluator.bid_map.players,
+                         key=lambda p: len({d[p] for d in support}) == 1)
+        screen = correlated_deviations(evaluator, support, probabilities, players, tol)
+        if len(screen.regret) == len(players) and screen.epsilon <= tol:
+            cycle = correlated_equilibrium(evaluator, support, probabilities)  # cached
             return replace(cycle, clearings=evaluator.clearings - before,
                            note=f"{stopped}; the time average of the cycle")
-        stopped += f"; the cycle's time average has epsilon {cycle.epsilon:.3g} EUR"
+        worst = max(screen.regret, key=screen.regret.get)
+        stopped += (f"; the cycle's time average is no equilibrium ({worst} would gain "
+                    f"{screen.regret[worst]:.3g} EUR)")
     learning = regret_matching(evaluator, profiles[0], cce_rounds, rng,
                                max_clearings=max_clearings, tol=tol)
     support, probabilities = distinct_profiles(evaluator, learning.profiles)

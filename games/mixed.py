@@ -154,18 +154,24 @@ def mixed_deviations(evaluator: GameEvaluator, mixed: MixedProfile,
 
 
 def correlated_deviations(evaluator: GameEvaluator, profiles: list[Profile],
-                          probabilities: np.ndarray) -> Deviations:
+                          probabilities: np.ndarray, players: list[str] | None = None,
+                          stop_above: float | None = None) -> Deviations:
     """Every player's coarse-correlated deviation profits at the distribution over pure
     ``profiles``: a fixed strategy played against the others' part of each support profile
-    (exact; |support| x |strategies| clearings per player, cached)."""
+    (exact; |support| x |strategies| clearings per player, cached). ``players``: in this
+    order (default: the evaluator's); ``stop_above`` [EUR]: stop after the first player whose
+    regret exceeds it (the distribution is then no ``stop_above``-equilibrium, and the result
+    holds only the players examined so far)."""
     strategies = evaluator.bid_map.space.strategies
     index = {s: i for i, s in enumerate(strategies)}
     w = np.asarray(probabilities, dtype=float)
     profits, played = {}, {}
-    for p in evaluator.bid_map.players:
+    for p in players or evaluator.bid_map.players:
         table = sampled_payoffs(evaluator, profiles, p)
         profits[p] = w @ table
         played[p] = float(w @ table[np.arange(len(profiles)), [index[d[p]] for d in profiles]])
+        if stop_above is not None and profits[p].max() - played[p] > stop_above:
+            break
     return Deviations(profits, played, {p: float("nan") for p in profits})
 
 

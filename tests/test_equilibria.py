@@ -359,6 +359,12 @@ def test_cycle_time_average_is_the_first_fallback_when_within_tolerance(folder, 
     learned = find_equilibrium(ev, run, np.random.default_rng(0), tol=exact * 0.5,
                                max_profiles=1, cce_rounds=50)
     assert "rounds of regret matching" in learned.note and "cycle's time average" in learned.note
+    # the examination ends at the first player whose regret exceeds the bound
+    screen = correlated_deviations(ev, support, weights, stop_above=exact * 0.5)
+    regrets = list(screen.regret.values())
+    assert regrets[-1] > exact * 0.5 and all(r <= exact * 0.5 for r in regrets[:-1])
+    full = correlated_deviations(ev, support, weights, stop_above=exact * 1.001)
+    assert list(full.regret) == game.players and full.epsilon == pytest.approx(exact, abs=1e-9)
 
 
 # --- several starts: price of anarchy and of stability ------------------------------------------
