@@ -11,8 +11,8 @@ D3.3 table time, bid aggregation's clearings per second) and the scale preset
 (``bench_scale.py``: build, clearing, ex-post time and memory against three system sizes);
 with ``--ba-equilibrium`` also the wall and CPU time of bid aggregation's equilibrium with
 random pools of 14 resources (22 FSPs), ``flexgame run scheme=bid_aggregation
-aggregation=random_pools aggregation.pool_size=14 reasoning=equilibrium case=A`` (tens of
-minutes). Writes every table, with the machine (cores, CPU, Python) and the commands, into
+aggregation=random_pools aggregation.pool_size=14 reasoning=equilibrium case=A`` (about 3
+minutes on 2 cores). Writes every table, with the machine (cores, CPU, Python) and the commands, into
 ``<out>/bench_all_<time>.md`` and prints it.
 """
 
