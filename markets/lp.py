@@ -140,6 +140,12 @@ class CompiledLP:
         return (f"CompiledLP({self.n_rows} rows x {self.n_cols} columns, "
                 f"{self.a_matrix.nnz} nonzeros{integer})")
 
+    def relaxation(self) -> "CompiledLP":
+        """A new model with this one's current data and no integer columns (its LP
+        relaxation)."""
+        return CompiledLP(self.cost, self.a_matrix, self.row_lower, self.row_upper,
+                          self.col_lower, self.col_upper)
+
     @classmethod
     def from_arrays(cls, cost, a_matrix, row_lower, row_upper, col_lower, col_upper,
                     integer_cols=()) -> "CompiledLP":

@@ -95,3 +95,34 @@ def test_rsf_sweep_equals_each_step_solved_from_scratch(system, case):
                                    {built.feeder: step}, split_ties=False)
 
             assert cost == pytest.approx(expected.objective_eur, rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize("case, grid, draws", [("A", "system", 12), ("D", "system_down", 40)])
+def test_steps_chosen_are_an_optimum_of_the_milp(request, case, grid, draws, monkeypatch):
+    """The steps chosen from the relaxed MILP, when it is integral, cost what the MILP's
+    own optimum costs: at randomly raised prices, the clearing equals (in cost, and in
+    activations where the optimum is unique) that of a scheme that always solves the MILP,
+    with zero optimality gap; that scheme solves the MILP every time. In case D one of the
+    draws has a fractional relaxation, which the MILP then decides."""
+    import flexgame.markets.bid_aggregation as ba
+
+    system = request.getfixturevalue(grid)
+    bids = generate_bids(system, BidConfig(case=case, aggregation="random_pools",
+                                           pool_size=14), np.random.default_rng(0))
+    config = ClearingConfig(scheme="bid_aggregation")
+    relaxed_first, milp_only = Scheme(system, bids, config), Scheme(system, bids, config)
+    _rsf_stage(milp_only).milp.highs.setOptionValue("mip_rel_gap", 0.0)
+    rng = np.random.default_rng(1)
+    base = bids.price_eur_per_mw.to_numpy(float)
+    for _ in range(draws):
+        price = base * rng.uniform(1.0, 2.5, len(base))
+        got = relaxed_first.clear(price=price)
+        with monkeypatch.context() as m:
+            m.setattr(ba, "INTEGRALITY_TOLERANCE", -1.0)  # never integral: the MILP
+            expected = milp_only.clear(price=price)
+        assert got.objective_eur == pytest.approx(expected.objective_eur, rel=1e-9, abs=1e-9)
+        assert got.cost_eur == pytest.approx(expected.cost_eur, rel=1e-9, abs=1e-9)
+        assert np.allclose(got.activation_mw, expected.activation_mw, atol=1e-9)
+    assert _rsf_stage(milp_only).milp_solves == draws
+    solves = _rsf_stage(relaxed_first).milp_solves
+    assert solves >= 1 if case == "D" else solves < draws  # D: the fallback was exercised
