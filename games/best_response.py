@@ -121,6 +121,15 @@ class Certificate:
                 + (f", largest regret {worst})" if self.epsilon > 0 else ")"))
 
 
-def certificate(evaluator: GameEvaluator, profile: dict[str, Strategy]) -> Certificate:
-    """The regret of every player at ``profile`` (one exact best response each)."""
-    return Certificate({f: best_response(evaluator, profile, f).regret for f in profile})
+def certificate(evaluator: GameEvaluator, profile: dict[str, Strategy],
+                players: list[str] | None = None,
+                stop_above: float | None = None) -> Certificate:
+    """The regret of every player at ``profile`` (one exact best response each), in the
+    order of ``players`` (default: the profile's); ``stop_above`` [EUR]: stop after the first
+    player whose regret exceeds it (the certificate then holds only the players examined)."""
+    regret = {}
+    for f in players or list(profile):
+        regret[f] = best_response(evaluator, profile, f).regret
+        if stop_above is not None and regret[f] > stop_above:
+            break
+    return Certificate(regret)

@@ -144,6 +144,12 @@ def correlated_equilibrium(evaluator: GameEvaluator, profiles: list[Profile],
 
 # --- the search ------------------------------------------------------------------------------
 
+def _within(checked, players: list[str], tol: float) -> bool:
+    """Whether a screening (a certificate or deviations stopped at the first regret above
+    ``tol``) examined every player and found every regret within ``tol``."""
+    return len(checked.regret) == len(players) and max(checked.regret.values()) <= tol
+
+
 def find_equilibrium(evaluator: GameEvaluator, visited: DynamicsResult | list[Profile],
                      rng: np.random.Generator, tol: float = TOLERANCE_EUR,
                      max_profiles: int = MAX_PROFILES, max_iterations: int = 100,
@@ -155,8 +161,11 @@ def find_equilibrium(evaluator: GameEvaluator, visited: DynamicsResult | list[Pr
     point of best responses) is a pure Nash equilibrium. Otherwise the double oracle
     (:func:`double_oracle`) starts from the strategies the profiles use; if it converges the
     result is its mixed Nash equilibrium (pure if its support is one profile). If it stops on
-    a budget, the fallback is a coarse correlated equilibrium (Moulin & Vial 1978): first the
-    time average of the best-response cycle (equal weight on its profiles), if its exact
+    a budget and the profiles are a cycle, a profile of the cycle whose epsilon is within
+    ``tol`` is a pure (``tol``-)Nash equilibrium (each profile screened by one best response
+    per player, the players who switch in the cycle first, stopped at the first regret above
+    ``tol``). Otherwise the fallback is a coarse correlated equilibrium (Moulin & Vial
+    1978): first the time average of the best-response cycle (equal weight on its profiles), if its exact
     epsilon is within ``tol`` (|cycle| x players x strategies clearings at most: the players
     who switch in the cycle are examined first, and the first regret above ``tol`` ends the
     examination); else the
@@ -192,8 +201,13 @@ def find_equilibrium(evaluator: GameEvaluator, visited: DynamicsResult | list[Pr
         # the players who switch in the cycle first: the likeliest to regret its average
         players = sorted(evaluator.bid_map.players,
                          key=lambda p: len({d[p] for d in support}) == 1)
+        for profile in support:  # a profile of the cycle may itself be within tol
+            if _within(certificate(evaluator, profile, players, tol), players, tol):
+                pure = pure_equilibrium(evaluator, profile)  # its best responses are cached
+                return replace(pure, clearings=evaluator.clearings - before,
+                               note=f"{stopped}; a profile of the cycle")
         screen = correlated_deviations(evaluator, support, probabilities, players, tol)
-        if len(screen.regret) == len(players) and screen.epsilon <= tol:
+        if _within(screen, players, tol):
             cycle = correlated_equilibrium(evaluator, support, probabilities)  # cached
             return replace(cycle, clearings=evaluator.clearings - before,
                            note=f"{stopped}; the time average of the cycle")

@@ -330,6 +330,25 @@ def test_clearing_budget_stops_the_double_oracle_before_it_is_exceeded(folder):
 
 
 @pytest.mark.parametrize("game_name", ["triopoly", "four"])
+def test_a_cycle_profile_within_tolerance_is_a_pure_equilibrium(folder, game_name):
+    """When the double oracle stops on its budget, the first profile of the cycle whose
+    epsilon (its largest regret, from the whole payoff table) is within the tolerance is
+    reported as a pure equilibrium with that epsilon."""
+    ev = evaluator(folder, game_name)
+    game = payoff_table(ev)
+    run = ibr(ev)
+    support, _ = distinct_profiles(ev, run.cycle)
+    epsilon = [max(regrets(game, d).values()) for d in support]
+    assert min(epsilon) > 0  # no pure equilibrium: the tolerance decides
+    tol = min(epsilon) * 1.001
+    first = next(d for d, e in zip(support, epsilon) if e <= tol)
+    eq = find_equilibrium(ev, run, np.random.default_rng(0), tol=tol, max_profiles=1)
+    assert eq.concept == PURE_NASH and "a profile of the cycle" in eq.note
+    assert eq.profiles == [first]
+    assert eq.epsilon == pytest.approx(min(epsilon), abs=1e-9)
+
+
+@pytest.mark.parametrize("game_name", ["triopoly", "four"])
 def test_cycle_time_average_is_the_first_fallback_when_within_tolerance(folder, game_name):
     """When the double oracle stops on its budget, the time average of the best-response
     cycle (equal weight on its distinct profiles) is the result if its exact coarse-correlated
