@@ -75,7 +75,8 @@ def _failing(monkeypatch, lps: list[CompiledLP]) -> None:
     ("fragmented", "tso", "pro_rata"),               # the pro-rata split's QP
     ("ml03", "prequalification", "bid_order"),       # the envelope LP
     ("bid_aggregation", "rsf:case69", "bid_order"),  # a residual supply function
-    ("bid_aggregation", "milp", "bid_order"),        # its MILP
+    ("bid_aggregation", "relaxation", "bid_order"),  # its MILP's relaxation, solved first
+    ("bid_aggregation", "milp", "bid_order"),        # its MILP (relaxation fractional)
 ])
 def test_a_solver_failure_in_one_part_of_a_scheme_raises(monkeypatch, system, scheme, where,
                                                          ties):
@@ -88,7 +89,10 @@ def test_a_solver_failure_in_one_part_of_a_scheme_raises(monkeypatch, system, sc
     if where == "prequalification":
         (lps,) = [[part[-1] for part in s.prequalification.parts] for s in stages
                   if getattr(s, "prequalification", None) is not None]
-    elif where == "milp":
+    elif where == "relaxation":
+        lps = [stages[0].relaxation]
+    elif where == "milp":  # a relaxation that is never integral: the MILP decides
+        monkeypatch.setattr("flexgame.markets.bid_aggregation.INTEGRALITY_TOLERANCE", -1.0)
         lps = [stages[0].milp]
     elif ties == "pro_rata":
         lps = [b.layer.pro_rata.face for b in built.layers() if b.name == where]
@@ -98,7 +102,11 @@ def test_a_solver_failure_in_one_part_of_a_scheme_raises(monkeypatch, system, sc
     _failing(monkeypatch, lps)
     with pytest.raises(SolverError, match="Time limit reached") as error:
         built.clear(price=price)
-    assert where.split(":")[-1] in str(error.value) or where in ("milp", "prequalification")
+    if where in ("milp", "relaxation"):
+        assert str(error.value).startswith("bid aggregation's MILP" +
+                                           (", relaxed" if where == "relaxation" else ":"))
+    else:
+        assert where.split(":")[-1] in str(error.value) or where == "prequalification"
 
 
 def test_fault_injected_in_one_job_is_flagged_by_the_sweep_and_its_report(monkeypatch, tmp_path):
