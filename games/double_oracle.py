@@ -212,6 +212,11 @@ def double_oracle(evaluator: GameEvaluator, strategy_sets: dict[str, list[Strate
     sets = {p: sorted(set(strategy_sets[p]), key=order.__getitem__) for p in players}
     before = evaluator.clearings
     mixed, deviations, solver, stopped = None, None, "", ""
+
+    def remaining() -> int | None:
+        """Clearings left of the budget (None: no budget)."""
+        return None if max_clearings is None else max_clearings - (evaluator.clearings - before)
+
     converged, iteration = False, 0
     while True:
         size = math.prod(len(sets[p]) for p in players)
@@ -222,7 +227,7 @@ def double_oracle(evaluator: GameEvaluator, strategy_sets: dict[str, list[Strate
         if iteration >= max_iterations:
             stopped = f"not converged after max_iterations={max_iterations}"
             break
-        left = None if max_clearings is None else max_clearings - (evaluator.clearings - before)
+        left = remaining()
         if left is not None and size > left:
             stopped = (f"the restricted game of {size:.3g} pure profiles would take more than "
                        f"the {left} clearings left of max_clearings={max_clearings}")
@@ -240,7 +245,7 @@ def double_oracle(evaluator: GameEvaluator, strategy_sets: dict[str, list[Strate
                           if q > 0} for p in active}
         candidate = {p: restricted.get(p, {fixed.get(p): 1.0}) for p in players}
         needed = check_clearings(candidate, len(space))
-        left = None if max_clearings is None else max_clearings - (evaluator.clearings - before)
+        left = remaining()
         if left is not None and needed > left:
             stopped = (f"checking the restricted equilibrium in the full game would take up to "
                        f"{needed:.3g} clearings, more than the {left} left of "

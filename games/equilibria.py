@@ -5,12 +5,13 @@ In pay-as-bid markets with capacity-constrained or pivotal FSPs best responses c
 an equilibrium of a named solution concept, and its certificate is epsilon: the largest gain
 [EUR] any player could make by a unilateral deviation to any strategy of the FULL game.
 
-* pure Nash equilibrium: a fixed point of iterated best response (epsilon from one exact
+* pure Nash equilibrium: a fixed point of iterated best response (epsilon 0), or a profile
+  of a best-response cycle whose epsilon is within the tolerance (epsilon from one exact
   best response per player, :func:`flexgame.games.best_response.certificate`);
 * mixed Nash equilibrium: found by the double oracle (:mod:`flexgame.games.double_oracle`);
-* coarse correlated equilibrium: the empirical distribution of no-regret play
-  (:mod:`flexgame.games.no_regret`), always available; epsilon is its exact maximum average
-  external regret.
+* coarse correlated equilibrium: the time average of a best-response cycle, or the
+  empirical distribution of no-regret play (:mod:`flexgame.games.no_regret`), always
+  available; epsilon is its exact maximum average external regret.
 
 Expected outcomes and deviations of mixed and correlated profiles: :mod:`flexgame.games.mixed`.
 """
@@ -162,18 +163,15 @@ def find_equilibrium(evaluator: GameEvaluator, visited: DynamicsResult | list[Pr
     (:func:`double_oracle`) starts from the strategies the profiles use; if it converges the
     result is its mixed Nash equilibrium (pure if its support is one profile). If it stops on
     a budget and the profiles are a cycle, a profile of the cycle whose epsilon is within
-    ``tol`` is a pure (``tol``-)Nash equilibrium (each profile screened by one best response
-    per player, the players who switch in the cycle first, stopped at the first regret above
-    ``tol``). Otherwise the fallback is a coarse correlated equilibrium (Moulin & Vial
-    1978): first the time average of the best-response cycle (equal weight on its profiles), if its exact
-    epsilon is within ``tol`` (|cycle| x players x strategies clearings at most: the players
-    who switch in the cycle are examined first, and the first regret above ``tol`` ends the
-    examination); else the
-    empirical distribution of at most ``cce_rounds`` rounds of regret matching from the first
-    profile, stopped once every regret is within ``tol`` or after ``max_clearings``
-    clearings (:func:`flexgame.games.no_regret.regret_matching`, drawn with ``rng``); its
-    epsilon may exceed ``tol`` then: it is what the certificate says. ``max_clearings``
-    budgets the double oracle and regret matching each (None: no budget).
+    ``tol`` is a pure (``tol``-)Nash equilibrium; else the time average of the cycle (equal
+    weight on its profiles) is a coarse correlated equilibrium (Moulin & Vial 1978) if its
+    exact epsilon is within ``tol``. Both are screened player by player, the players who
+    switch in the cycle first, and rejected at the first regret above ``tol``. The last
+    fallback is the empirical distribution of at most ``cce_rounds`` rounds of regret
+    matching from the first profile, stopped once every regret is within ``tol`` or after
+    ``max_clearings`` clearings (:func:`flexgame.games.no_regret.regret_matching`, drawn with
+    ``rng``); its epsilon may then exceed ``tol``: it is what the certificate says.
+    ``max_clearings`` budgets the double oracle and regret matching each (None: no budget).
     """
     from flexgame.games.no_regret import regret_matching
 

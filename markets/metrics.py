@@ -131,8 +131,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
            "Nash, mixed Nash or coarse correlated equilibrium, or what a process reached "
            "(best-response cycle, level-k, cognitive hierarchy, logit quantal response)", _S),
     Metric("epsilon", "EUR", "epsilon", "the largest expected gain of a unilateral deviation "
-           "of a player in the full game against the outcome's distribution (0: a pure Nash "
-           "equilibrium of the discrete game)", _S),
+           "of a player in the full game against the outcome's distribution (0: an exact pure Nash "
+           "equilibrium of the discrete game; a pure Nash equilibrium with epsilon > 0 is a "
+           "profile of a best-response cycle within reasoning.tolerance_share)", _S),
     Metric("epsilon_standard_error", "EUR", "epsilon s.e.", "sampling error of epsilon "
            "(nan when computed exactly over the support)", _S),
     Metric("epsilon_share_pct", "%", "epsilon/cost", "epsilon in % of the outcome's cost", _S),
