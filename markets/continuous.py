@@ -11,7 +11,7 @@ The matching algorithm of seed 003 §3.2 (its Figure 9), order by order:
    positive quantity is feasible the next candidate in priority is tried. With
    ``network_check="ac"`` an AC power flow must confirm it as well
    (:class:`flexgame.markets.ac_match_check.ACMatchCheck`; the quantity is halved up to
-   :data:`AC_HALVINGS` times until it does);
+   :data:`AC_HALVINGS` times until it does, except a resting AON order's: whole or skipped);
 3. the remainder rests in its own book, except IOC (remainder cancelled), FOK (filled
    entirely at once, or cancelled) and AON (filled entirely, or rests whole; a resting AON
    order is only matched for its whole quantity).
@@ -164,11 +164,17 @@ class ContinuousMarket:
             g = self._columns[order.order_id] + self._columns[entry.order.order_id]
             upper = min(remaining, entry.remaining_mw)
             q = self.limits.max_quantity(headroom, g, upper)
+            if whole and q < entry.remaining_mw - EPS_MW:
+                q = 0.0
+            after = ac_excess
             if q > EPS_MW and self.ac is not None:
-                q, ac_excess = self._ac_quantity(order, entry.order, q, dp, dq, ac_excess)
-            if q <= EPS_MW or (whole and q < entry.remaining_mw - EPS_MW):
+                # a resting AON order is confirmed whole or not at all: no halving
+                q, after = self._ac_quantity(order, entry.order, q, dp, dq, ac_excess,
+                                             0 if whole else AC_HALVINGS)
+            if q <= EPS_MW:
                 rejected += 1
                 continue
+            ac_excess = after
             self._move(order, entry.order, q, dp, dq)
             headroom -= q * g
             remaining -= q
@@ -196,11 +202,11 @@ class ContinuousMarket:
             dp[j] += sign * q
             dq[j] += sign * q * o.tan_phi
 
-    def _ac_quantity(self, a: Order, b: Order, q: float, dp, dq, excess):
-        """The largest of q, q/2, ... (:data:`AC_HALVINGS` halvings) that the AC check
-        confirms after the changes ``dp``, ``dq`` so far, with the excesses after it; (0,
-        ``excess``) when none is."""
-        for _ in range(AC_HALVINGS + 1):
+    def _ac_quantity(self, a: Order, b: Order, q: float, dp, dq, excess, halvings: int):
+        """The largest of q, q/2, ... (``halvings`` halvings) that the AC check confirms
+        after the changes ``dp``, ``dq`` so far, with the excesses after it; (0, ``excess``)
+        when none is."""
+        for _ in range(halvings + 1):
             trial_p, trial_q = dp.copy(), dq.copy()
             self._move(a, b, q, trial_p, trial_q)
             after = self.ac.accepts(trial_p, trial_q, excess)

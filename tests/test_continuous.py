@@ -292,6 +292,20 @@ def test_ac_check_shrinks_a_match_the_lossless_model_accepts():
         ContinuousMarket(limits_of(feeder), network_check="socp")
 
 
+def test_ac_refused_resting_aon_leaves_the_confirmed_state():
+    """Same feeder as above: the AC check confirms less than the 0.3 MW LinDistFlow allows,
+    so a resting AON sell of 0.3 MW is refused whole; the market's AC excesses must stay
+    those of the confirmed (unchanged) state, not of the refused trial."""
+    feeder = make_feeder([-1, 0, 1], [0.0, 0.3, 0.7], [10.0, 1.0], r=0.05, x=0.05)
+    market = ContinuousMarket(limits_of(feeder), network_check="ac")
+    market.submit(Order(0, 2, 20.0, 0.3, "up", 0.0, "AON"))
+    flows = market.ac.power_flows
+    out = market.submit(Order(1, 3, 50.0, 0.3, "down", 0.1))
+    assert out.status == "rested" and out.rejected_by_network == 1 and not market.trades
+    assert market.ac.power_flows == flows + 1  # the whole quantity only, no halving
+    assert np.allclose(market.ac_excess, market.ac.excess(market.delta_p, market.delta_q))
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_every_skipped_better_candidate_was_infeasible(seed):
     """Brute force on the walk of the book: every crossing resting order that an incoming
