@@ -19,25 +19,9 @@ import numpy as np
 from flexgame.markets.envelopes import (
     POLICIES,
     compute_envelopes,
-    limit_rows,
-    robust_rows,
+    ratio_levels,
 )
 from flexgame.markets.lv_feeder import ieee_european_lv, series_reduce
-
-
-def _fair_levels(lv) -> tuple[float, float, float]:
-    """Equal fair levels [kW]: import alone, export alone, and import = export (ratio tests on
-    the static robust rows)."""
-    a, b = limit_rows(lv)
-    n, cap = lv.n_users, lv.capacity_kw
-    g, h = robust_rows(a, b, np.arange(n), -cap, cap)
-    gm, ge = g[:, :n].sum(axis=1), g[:, n:].sum(axis=1)
-
-    def level(row):
-        pos = row > 0
-        return min(float(np.min(h[pos] / row[pos])), float(cap.min()))
-
-    return level(gm), level(ge), level(gm + ge)
 
 
 def main() -> None:
@@ -72,7 +56,7 @@ def main() -> None:
             print(f"    total optimal {opt:.1f} kW vs fair {fair:.1f} kW: optimal "
                   f"{100 * (opt / fair - 1):+.1f} % (fair by capacity: {fair_c.total_kw:.1f} kW)")
             if phase_model == "three_phase":
-                imp, exp, both = _fair_levels(lv)
+                imp, exp, both = ratio_levels(lv)
                 print(f"    fair level import alone {imp:.2f} kW, export alone {exp:.2f} kW, "
                       f"import = export {both:.2f} kW (far-end user on phase "
                       f"{lv.three_phase.connections[fe]})")

@@ -158,6 +158,26 @@ def worst_vertex(a_row: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarra
     return np.where(a_row > 0, hi, lo)
 
 
+def ratio_levels(lv: LVFeeder, tan_phi: float = 0.0) -> tuple[float, float, float]:
+    """Equal-kW fair levels [kW] of all users (static) by ratio tests on the robust rows
+    G [m; e] <= h: lambda = min over the rows with a positive coefficient of h / (row sum),
+    capped at the smallest connection capacity, for import alone (export at 0), export alone
+    (import at 0) and import = export. A closed form, independent of the fair policy's LPs
+    (:func:`_fair_levels`): with separate import and export rows (single-phase LinDistFlow)
+    the fair policy reaches the first two; with coupled rows (three-phase) at least the
+    third."""
+    a, b = limit_rows(lv, tan_phi)
+    n, cap = lv.n_users, np.asarray(lv.capacity_kw, float)
+    g, h = robust_rows(a, b, np.arange(n), -cap, cap)
+    gm, ge = g[:, :n].sum(axis=1), g[:, n:].sum(axis=1)
+
+    def level(row: np.ndarray) -> float:
+        pos = row > 0
+        return min(float(np.min(h[pos] / row[pos], initial=np.inf)), float(cap.min()))
+
+    return level(gm), level(ge), level(gm + ge)
+
+
 def _box(lv: LVFeeder, mode: str, forecast_kw) -> tuple[np.ndarray, np.ndarray]:
     """Bounds of every user's net demand [kW]: its connection box (static) or its forecast
     (dynamic; only the firm users' bounds are used)."""

@@ -66,7 +66,7 @@ users, so a row's worst case mixes importing and exporting users and the robust 
 the import and the export capacities (on the single-phase equivalent of a radial feeder they
 never do). On the reduced IEEE European LV feeder (v0 = 1.05 at 11 kV, 0.9-1.1 p.u.) the equal
 fair level is 3.89 kW import alone, 1.65 kW export alone, 1.21 kW for import = export
-(benchmarks/bench_envelopes.py).
+(:func:`~flexgame.markets.envelopes.ratio_levels`, printed by benchmarks/bench_envelopes.py).
 """
 
 from __future__ import annotations
