@@ -128,8 +128,7 @@ class ContinuousMarket:
         self.trades: list[Trade] = []
         self.outcomes: list[OrderOutcome] = []
         self.activation_mw: dict[int, float] = {}
-        self._columns: dict[int, np.ndarray] = {}
-        self._ids: set[int] = set()
+        self._columns: dict[int, np.ndarray] = {}  # limit-row column per submitted order id
 
     def __repr__(self) -> str:
         return (f"ContinuousMarket({self.limits.feeder.name!r}, {len(self.outcomes)} orders, "
@@ -143,10 +142,9 @@ class ContinuousMarket:
     def submit(self, order: Order) -> OrderOutcome:
         """Match ``order`` on arrival, rest or cancel its remainder; returns its outcome."""
         start = time.perf_counter()
-        if order.order_id in self._ids:
+        if order.order_id in self._columns:
             raise FlexgameInputError(f"order id {order.order_id} was already submitted")
         self._columns[order.order_id] = self.limits.column(order)  # checks its bus
-        self._ids.add(order.order_id)
         opposite = self.books[SELL if order.side == BUY else BUY]
         all_or_none = order.restriction in ("FOK", "AON")
         headroom = self.headroom.copy()
@@ -197,10 +195,7 @@ class ContinuousMarket:
     def _move(self, a: Order, b: Order, q: float, dp: np.ndarray, dq: np.ndarray) -> None:
         """Add a match of ``q`` MW between ``a`` and ``b`` to the net-demand changes."""
         for o in (a, b):
-            j = self.limits.feeder.bus_index(o.bus)
-            sign = -1.0 if o.direction == "up" else 1.0
-            dp[j] += sign * q
-            dq[j] += sign * q * o.tan_phi
+            _shift(self.limits.feeder, o, q, dp, dq)
 
     def _ac_quantity(self, a: Order, b: Order, q: float, dp, dq, excess, halvings: int):
         """The largest of q, q/2, ... (``halvings`` halvings) that the AC check confirms
@@ -254,6 +249,16 @@ class ContinuousMarket:
         return float(sum(t.surplus_eur for t in self.trades))
 
 
+def _shift(feeder: Feeder, order: Order, q: float, dp: np.ndarray, dq: np.ndarray) -> None:
+    """Add ``q`` MW of ``order``'s activation to the net-demand changes ``dp`` [MW], ``dq``
+    [MVAr] per bus, in place: a sell ("up") order lowers its bus's net demand, a buy ("down")
+    order raises it; reactive change = active change x tan_phi."""
+    j = feeder.bus_index(order.bus)
+    sign = -1.0 if order.direction == "up" else 1.0
+    dp[j] += sign * q
+    dq[j] += sign * q * order.tan_phi
+
+
 def net_demand_change(feeder: Feeder, orders: list[Order],
                       activation_mw: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
     """Change of net demand per feeder bus [MW, MVAr] once ``activation_mw`` (MW per order
@@ -263,10 +268,7 @@ def net_demand_change(feeder: Feeder, orders: list[Order],
     for o in orders:
         a = activation_mw.get(o.order_id, 0.0)
         if a:
-            j = feeder.bus_index(o.bus)
-            sign = -1.0 if o.direction == "up" else 1.0
-            dp[j] += sign * a
-            dq[j] += sign * a * o.tan_phi
+            _shift(feeder, o, a, dp, dq)
     return dp, dq
 
 
