@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flexgame.markets.errors import FlexgameInputError, require_choice
 
@@ -39,9 +39,6 @@ BUY, SELL = "buy", "sell"
 
 SIDE_OF = {"down": BUY, "up": SELL}
 """Market side of a flexgame direction (see the module docstring)."""
-
-SEED003_NAME = {"down": "up (SOBU)", "up": "down (SOBD)"}
-"""What seed 003 calls a flexgame direction (its book in brackets)."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +103,7 @@ class Resting:
 
     order: Order
     remaining_mw: float
-    seq: int = field(default=0)
+    seq: int = 0
 
 
 class OrderBook:
