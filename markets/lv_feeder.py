@@ -171,11 +171,12 @@ def _feeder_from_tree(tree: _Tree, name: str, base_mva: float, v0_pu: float,
 
 
 def _tree_from_pandapower(net, impedance_model: str, base_mva: float,
-                          include_transformer: bool) -> tuple[_Tree, list[str], str]:
-    """Orient the network from its external grid (or the transformer's LV bus)."""
-    if impedance_model not in IMPEDANCE_MODELS:
-        raise FlexgameInputError(f"impedance_model={impedance_model!r}: choose one of "
-                                 f"{', '.join(IMPEDANCE_MODELS)}")
+                          include_transformer: bool
+                          ) -> tuple[_Tree, list[str], float, list[int]]:
+    """Orient the network from its external grid (or the transformer's LV bus): the tree, the
+    user (load) names in tree order, the LV nominal voltage [kV] and the pandapower bus per
+    tree node."""
+    require_choice("impedance_model", impedance_model, IMPEDANCE_MODELS)
     single = impedance_model == "single_phase"
     if len(net.trafo) != 1:
         raise FlexgameInputError(f"expected one transformer, found {len(net.trafo)}")

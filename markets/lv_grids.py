@@ -67,9 +67,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from flexgame.markets.envelopes import Envelopes, compute_envelopes
-from flexgame.markets.errors import FlexgameInputError
+from flexgame.markets.errors import FlexgameInputError, require_choice
 from flexgame.markets.lv_feeder import (
     DEFAULT_V_LIMITS,
+    IMPEDANCE_MODELS,
     LVFeeder,
     _feeder_from_tree,
     _Tree,
@@ -205,9 +206,7 @@ def generate_feeder(rng: np.random.Generator, config: GridConfig | None = None, 
     ``n_connection_points`` and ``users_per_cp`` (one count >= 1 per connection point) are
     drawn from the config's distributions unless given."""
     config = config or GridConfig()
-    if config.impedance_model not in ("balanced", "single_phase"):
-        raise FlexgameInputError(f"impedance_model={config.impedance_model!r}: choose "
-                                 "balanced or single_phase")
+    require_choice("impedance_model", config.impedance_model, IMPEDANCE_MODELS)
     if n_connection_points is None:
         mean = config.mean_connection_points - 1.0
         n_connection_points = 1 + int(_neg_binomial(rng, mean, config.size_shape))

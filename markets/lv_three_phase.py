@@ -74,7 +74,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-from flexgame.markets.errors import FlexgameInputError
+from flexgame.markets.errors import FlexgameInputError, require_choice
 
 PHASE_MODELS = ("single_phase_equivalent", "three_phase")
 CONNECTIONS = ("a", "b", "c", "abc", "ab", "bc", "ca")
@@ -96,9 +96,7 @@ def sequence_to_phase(z0, z1) -> np.ndarray:
 
 def connection_weights(connection: str) -> np.ndarray:
     """Complex share w of a user's complex power on phases (a, b, c) (module docstring)."""
-    if connection not in CONNECTIONS:
-        raise FlexgameInputError(f"connection={connection!r} is not allowed; choose one of: "
-                                 f"{', '.join(CONNECTIONS)}")
+    require_choice("connection", connection, CONNECTIONS)
     w = np.zeros(3, complex)
     if connection == "abc":
         w[:] = 1 / 3
