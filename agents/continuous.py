@@ -71,7 +71,6 @@ class OrderFSPAgent(mesa.Agent):
         operator: the market operator of its feeder.
         arrivals_h: its orders' arrival times [h], increasing.
         first_id: id of its first order (its orders have consecutive ids).
-        arrival_rng: its own generator (Mesa's ``Agent.rng`` is the model's).
         submitted: orders submitted so far.
     """
 
@@ -79,8 +78,11 @@ class OrderFSPAgent(mesa.Agent):
                  rng: np.random.Generator, orders: int, first_id: int):
         super().__init__(model)
         self.resource, self.operator, self.first_id = resource, operator, first_id
-        self.arrival_rng = rng
         self.arrivals_h = np.sort(rng.uniform(0.0, model.horizon_h, size=orders))
+        r, n = resource, orders
+        self._orders = [Order(first_id + k, r.bus, r.price, r.quantity_mw / n, r.direction,
+                              float(t), r.restriction, r.name, r.tan_phi, r.true_value)
+                        for k, t in enumerate(self.arrivals_h)]
         self.submitted: list[Order] = []
 
     def __repr__(self) -> str:
@@ -90,14 +92,11 @@ class OrderFSPAgent(mesa.Agent):
 
     def orders(self) -> list[Order]:
         """All its orders (whether sent yet or not)."""
-        r, n = self.resource, len(self.arrivals_h)
-        return [Order(self.first_id + k, r.bus, r.price, r.quantity_mw / n, r.direction,
-                      float(t), r.restriction, r.name, r.tan_phi, r.true_value)
-                for k, t in enumerate(self.arrivals_h)]
+        return list(self._orders)
 
     def act(self, start_h: float, end_h: float) -> None:
         """Send the orders arriving in [start_h, end_h) to its market operator."""
-        for order in self.orders()[len(self.submitted):]:
+        for order in self._orders[len(self.submitted):]:
             if order.arrival >= end_h:
                 break
             self.operator.receive(order)
