@@ -144,6 +144,7 @@ def write(study: EnvelopeStudy, out) -> Path:
     import matplotlib.pyplot as plt
 
     from flexgame.experiments.store import write_csv, write_figure, write_text
+    from flexgame.experiments.table import markdown_table
 
     out = Path(out)
     write_csv(out / "envelopes_along_feeder.csv", study.along)
@@ -159,25 +160,26 @@ def write(study: EnvelopeStudy, out) -> Path:
     far = lv.user_names[lv.far_end_user]
     totals = study.along.groupby("policy")[["import_kw", "export_kw"]].sum()
     far_rows = study.along[study.along.user == far].set_index("policy")
-    lines = ["# Operating envelopes of non-firm connections (D3.3 chapter 5)", "",
-             f"Feeder: {lv!r}.", "",
-             "| policy | total import [kW] | total export [kW] | far-end user "
-             f"({far}) import / export [kW] |", "|---|---|---|---|"]
-    for policy in POLICIES:
-        lines.append(f"| {policy} | {totals.loc[policy, 'import_kw']:.1f} | "
-                     f"{totals.loc[policy, 'export_kw']:.1f} | "
-                     f"{far_rows.loc[policy, 'import_kw']:.2f} / "
-                     f"{far_rows.loc[policy, 'export_kw']:.2f} |")
+    policies = pd.DataFrame({
+        "policy": POLICIES,
+        "total import [kW]": [f"{totals.loc[p, 'import_kw']:.1f}" for p in POLICIES],
+        "total export [kW]": [f"{totals.loc[p, 'export_kw']:.1f}" for p in POLICIES],
+        f"far-end user ({far}) import / export [kW]": [
+            f"{far_rows.loc[p, 'import_kw']:.2f} / {far_rows.loc[p, 'export_kw']:.2f}"
+            for p in POLICIES]})
     level = study.participation.groupby("share").agg(
         runs=("subset", "size"), safe=("fair_import_kw", "count"),
         import_kw=("fair_import_kw", "mean"), export_kw=("fair_export_kw", "mean"))
-    lines += ["", "Guaranteed (fair) level against the share of users participating (firm "
-              "users at their connection capacity; subsets where they alone break a limit "
-              "have no safe envelope):", "",
-              "| share | subsets | with a safe envelope | import [kW] | export [kW] |",
-              "|---|---|---|---|---|"]
-    lines += [f"| {share:.2f} | {int(r.runs)} | {int(r.safe)} | {r.import_kw:.2f} | "
-              f"{r.export_kw:.2f} |" for share, r in level.iterrows()]
+    shares = pd.DataFrame({
+        "share": [f"{share:.2f}" for share in level.index], "subsets": level.runs,
+        "with a safe envelope": level.safe,
+        "import [kW]": [f"{v:.2f}" for v in level.import_kw],
+        "export [kW]": [f"{v:.2f}" for v in level.export_kw]})
+    lines = ["# Operating envelopes of non-firm connections (D3.3 chapter 5)", "",
+             f"Feeder: {lv!r}.", "", markdown_table(policies), "",
+             "Guaranteed (fair) level against the share of users participating (firm users at "
+             "their connection capacity; subsets where they alone break a limit have no safe "
+             "envelope):", "", markdown_table(shares)]
     counts = study.types.type.value_counts().reindex([1, 2, 3], fill_value=0)
     lines += ["", f"Generated grid: feeder types 1/2/3 = {counts[1]}/{counts[2]}/{counts[3]}.",
               ""]
