@@ -15,7 +15,7 @@ Every number comes from :mod:`flexgame.markets.envelopes` (robust LinDistFlow en
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +37,15 @@ class EnvelopeStudy:
     """What :func:`run` computed: ``along`` (one row per user and policy: distance [m],
     import and export [kW]), ``participation`` (one row per share and subset: the fair
     import and export level [kW], or NaN when the firm users alone break a limit),
-    ``types`` (one row per generated feeder: users, length [m], type, totals [kW])."""
+    ``types`` (one row per generated feeder: users, length [m], type, totals [kW]);
+    ``settings``: :func:`run`'s arguments (seed, impedance and phase model), recorded in
+    ``provenance.json``."""
 
     feeder: LVFeeder
     along: pd.DataFrame
     participation: pd.DataFrame
     types: pd.DataFrame
+    settings: dict = field(default_factory=dict)
 
 
 def along_feeder(lv: LVFeeder) -> pd.DataFrame:
@@ -97,7 +100,9 @@ def run(impedance_model: str = "balanced", seed: int = 0,
     grid's model, which has no phase data)."""
     lv = ieee_european_lv(impedance_model, reduced=True, phase_model=phase_model)
     return EnvelopeStudy(lv, along_feeder(lv), participation(lv, np.random.default_rng(seed)),
-                         feeder_types(seed, impedance_model))
+                         feeder_types(seed, impedance_model),
+                         {"seed": seed, "impedance_model": impedance_model,
+                          "phase_model": phase_model})
 
 
 def _figures(study: EnvelopeStudy) -> dict:
@@ -140,16 +145,24 @@ def _figures(study: EnvelopeStudy) -> dict:
 
 
 def write(study: EnvelopeStudy, out) -> Path:
-    """Tables, figures and ``report.md`` of the study into ``out``; returns the report."""
+    """Tables, figures, ``provenance.json`` and ``report.md`` of the study into ``out``;
+    returns the report."""
     import matplotlib.pyplot as plt
 
-    from flexgame.experiments.store import write_csv, write_figure, write_text
+    from flexgame.experiments.store import (
+        provenance,
+        write_csv,
+        write_figure,
+        write_json,
+        write_text,
+    )
     from flexgame.experiments.table import markdown_table
 
     out = Path(out)
     write_csv(out / "envelopes_along_feeder.csv", study.along)
     write_csv(out / "participation.csv", study.participation)
     write_csv(out / "feeder_types.csv", study.types)
+    write_json(out / "provenance.json", provenance(**study.settings))
     captions = {}
     for name, (fig, caption) in _figures(study).items():
         for suffix in (".png", ".svg"):

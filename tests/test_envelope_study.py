@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
@@ -15,8 +16,11 @@ def test_envelopes_command_writes_the_studies(monkeypatch, capsys, tmp_path):
     assert "report.md" in capsys.readouterr().out
     for name in ("envelopes_along_feeder.csv", "participation.csv", "feeder_types.csv",
                  "envelopes_along_feeder.png", "fair_level_vs_participation.png",
-                 "feeder_types.png", "report.md"):
+                 "feeder_types.png", "report.md", "provenance.json"):
         assert (tmp_path / name).is_file(), name
+    settings = json.loads((tmp_path / "provenance.json").read_text())
+    assert (settings["seed"], settings["impedance_model"], settings["phase_model"]) == (
+        0, "balanced", "single_phase_equivalent")     # the command's defaults
     import pandas as pd
 
     level = pd.read_csv(tmp_path / "participation.csv").groupby("share").fair_import_kw.mean()
