@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from flexgame.agents.continuous import ContinuousMarketModel, Resource
-from flexgame.markets.continuous import KPI_UNITS, net_demand_change, state_after
+from flexgame.markets.continuous import AC_HALVINGS, KPI_UNITS, net_demand_change, state_after
 from flexgame.markets.double_auction import WelfareAuction
 from flexgame.markets.errors import FlexgameInputError
 from flexgame.markets.feeder_limits import FeederLimits
@@ -80,17 +80,12 @@ class ContinuousStudy:
 
     def kpi_statistics(self) -> pd.DataFrame:
         """Table 6 KPIs over samples: mean, std, min, max, with units."""
-        rows = []
-        for kpi, unit in KPI_UNITS.items():
-            v = self.samples[kpi]
-            rows.append({"kpi": kpi, "unit": unit, "mean": v.mean(), "std": v.std(ddof=0),
-                         "min": v.min(), "max": v.max()})
-        for kpi, unit in (("welfare_auction", "EUR"), ("volume_auction", "MWh"),
-                          ("welfare_auction_no_network", "EUR"), ("welfare_ratio", "-")):
-            v = self.samples[kpi]
-            rows.append({"kpi": kpi, "unit": unit, "mean": v.mean(), "std": v.std(ddof=0),
-                         "min": v.min(), "max": v.max()})
-        return pd.DataFrame(rows)
+        units = {**KPI_UNITS, "welfare_auction": "EUR", "volume_auction": "MWh",
+                 "welfare_auction_no_network": "EUR", "welfare_ratio": "-"}
+        return pd.DataFrame([
+            {"kpi": kpi, "unit": unit, "mean": v.mean(), "std": v.std(ddof=0), "min": v.min(),
+             "max": v.max()}
+            for kpi, unit in units.items() for v in [self.samples[kpi]]])
 
 
 def scenario_resources(bids: pd.DataFrame) -> list[Resource]:
@@ -123,12 +118,14 @@ def draw_demand(slots: list[Resource], bids: pd.DataFrame,
                 rng: np.random.Generator) -> list[Resource]:
     """The demand side of one sample: price uniform over its feeder's bid price range
     [EUR/MWh], quantity drawn from its feeder's bid quantities [MW]."""
+    d = bids[bids.level == "distribution"]
+    quantities = {f: g.quantity_mw.to_numpy() for f, g in d.groupby("feeder")}
+    prices = d.groupby("feeder").price_eur_per_mw.agg(["min", "max"])
     out = []
     for s in slots:
-        own = bids[(bids.level == "distribution") & (bids.feeder == s.feeder)]
-        low, high = own.price_eur_per_mw.min(), own.price_eur_per_mw.max()
+        low, high = prices.loc[s.feeder, "min"], prices.loc[s.feeder, "max"]
         out.append(Resource(s.name, s.feeder, s.bus, s.direction,
-                            float(rng.choice(own.quantity_mw.to_numpy())),
+                            float(rng.choice(quantities[s.feeder])),
                             float(rng.uniform(low, high)), s.tan_phi, s.restriction))
     return out
 
@@ -179,7 +176,8 @@ def run(samples: int = 100, seed: int = 0, case: str = "A", redraw_demand: bool 
                     auctions[key] = WelfareAuction(lim, orders, network=network)
             result = auctions[lim.feeder.name, True].clear_orders(orders)
             if s == 0:
-                first[lim.feeder.name] = (orders, model.markets, result.accepted_mw)
+                market = next(m for m in model.markets if m.limits is lim)
+                first[lim.feeder.name] = (orders, market, result.accepted_mw)
             welfare += result.welfare_eur
             volume += result.volume_mw
             copper += auctions[lim.feeder.name, False].clear_orders(orders).welfare_eur
@@ -232,8 +230,7 @@ def ex_post_check(system, state: GridState, limits: list[FeederLimits],
     changes: dict[str, dict] = {"base state": {}, "after continuous": {}, "after auction": {}}
     for lim in limits:
         f = lim.feeder
-        orders, markets, accepted = first[f.name]
-        market = next(m for m in markets if m.limits.feeder.name == f.name)
+        orders, market, accepted = first[f.name]
         changes["after continuous"][f.name] = net_demand_change(f, orders, market.activation_mw)
         auction = {o.order_id: float(x) for o, x in zip(orders, accepted)}
         changes["after auction"][f.name] = net_demand_change(f, orders, auction)
@@ -285,8 +282,9 @@ def _checks_section(study: ContinuousStudy) -> list[str]:
                                 ac=study.checks.ac.map(_fmt))
     return ["## LinDistFlow check vs AC check (sample 0)", "",
             ("The session of sample 0 again, each match also confirmed by a Newton-Raphson "
-             "power flow of the feeder (its quantity halved up to 4 times until the AC "
-             "check confirms it): what the AC check costs in welfare and latency."), "",
+             f"power flow of the feeder (its quantity halved up to {AC_HALVINGS} times until "
+             "the AC check confirms it, a resting AON order's not at all): what the AC check "
+             "costs in welfare and latency."), "",
             markdown_table(shown), ""]
 
 
@@ -355,8 +353,8 @@ def report(study: ContinuousStudy) -> str:
 
 
 def write(study: ContinuousStudy, out) -> Path:
-    """samples.csv, kpis.csv, welfare_ratio.png and report.md into ``out``; returns the
-    report's path."""
+    """samples.csv, kpis.csv, network_check.csv, welfare_ratio.png, provenance.json and
+    report.md into ``out``; returns the report's path."""
     import matplotlib.pyplot as plt
 
     from flexgame.experiments.store import (
