@@ -283,8 +283,8 @@ def _checks_section(study: ContinuousStudy) -> list[str]:
     return ["## LinDistFlow check vs AC check (sample 0)", "",
             ("The session of sample 0 again, each match also confirmed by a Newton-Raphson "
              f"power flow of the feeder (its quantity halved up to {AC_HALVINGS} times until "
-             "the AC check confirms it; a resting AON order is checked whole only): what the AC check "
-             "costs in welfare and latency."), "",
+             "the AC check confirms it; a resting AON order is checked whole only): what the "
+             "AC check costs in welfare and latency."), "",
             markdown_table(shown), ""]
 
 
