@@ -72,14 +72,14 @@ def test_ieee_feeder_loads(ieee_full, ieee_reduced):
     d = rng.uniform(-9.2, 9.2, 55)
     pos = {n: k for k, n in enumerate(ieee_reduced.user_names)}
     perm = np.array([pos[n] for n in ieee_full.user_names])
-    for lv, dd in ((ieee_full, d), (ieee_reduced, np.empty(55))):
-        if lv is ieee_reduced:
-            dd[perm] = d
-        st = lv.feeder.solve(lv.user_matrix() @ dd * 1e-3, np.zeros(lv.feeder.n_buses))
-        if lv is ieee_full:
-            v_full = st.v_sq[lv.user_bus]
-        else:
-            np.testing.assert_allclose(st.v_sq[lv.user_bus][perm], v_full)
+    d_red = np.empty(55)
+    d_red[perm] = d
+
+    def v_users(lv, d_kw):
+        st = lv.feeder.solve(lv.user_matrix() @ d_kw * 1e-3, np.zeros(lv.feeder.n_buses))
+        return st.v_sq[lv.user_bus]
+
+    np.testing.assert_allclose(v_users(ieee_reduced, d_red)[perm], v_users(ieee_full, d))
     assert ieee_full.user_names[ieee_full.far_end_user] == "LOAD53"
 
 
