@@ -47,7 +47,8 @@ def implicit_dr_first(settings: TsoDsoConfig, scenario: Scenario) -> tuple[Scena
     """With ``implicit_dr.enabled``: the BRP's implicit DR responds to the TSO's need first
     (:mod:`flexgame.experiments.idr_coupling`); returns the scenario the flexibility market
     then clears (its system after the response, the same bids) and the response's metrics,
-    with the truthful cost of the scheme without it. Otherwise the scenario and no metrics."""
+    with the truthful cost of the scheme without it (under the run's settlement rule, as the
+    run's ``total_cost``). Otherwise the scenario and no metrics."""
     if not settings.implicit_dr.enabled:
         return scenario, {}
     from flexgame.experiments.idr_coupling import respond
@@ -55,7 +56,7 @@ def implicit_dr_first(settings: TsoDsoConfig, scenario: Scenario) -> tuple[Scena
     config = settings.clearing_config()
     decision, bus, system = respond(scenario.system, scenario.bids, settings.implicit_dr,
                                     config.penalties.unmet_need)
-    without = clear(scenario, config)
+    without = clear(scenario, config, settlement=settings.settlement.name)
     return dataclasses.replace(scenario, system=system), {
         "implicit_dr_bus": bus,
         "implicit_dr_deviation_mw": decision.down_mw - decision.up_mw,
