@@ -89,7 +89,8 @@ def test_hand_example_network_rejects_best_price_and_matches_next():
     market.run([Order(0, 2, 20.0, 0.5, "up", 0.0), Order(1, 3, 30.0, 0.5, "up", 0.1),
                 Order(2, 3, 50.0, 0.5, "down", 0.2)])
     assert [(t.sell_id, round(t.quantity_mw, 9)) for t in market.trades] == [(0, 0.2), (1, 0.3)]
-    assert market.declared_welfare_eur() == pytest.approx(0.2 * 30 + 0.3 * 20)
+    # pay-as-bid surplus: (buy 50 - sell 20) x 0.2 + (50 - 30) x 0.3 = 6 + 6 EUR
+    assert market.declared_welfare_eur() == pytest.approx((50 - 20) * 0.2 + (50 - 30) * 0.3)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -309,8 +310,8 @@ def test_ac_refused_resting_aon_leaves_the_confirmed_state():
 @pytest.mark.parametrize("seed", range(4))
 def test_every_skipped_better_candidate_was_infeasible(seed):
     """Brute force on the walk of the book: every crossing resting order that an incoming
-    order passed over (better priority than a later fill, or with quantity left) could not
-    take even 1 kW more without breaking a limit in the independent LinDistFlow check."""
+    order passed over, or filled only partly while both still had quantity, could not take
+    even 1 kW more without breaking a limit in the independent LinDistFlow check."""
     rng = np.random.default_rng(200 + seed)
     feeder = make_feeder(**BRANCHING)
     orders = random_orders(rng, feeder, 70, restrictions=("none", "IOC"))
@@ -325,7 +326,7 @@ def test_every_skipped_better_candidate_was_infeasible(seed):
         fills = {(t.sell_id if o.side == BUY else t.buy_id): t.quantity_mw
                  for t in market.trades[before:]}
         left = o.quantity_mw
-        for resting, _ in snapshot:
+        for resting, resting_mw in snapshot:
             if left <= 1e-9 or not o.crosses(resting):
                 break
             if resting.order_id in fills:
@@ -333,8 +334,9 @@ def test_every_skipped_better_candidate_was_infeasible(seed):
                 for oid in (o.order_id, resting.order_id):
                     activation[oid] = activation.get(oid, 0.0) + q
                 left -= q
-                continue
-            trial = dict(activation)
+                if q >= min(left + q, resting_mw) - 1e-9:
+                    continue  # filled as far as either side allowed
+            trial = dict(activation)  # skipped, or filled partly: at the network's limit
             for oid in (o.order_id, resting.order_id):
                 trial[oid] = trial.get(oid, 0.0) + 1e-3
             assert independent_violation(feeder, orders, trial) > 1e-9
