@@ -327,11 +327,10 @@ def series_reduce(lv: LVFeeder) -> LVFeeder:
     user_of_bus = {int(b): u for u, b in enumerate(lv.user_bus)}
     order = [user_of_bus[k] for k in keep if k in user_of_bus]
     three = None if lv.three_phase is None else lv.three_phase.merged(segments, order)
-    return replace(lv, feeder=feeder, three_phase=three,
-                   user_bus=np.array([new_index[int(lv.user_bus[u])] for u in order]),
+    user_bus = np.array([new_index[int(lv.user_bus[u])] for u in order], int)
+    return replace(lv, feeder=feeder, three_phase=three, user_bus=user_bus,
                    user_names=[lv.user_names[u] for u in order],
-                   capacity_kw=lv.capacity_kw[order], distance_m=dist[
-                       [new_index[int(lv.user_bus[u])] for u in order]])
+                   capacity_kw=lv.capacity_kw[order], distance_m=dist[user_bus])
 
 
 def single_line(r_pu: float, x_pu: float = 0.0, *, capacity_kw: float = 10.0,
