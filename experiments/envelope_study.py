@@ -24,6 +24,7 @@ import pandas as pd
 from flexgame.markets.envelopes import POLICIES, compute_envelopes
 from flexgame.markets.errors import FlexgameInputError
 from flexgame.markets.lv_feeder import LVFeeder, ieee_european_lv
+from flexgame.markets.lv_grids import GridConfig, classify, feeder_length_m, generate_grid
 
 SHARES = (0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)
 """Shares of users participating in the participation study (below about 0.7 the firm users
@@ -78,8 +79,6 @@ def participation(lv: LVFeeder, rng: np.random.Generator) -> pd.DataFrame:
 
 def feeder_types(seed: int, impedance_model: str) -> pd.DataFrame:
     """The types of the feeders of a generated grid."""
-    from flexgame.markets.lv_grids import GridConfig, classify, feeder_length_m, generate_grid
-
     rows = []
     for lv in generate_grid(seed, GridConfig(impedance_model=impedance_model)):
         c = classify(lv, details=True)
