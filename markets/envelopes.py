@@ -29,8 +29,9 @@ robust counterpart of each row is therefore the linear constraint
 
     sum_{i in P} (a_i^+ m_i + a_i^- e_i) <= b - sum_{i not in P} max(a_i lo_i, a_i hi_i),
 
-with import and export each taking their own worst case (on a radial feeder the sensitivities
-of a row share a sign, so import rows hold only m and export rows only e). The adversarial
+with import and export each taking their own worst case (on the single-phase LinDistFlow of a
+radial feeder the sensitivities of a row share a sign, so import rows hold only m and export
+rows only e; the three-phase rows mix signs and couple m and e). The adversarial
 vertex of each row is :func:`worst_vertex`.
 
 Policies:
@@ -42,7 +43,7 @@ Policies:
   (``weights="capacity"``: the same share of connection capacity); two small LPs on HiGHS
   (:func:`_fair_levels`: the best level both directions reach, then the best sum above
   it; with separate import and export rows, per direction the ratio test lambda = min over
-  rows of slack / (a^+ . w));
+  rows of slack / (a^+ . w), :func:`ratio_levels` for equal weights);
 * ``"proportional_fair"``: maximise sum_i (log m_i + log e_i) (cvxpy, Clarabel); the result
   is scaled down by the solver's residual, if any, so that it satisfies every robust row.
 """
