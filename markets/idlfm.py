@@ -101,10 +101,6 @@ class InterfaceExchange:
     Attributes:
         converged: both residuals fell within the tolerance before ``max_iterations``.
         iterations: ADMM rounds run.
-        messages_to_dsos: messages the TSO sent (one per feeder per round: its proposed
-            interface flow x_f and the interface price lambda_f).
-        messages_to_tso: messages the DSOs sent (one per feeder per round: its interface
-            flow y_f).
         primal_residual_mw: max_f |x_f - y_f| of the last round [MW].
         dual_residual_eur_per_mw: rho max_f |y_f - y_f(previous round)| of the last round
             [EUR/MW].
@@ -123,8 +119,6 @@ class InterfaceExchange:
 
     converged: bool
     iterations: int
-    messages_to_dsos: int
-    messages_to_tso: int
     primal_residual_mw: float
     dual_residual_eur_per_mw: float
     rho: float
@@ -133,6 +127,17 @@ class InterfaceExchange:
     interface_price_eur_per_mw: np.ndarray
     net_activation_mw: np.ndarray
     interface_flow_mw: np.ndarray
+
+    @property
+    def messages_to_dsos(self) -> int:
+        """Messages the TSO sent: one per feeder per round (its proposed interface flow x_f
+        and the interface price lambda_f)."""
+        return self.iterations * len(self.feeders)
+
+    @property
+    def messages_to_tso(self) -> int:
+        """Messages the DSOs sent: one per feeder per round (its interface flow y_f)."""
+        return self.iterations * len(self.feeders)
 
     @property
     def messages(self) -> int:
@@ -358,9 +363,8 @@ class IDLFMStage:
         drawn = np.array([self.system.feeder(f).interface_mw(run.state.feeder_p[f])
                           for f in self.feeders])
         return InterfaceExchange(
-            converged=bool(converged), iterations=rounds,
-            messages_to_dsos=rounds * n, messages_to_tso=rounds * n,
-            primal_residual_mw=primal, dual_residual_eur_per_mw=used * change,
+            converged=bool(converged), iterations=rounds, primal_residual_mw=primal,
+            dual_residual_eur_per_mw=used * change,
             rho=used, tolerance_mw=self.tolerance_mw, feeders=self.feeders,
             interface_price_eur_per_mw=price, net_activation_mw=y,
             interface_flow_mw=drawn - y)
