@@ -288,7 +288,7 @@ def _pandapower_3ph(net, lv, d_kw):
     row = dict(zip(loads.name, loads.index))
     for u, name in enumerate(lv.user_names):
         conn = lv.three_phase.connections[u]
-        for p in ("abc" if conn == "abc" else conn):
+        for p in conn:                      # "a", "b", "c" or "abc" (wye)
             loads.at[row[name], f"p_{p}_mw"] = d_kw[u] * 1e-3 / len(conn)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
