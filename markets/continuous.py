@@ -307,14 +307,15 @@ def market_kpis(markets: list[ContinuousMarket]) -> dict[str, float]:
     offered = {side: sum(o.order.quantity_mw for o in outcomes if o.order.side == side)
                for side in (BUY, SELL)}
     volume = sum(t.quantity_mw for t in trades)
+    surplus = sum(t.surplus_eur for t in trades)  # = declared welfare under pay-as-bid
     latency_ms = 1e3 * np.array([o.seconds for o in outcomes]) if outcomes else np.zeros(1)
     return {
         "orders": float(len(outcomes)),
         "transactions": float(len(trades)),
         "volume": volume,
         "social_welfare": sum(t.welfare_eur for t in trades),
-        "declared_welfare": sum(t.surplus_eur for t in trades),
-        "market_surplus": sum(t.surplus_eur for t in trades),
+        "declared_welfare": surplus,
+        "market_surplus": surplus,
         "buyer_surplus": sum((t.buy_value - t.buy_price) * t.quantity_mw for t in trades),
         "seller_surplus": sum((t.sell_price - t.sell_value) * t.quantity_mw for t in trades),
         "utilisation_buy": 100.0 * volume / offered[BUY] if offered[BUY] > 0 else 0.0,
