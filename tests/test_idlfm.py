@@ -18,7 +18,7 @@ import pytest
 from tiny_market import bid_table, feeder_bid, tiny_system, tx_bid
 
 from flexgame.experiments.evaluation import clearing_config
-from flexgame.markets.bids import BidConfig, generate_bids
+from flexgame.markets.bids import BidConfig, direction_sign, generate_bids
 from flexgame.markets.errors import FlexgameInputError
 from flexgame.markets.grid_assessment import assess
 from flexgame.markets.idlfm import IDLFMStage, exchange_of
@@ -129,7 +129,7 @@ def test_default_system_reaches_the_common_market(case):
         assert report.grid_safe, name
     assert abs(report.residual_need_mw) <= abs(common_report.residual_need_mw) + 1e-6
     # the DSO layers deliver the agreed flows; the TSO layer (transmission bids) the rest
-    sign = np.where(bids.direction.to_numpy() == "up", 1.0, -1.0)
+    sign = direction_sign(bids)
     dso = {l.name: l.outcome for l in result.layers if l.operator.startswith("DSO:")}
     for f, y in zip(ex.feeders, ex.net_activation_mw):
         assert sign @ dso[f"dso:{f}"].activation_mw == pytest.approx(y, abs=1e-6)
