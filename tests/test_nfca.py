@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import sys
 
 import numpy as np
 import pandas as pd
@@ -34,13 +33,9 @@ TOL = 1e-9
 
 
 @pytest.fixture(scope="module")
-def scenario_a():
-    return Scenario.from_case("A", seed=0)
-
-
-@pytest.fixture(scope="module")
-def default_caps(scenario_a):
-    return nfca_caps(scenario_a.system, scenario_a.bids, NFCAConfig(enabled=True), seed=0)
+def default_caps(system, bids_a):
+    """Default NFCA caps of the case-A bids on the default system (conftest), seed 0."""
+    return nfca_caps(system, bids_a, NFCAConfig(enabled=True), seed=0)
 
 
 def _violation(lv, d_kw) -> float:
@@ -54,9 +49,9 @@ def _violation(lv, d_kw) -> float:
     return max(v, line, 0.0)
 
 
-def test_caps_between_zero_and_offer_pro_rata(scenario_a, default_caps):
+def test_caps_between_zero_and_offer_pro_rata(bids_a, default_caps):
     caps = default_caps.caps
-    dist = scenario_a.bids[scenario_a.bids.level == "distribution"]
+    dist = bids_a[bids_a.level == "distribution"]
     assert list(caps.columns) == CAP_COLUMNS and set(caps.index) == set(dist.index)
     assert (caps.cap_mw >= -TOL).all() and (caps.cap_mw <= caps.offered_mw + TOL).all()
     assert np.allclose(caps.offered_mw, dist.quantity_mw.loc[caps.index])
@@ -69,29 +64,28 @@ def test_caps_between_zero_and_offer_pro_rata(scenario_a, default_caps):
         assert np.allclose(ratio, ratio.iat[0])                    # pro rata
     assert (caps.lost_mw > 1e-6).any() and (caps.lost_mw < TOL).any()  # some bind, not all
     # the capped table offers the caps, transmission bids untouched
-    capped = capped_bids(scenario_a.bids, default_caps)
+    capped = capped_bids(bids_a, default_caps)
     assert np.allclose(capped.quantity_mw.loc[caps.index], caps.cap_mw)
-    tx = scenario_a.bids.level == "transmission"
-    assert capped.quantity_mw[tx].equals(scenario_a.bids.quantity_mw[tx])
+    tx = bids_a.level == "transmission"
+    assert capped.quantity_mw[tx].equals(bids_a.quantity_mw[tx])
 
 
-def test_seeded(scenario_a, default_caps):
-    again = nfca_caps(scenario_a.system, scenario_a.bids, NFCAConfig(enabled=True), seed=0)
+def test_seeded(system, bids_a, default_caps):
+    again = nfca_caps(system, bids_a, NFCAConfig(enabled=True), seed=0)
     assert again.caps.equals(default_caps.caps)
-    other = nfca_caps(scenario_a.system, scenario_a.bids,
-                      NFCAConfig(enabled=True, seed_offset=1), seed=0)
+    other = nfca_caps(system, bids_a, NFCAConfig(enabled=True, seed_offset=1), seed=0)
     assert not np.allclose(other.caps.bus_allowance_mw, default_caps.caps.bus_allowance_mw)
 
 
 @pytest.mark.parametrize("mode", ["static", "dynamic"])
-def test_all_users_optimal_caps_equal_envelope_totals(scenario_a, mode):
+def test_all_users_optimal_caps_equal_envelope_totals(system, bids_a, mode):
     """Every user on an NFCA, one LV feeder per bus and offers far beyond it: the caps at a
     bus, both directions together, are the envelopes' total import + export, in MW."""
-    bids = scenario_a.bids.copy()
+    bids = bids_a.copy()
     bids["quantity_mw"] = 10.0                      # far beyond any LV feeder
     config = NFCAConfig(enabled=True, policy="optimal", mode=mode, participation_share=1.0,
                         max_feeders_per_bus=1)
-    result = nfca_caps(scenario_a.system, bids, config, seed=3)
+    result = nfca_caps(system, bids, config, seed=3)
     by_bus = result.caps.groupby(["feeder", "bus"]).cap_mw.sum()
     assert len(result.sites) == len(by_bus)
     directions = result.caps.groupby(["feeder", "bus"]).direction.nunique()
@@ -101,9 +95,9 @@ def test_all_users_optimal_caps_equal_envelope_totals(scenario_a, mode):
         assert len(s.participants) == s.lv.n_users
         total_kw = s.envelopes.total_import_kw + s.envelopes.total_export_kw
         assert total_kw > 0
-        assert by_bus[(s.mv_feeder, s.mv_bus)] == pytest.approx(total_kw / 1000.0, rel=1e-9)
+        assert by_bus[(s.mv_feeder, s.mv_bus)] == pytest.approx(total_kw / KW_PER_MW, rel=1e-9)
         assert s.allowance_mw["up"] + s.allowance_mw["down"] == pytest.approx(
-            total_kw * 1e-3, rel=1e-9)
+            total_kw / KW_PER_MW, rel=1e-9)
 
 
 def _robust_violation(s, mode: str) -> float:
@@ -192,20 +186,15 @@ def test_disabled_leaves_the_run_unchanged(tmp_path):
     assert not (tmp_path / "off" / "nfca.csv").exists()
 
 
-def _flexgame(monkeypatch, *args):
-    monkeypatch.setattr(sys, "argv", ["flexgame", *args])
-    main()
-
-
 @pytest.mark.parametrize("override, expected", [
     ("nfca.participation_share=1.5", ["nfca.participation_share", "(0, 1]"]),
     ("nfca.policy=greedy", ["nfca.policy", "optimal", "fair", "proportional_fair"]),
     ("nfca.baseline_share=1.0", ["nfca.baseline_share", "(-1, 1)"]),
     ("nfca.max_feeders_per_bus=0", ["nfca.max_feeders_per_bus", ">= 1"]),
 ])
-def test_bad_input_exits_2_with_one_line(monkeypatch, capsys, tmp_path, override, expected):
+def test_bad_input_exits_2_with_one_line(capsys, tmp_path, override, expected):
     with pytest.raises(SystemExit) as stop:
-        _flexgame(monkeypatch, "run", "nfca.enabled=true", override, f"hydra.run.dir={tmp_path}")
+        main(["run", "nfca.enabled=true", override, f"hydra.run.dir={tmp_path}"])
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
@@ -219,9 +208,9 @@ def test_config_validate_names_the_key():
         NFCAConfig(enabled=True, participation_share=1.5).validate()
 
 
-def test_cli_run_writes_nfca_csv_and_metrics(monkeypatch, tmp_path):
-    _flexgame(monkeypatch, "run", "nfca.enabled=true", "scheme=ml03", "case=B",
-              "nfca.participation_share=0.2", f"hydra.run.dir={tmp_path}")
+def test_cli_run_writes_nfca_csv_and_metrics(tmp_path):
+    main(["run", "nfca.enabled=true", "scheme=ml03", "case=B", "nfca.participation_share=0.2",
+          f"hydra.run.dir={tmp_path}"])
     assert "nfca.csv" in OUTPUTS
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     for key in metrics:
