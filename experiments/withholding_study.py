@@ -174,10 +174,8 @@ def profit_grid(scheme: Scheme, fsp: str, space: StrategySpace,
                                  "must be false: the strategic FSP plays one (markup, "
                                  "withholding) pair on all its bids")
     bids = scheme.bids
+    feeders = dlfm_feeders(bids, fsp)  # raises unless fsp has distribution bids
     bid_map = BidMap(bids, space)
-    if fsp not in bid_map.fsp_rows:
-        raise FlexgameInputError(f"fsp={fsp!r} is not an FSP of the scheme's bids")
-    feeders = dlfm_feeders(bids, fsp)
     own = bid_map.fsp_rows[fsp]
     in_dlfm = np.flatnonzero(((bids.level == "distribution") & bids.feeder.isin(feeders))
                              .to_numpy())
