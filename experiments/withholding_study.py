@@ -298,13 +298,12 @@ def heatmap(grid: pd.DataFrame, rule: str, fsp: str):
     return fig
 
 
-def _money(value: float) -> str:
-    return "n/a" if not np.isfinite(value) else f"{value:,.3f}"
-
-
 def report(study: WithholdingStudy, figures: dict[str, str]) -> str:
     """The markdown report of ``study``; ``figures``: PNG file name per rule."""
-    from flexgame.experiments.table import markdown_table
+    from flexgame.experiments.table import format_value, markdown_table
+
+    def money(values) -> list[str]:  # EUR, 3 decimals, "-" where undefined (no "-0.000")
+        return [format_value(v, 3) for v in values]
 
     c, s = study.config, study.summary
     space = c.strategies.space()
@@ -312,15 +311,15 @@ def report(study: WithholdingStudy, figures: dict[str, str]) -> str:
         "settlement": [RULE_TITLES.get(r, r) for r in s.rule],
         "best markup [-]": [f"{m:.3g}" for m in s.best_markup],
         "best withholding [-]": [f"{w:.2g}" for w in s.best_withholding],
-        "profit truthful [EUR]": s.profit_truthful_eur.map(_money),
-        "profit best [EUR]": s.profit_best_eur.map(_money),
-        "gain [EUR]": s.gain_eur.map(_money),
-        "gain [%]": [("n/a" if not np.isfinite(g) else f"{g:.1f}") for g in s.gain_pct],
-        "buyer payment truthful [EUR]": s.buyer_payment_truthful_eur.map(_money),
-        "buyer payment change [EUR]": s.buyer_payment_change_eur.map(_money),
-        "social cost truthful [EUR]": s.social_cost_truthful_eur.map(_money),
-        "social cost change [EUR]": s.social_cost_change_eur.map(_money),
-        "slack left at best [MW]": [f"{x:.3g}" for x in s.slack_best],
+        "profit truthful [EUR]": money(s.profit_truthful_eur),
+        "profit best [EUR]": money(s.profit_best_eur),
+        "gain [EUR]": money(s.gain_eur),
+        "gain [%]": [format_value(g, 1) for g in s.gain_pct],
+        "buyer payment truthful [EUR]": money(s.buyer_payment_truthful_eur),
+        "buyer payment change [EUR]": money(s.buyer_payment_change_eur),
+        "social cost truthful [EUR]": money(s.social_cost_truthful_eur),
+        "social cost change [EUR]": money(s.social_cost_change_eur),
+        "slack left at best [MW or MVA]": [f"{x:.3g}" for x in s.slack_best],
     })
     profiles = len(space.strategies)
     lines = [
