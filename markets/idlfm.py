@@ -155,7 +155,8 @@ class InterfaceExchange:
                 f"{self.dual_residual_eur_per_mw:.2g} EUR/MW)")
 
     def kpis(self) -> dict:
-        """The exchange as a flat record (keys proposed for the metric registry)."""
+        """The exchange as a flat record (metrics.json keys, registered in
+        :data:`flexgame.markets.metrics.METRICS`)."""
         return {"coordination_status": self.status,
                 "coordination_iterations": self.iterations,
                 "coordination_messages": self.messages,
