@@ -298,9 +298,7 @@ class ResidualSupplyStage:
             lp.set_col_bounds(cols, 0.0, rsf.offered.astype(float))
         need = run.state.residual_need_mw
         lp.set_row_bounds([self.balance_row], need, need)
-        f0 = tx.flows(run.state.tx_injection)
-        lp.set_row_bounds(self.line_rows[0], -np.inf, tx.rating_mw - f0)
-        lp.set_row_bounds(self.line_rows[1], -np.inf, tx.rating_mw + f0)
+        lp_builder.load_line_headroom(lp, tx, run.state.tx_injection, *self.line_rows)
 
     def choose(self, run: ClearingRun, rsfs: list[RSF]) -> np.ndarray:
         """The step chosen per feeder (indices into its steps): an optimum of the MILP.

@@ -242,9 +242,7 @@ class TSOSubproblem:
             lp.set_col_bounds(self.a_cols, 0.0, np.maximum(offered_mw[self.tx_bids], 0.0))
         need = state.residual_need_mw
         lp.set_row_bounds([self.balance_row], need, need)
-        f0 = tx.flows(state.tx_injection)
-        lp.set_row_bounds(self.line_rows[0], -np.inf, tx.rating_mw - f0)
-        lp.set_row_bounds(self.line_rows[1], -np.inf, tx.rating_mw + f0)
+        lp_builder.load_line_headroom(lp, tx, state.tx_injection, *self.line_rows)
 
     def solve(self, centre_mw: np.ndarray) -> np.ndarray:
         """x [MW per feeder] minimising the TSO's cost plus rho/2 ||x - centre||^2 (the

@@ -243,6 +243,17 @@ def ptdf_limits(b: LPBuilder, transmission, injection, penalties) -> list:
     return [(slack, lines, penalties.line)]
 
 
+def load_line_headroom(lp, transmission, tx_injection: np.ndarray, line_max: np.ndarray,
+                       line_min: np.ndarray) -> None:
+    """Set the data of the rows ``line_max`` and ``line_min`` of :func:`ptdf_limits` in a
+    compiled ``lp`` for the base injections ``tx_injection`` [MW per bus]: the change of
+    each line's flow may reach rating - f0 upward and rating + f0 downward [MW], f0 the base
+    flow."""
+    f0 = transmission.flows(tx_injection)
+    lp.set_row_bounds(line_max, -INF, transmission.rating_mw - f0)
+    lp.set_row_bounds(line_min, -INF, transmission.rating_mw + f0)
+
+
 def grouped(at: list[list[int]], rows) -> tuple[np.ndarray, np.ndarray]:
     """(row, position) of every position listed in ``at[j]`` for j in ``rows`` (row k for
     rows[k]), row by row."""

@@ -300,10 +300,8 @@ class MarketLayer:
         if self.has_balance:
             lp.set_row_bounds([self.balance_row], need_mw, need_mw)
         if self.has_transmission:
-            tx = self.system.transmission
-            f0 = tx.flows(state.tx_injection)
-            lp.set_row_bounds(self.line_max_rows, -np.inf, tx.rating_mw - f0)
-            lp.set_row_bounds(self.line_min_rows, -np.inf, tx.rating_mw + f0)
+            lp_builder.load_line_headroom(lp, self.system.transmission, state.tx_injection,
+                                          self.line_max_rows, self.line_min_rows)
         for (p_rows, q_rows), f in zip(self.feeder_rows, self.feeders):
             p, q = state.feeder_p[f.name][f.child], state.feeder_q[f.name][f.child]
             lp.set_row_bounds(p_rows, p, p)
