@@ -43,9 +43,13 @@ def test_merit_order_reads_down_asks_as_what_the_tso_pays():
     assert (reserve.down_price[:-1] <= 0).all() and reserve.down_price[-1] == -1e4
 
 
-def test_run_reports_the_cost_with_and_without_implicit_dr(tmp_path):
-    plain = run_experiment(load_config(["case=B"]), tmp_path / "plain")
-    coupled = run_experiment(load_config(["case=B", "implicit_dr.enabled=true"]),
+@pytest.mark.parametrize("settlement", ["pay_as_bid", "nodal"])
+def test_run_reports_the_cost_with_and_without_implicit_dr(tmp_path, settlement):
+    """The cost without implicit DR is the plain run's cost under the run's own settlement
+    rule (nodal pays more than pay-as-bid in case B, so a rule left out shows)."""
+    rule = f"settlement={settlement}"
+    plain = run_experiment(load_config(["case=B", rule]), tmp_path / "plain")
+    coupled = run_experiment(load_config(["case=B", rule, "implicit_dr.enabled=true"]),
                              tmp_path / "coupled")
     assert coupled["total_cost_without_implicit_dr"] == pytest.approx(plain["total_cost"])
     assert coupled["tso_need_without_implicit_dr_mw"] == pytest.approx(plain["tso_need_mw"])
