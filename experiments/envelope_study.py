@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flexgame.markets.envelopes import POLICIES, compute_envelopes
-from flexgame.markets.errors import FlexgameInputError
+from flexgame.markets.envelopes import POLICIES, FirmUsersUnsafe, compute_envelopes
 from flexgame.markets.lv_feeder import LVFeeder, ieee_european_lv
 from flexgame.markets.lv_grids import GridConfig, classify, feeder_length_m, generate_grid
 
@@ -70,7 +69,7 @@ def participation(lv: LVFeeder, rng: np.random.Generator) -> pd.DataFrame:
             try:
                 env = compute_envelopes(lv, "fair", participants=users)
                 level = (float(env.import_kw[0]), float(env.export_kw[0]))
-            except FlexgameInputError:  # the firm users alone break a limit
+            except FirmUsersUnsafe:  # the firm users alone break a limit
                 level = (np.nan, np.nan)
             rows.append(dict(share=share, subset=subset, participants=n,
                              fair_import_kw=level[0], fair_export_kw=level[1]))

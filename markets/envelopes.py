@@ -179,6 +179,11 @@ def ratio_levels(lv: LVFeeder, tan_phi: float = 0.0) -> tuple[float, float, floa
     return level(gm), level(ge), level(gm + ge)
 
 
+class FirmUsersUnsafe(FlexgameInputError):
+    """The firm users alone, anywhere in their bounds, can violate a feeder limit: no
+    envelope, not even zero, is safe for the participants."""
+
+
 def _box(lv: LVFeeder, mode: str, forecast_kw) -> tuple[np.ndarray, np.ndarray]:
     """Bounds of every user's net demand [kW]: its connection box (static) or its forecast
     (dynamic; only the firm users' bounds are used)."""
@@ -200,8 +205,9 @@ def compute_envelopes(lv: LVFeeder, policy: str = "optimal", participants=None, 
     ``policy`` (module docstring).
 
     Raises:
-        FlexgameInputError: unknown policy / mode / weights, or the firm users alone can
-            violate a limit (no envelope, not even zero, is safe).
+        FlexgameInputError: unknown policy / mode / weights.
+        FirmUsersUnsafe: the firm users alone can violate a limit (no envelope, not even
+            zero, is safe).
     """
     require_choice("policy", policy, POLICIES)
     require_choice("mode", mode, MODES)
@@ -216,7 +222,7 @@ def compute_envelopes(lv: LVFeeder, policy: str = "optimal", participants=None, 
     g, h = robust_rows(a, b, part, lo, hi)
     tol = 1e-12
     if (h < -tol).any():
-        raise FlexgameInputError(
+        raise FirmUsersUnsafe(
             f"the firm users alone can violate {int((h < -tol).sum())} feeder limit(s) "
             f"(worst by {-h.min():.3g}); no envelope is safe")
     h = np.maximum(h, 0.0)

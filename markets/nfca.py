@@ -63,9 +63,8 @@ from flexgame.markets.envelopes import (
     POLICIES,
     WEIGHTS,
     Envelopes,
+    FirmUsersUnsafe,
     compute_envelopes,
-    limit_rows,
-    robust_rows,
 )
 from flexgame.markets.errors import FlexgameInputError
 from flexgame.markets.lv_feeder import LVFeeder
@@ -188,30 +187,19 @@ def lv_rng(seed: int, config: NFCAConfig, feeder_position: int, bus: int
                                   int(bus)])
 
 
-def _firm_box(lv: LVFeeder, mode: str, forecast_kw: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """Bounds of every user's net demand as compute_envelopes takes the firm users [kW]."""
-    if mode == "static":
-        return -lv.capacity_kw, lv.capacity_kw
-    return forecast_kw, forecast_kw
-
-
 def site(lv: LVFeeder, mv_feeder: str, mv_bus: int, participants: np.ndarray,
          config: NFCAConfig) -> LVSite:
     """The envelopes of ``participants`` on ``lv`` and their flexibility (module docstring)."""
     forecast = config.baseline_share * np.asarray(lv.capacity_kw, float)
     part = np.unique(np.asarray(participants, int))
-    a, b = limit_rows(lv)
-    lo, hi = _firm_box(lv, config.mode, forecast)
-    _, slack = robust_rows(a, b, part, lo, hi)
-    if (slack < -1e-12).any():       # the firm users alone can violate a limit: nothing safe
+    try:
+        env = compute_envelopes(lv, config.policy, part, mode=config.mode,
+                                forecast_kw=forecast, weights=config.weights)
+    except FirmUsersUnsafe:  # the firm users alone can violate a limit: nothing is safe
         n = len(part)
         env = Envelopes(part, [lv.user_names[i] for i in part], np.zeros(n), np.zeros(n),
                         np.asarray(lv.capacity_kw, float)[part], config.policy, config.mode,
                         config.weights if config.policy == "fair" else "-", 0.0)
-    else:
-        env = compute_envelopes(lv, config.policy, part, mode=config.mode,
-                                forecast_kw=forecast, weights=config.weights)
     baseline = np.clip(forecast[part], -env.export_kw, env.import_kw)
     return LVSite(mv_feeder, int(mv_bus), lv, part, forecast, env, baseline,
                   up_kw=baseline + env.export_kw, down_kw=env.import_kw - baseline)
