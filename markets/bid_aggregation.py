@@ -36,8 +36,9 @@ from flexgame.markets.constraints import (
 from flexgame.markets.grid_state import GridState
 from flexgame.markets.lp import CompiledLP, LPSolution
 from flexgame.markets.lp_builder import LPBuilder, positions
-from flexgame.markets.market_layer import LayerOutcome, bus_positions
+from flexgame.markets.market_layer import LayerOutcome, MarketLayer, bus_positions
 from flexgame.markets.pipeline import BuiltLayer, ClearingRun
+from flexgame.markets.reduced_layer import ReducedFeederLayer
 from flexgame.markets.system import InterconnectedSystem
 from flexgame.markets.ties import tie_break
 
@@ -57,15 +58,16 @@ DELIVERABLE_SLACK_MW = 1e-9
 
 
 class RSF:
-    """One feeder's residual supply function: its LP solution per step, the cost per step
-    [EUR] (the LP objective, penalties included), which steps the feeder delivers (without
-    interface slack; all when none does) and the disaggregations of the steps chosen so far
-    (by step index)."""
+    """One feeder's residual supply function: the model its steps were solved with (the
+    feeder's layer or its :class:`ReducedFeederLayer`), its LP solution per step, the cost
+    per step [EUR] (the LP objective, penalties included), which steps the feeder delivers
+    (without interface slack; all when none does) and the disaggregations of the steps chosen
+    so far (by step index)."""
 
-    def __init__(self, solutions: list[LPSolution], iface_cols: np.ndarray):
-        self.solutions = solutions
+    def __init__(self, model: MarketLayer | ReducedFeederLayer, solutions: list[LPSolution]):
+        self.model, self.solutions = model, solutions
         self.cost_eur = np.array([s.objective for s in solutions])
-        slack = np.array([s.x[iface_cols].sum() for s in solutions])
+        slack = np.array([s.x[model.iface_cols].sum() for s in solutions])
         deliverable = slack <= DELIVERABLE_SLACK_MW
         self.offered = deliverable if deliverable.any() else np.ones(len(solutions), bool)
         self.chosen: dict[int, LayerOutcome] = {}
@@ -86,11 +88,13 @@ class ResidualSupplyStage:
     a small cache per feeder (``cache_size`` functions, least recently used dropped; 0: no
     cache), with the disaggregations of its chosen steps. An RSF is one parametric sweep of
     the feeder's LP over the held interface's target: the LP is loaded once, and only the
-    target changes from step to step (each step warm from the one before). The sweep starts
-    from a fixed basis (the optimal basis of the first step at the declared bids and the base
-    grid state), so that its numbers do not depend on the
-    clearings before: every clearing equals, bit for bit, the clearing of a freshly built
-    scheme, in whatever order profiles are cleared (serial or in worker processes).
+    target changes from step to step (each step warm from the one before). The LP is the
+    feeder's layer in sensitivity form (:class:`ReducedFeederLayer`: the same optimum, a
+    fraction of the rows), or the layer's own LP for data the reduced one does not cover.
+    The sweep starts from a fixed basis (the optimal basis of the first step at the declared
+    bids and the base grid state), so that its numbers do not depend on the clearings before:
+    every clearing equals, bit for bit, the clearing of a freshly built scheme, in whatever
+    order profiles are cleared (serial or in worker processes).
 
     Args:
         system, bids: the scenario.
@@ -120,6 +124,9 @@ class ResidualSupplyStage:
         self.cache_size = cache_size
         self._cache: list[OrderedDict] = [OrderedDict() for _ in layers]
         self.rsf_computed = self.rsf_reused = 0  # feeders' RSFs computed / taken from the cache
+        self.rsf_on_layer_lp = 0  # RSFs the reduced LPs did not cover (solved on the layers')
+        self.reduced = [ReducedFeederLayer(s.layer, bids, base_state)
+                        if len(s.layer.candidates) else None for s in layers]
         self.milp, cols, rows = self._build_milp().compile()
         self.relaxation = self.milp.relaxation()
         self.milp_solves = 0  # clearings whose relaxation was fractional (the MILP solved)
@@ -133,21 +140,25 @@ class ResidualSupplyStage:
         self._declared = tuple(bids[c].to_numpy(dtype=float)
                                for c in ("price_eur_per_mw", "quantity_mw"))
         self._base_state = base_state
-        self._start_basis: list = [None] * len(layers)
+        self._start_basis: dict = {}
 
-    def _start(self, fi: int) -> None:
-        """Put feeder ``fi``'s LP at its starting basis, whatever it solved before: the
-        optimal basis of its first step for the declared bids at the base grid state, solved
-        from scratch (once, at the first RSF of the feeder)."""
+    def _start(self, fi: int, model: MarketLayer | ReducedFeederLayer) -> None:
+        """Put ``model``'s LP (feeder ``fi``'s layer or its reduced layer) at its starting
+        basis, whatever it solved before: the optimal basis of the feeder's first step for
+        the declared bids at the base grid state, solved from scratch (once per model, at
+        its first use)."""
         built = self.layers[fi]
-        highs = built.layer.lp.highs
+        highs = model.lp.highs
         highs.clearSolver()
-        if self._start_basis[fi] is None:
-            built.layer.solve(*self._declared, self._base_state, 0.0,
-                              {built.feeder: self.steps[fi][0]}, split_ties=False)
-            self._start_basis[fi] = highs.getBasis()
+        key = (fi, model is built.layer)
+        if key not in self._start_basis:
+            model.load(*self._declared, self._base_state, 0.0)
+            model.hold({built.feeder: self.steps[fi][0]})
+            model.lp.solve().require_optimal(
+                f"residual supply function of {built.feeder} at the declared bids")
+            self._start_basis[key] = highs.getBasis()
             highs.clearSolver()
-        highs.setBasis(self._start_basis[fi])
+        highs.setBasis(self._start_basis[key])
 
     def _build_milp(self) -> LPBuilder:
         """min sum price a + sum_f sum_s C_f(s) z_fs + penalties, one step per feeder, as
@@ -235,21 +246,26 @@ class ResidualSupplyStage:
                 run.state.feeder_p[name].tobytes(), run.state.feeder_q[name].tobytes())
 
     def _solve_rsf(self, fi: int, run: ClearingRun) -> RSF:
-        """Feeder ``fi``'s RSF: its LP loaded with the run's data once, then solved for every
-        step in order, only the held interface's target changing: the first step from the
-        starting basis, each next one warm from the step before. Its numbers thus depend on
-        its data only, not on what this LP solved before."""
-        built = self.layers[fi]
-        layer, lp = built.layer, built.layer.lp
-        self._start(fi)
-        layer.load(run.price, run.remaining, run.state, 0.0)
+        """Feeder ``fi``'s RSF: its LP (the reduced layer's where it covers the run's data,
+        else the layer's) loaded with the run's data once, then solved for every step in
+        order, only the held interface's target changing: the first step from the starting
+        basis, each next one warm from the step before. Its numbers thus depend on its data
+        only, not on what this LP solved before."""
+        built, reduced = self.layers[fi], self.reduced[fi]
+        model = built.layer
+        if reduced is not None and reduced.covers(run.remaining, run.state):
+            model = reduced
+        else:
+            self.rsf_on_layer_lp += 1
+        self._start(fi, model)
+        model.load(run.price, run.remaining, run.state, 0.0)
         solutions = []
         for step in self.steps[fi]:
-            layer.hold({built.feeder: step})
-            solutions.append(lp.solve().require_optimal(
+            model.hold({built.feeder: step})
+            solutions.append(model.lp.solve().require_optimal(
                 f"residual supply function of {built.feeder} at {step:g} MW"))
         self.rsf_computed += 1
-        return RSF(solutions, layer.iface_cols)
+        return RSF(model, solutions)
 
     def _entry(self, fi: int, run: ClearingRun) -> tuple[RSF, bool]:
         """Feeder ``fi``'s RSF for this run's data, computed if not cached; and whether it
@@ -271,15 +287,16 @@ class ResidualSupplyStage:
     def _delivered(self, fi: int, run: ClearingRun, rsf: RSF, chosen: int) -> LayerOutcome:
         """The disaggregation of feeder ``fi``'s chosen step (cached with its RSF): the
         feeder's bids that deliver it, read off the step's LP solution, or, when the layer
-        splits ties pro rata, the step's LP solved again from the starting basis with its
-        tied bids split (the split's QP from a cold start, as in a freshly built scheme)."""
+        splits ties pro rata, the layer's LP solved again at the step from its starting basis
+        with its tied bids split (the split's QP from a cold start, as in a freshly built
+        scheme)."""
         if chosen not in rsf.chosen:
             built = self.layers[fi]
             layer, step = built.layer, {built.feeder: self.steps[fi][chosen]}
             if layer.pro_rata is None:
-                out = layer.read(rsf.solutions[chosen], run.price, run.remaining)
+                out = rsf.model.read(rsf.solutions[chosen], run.price, run.remaining)
             else:
-                self._start(fi)
+                self._start(fi, layer)
                 layer.pro_rata.face.highs.clearSolver()
                 out = layer.solve(run.price, run.remaining, run.state, 0.0, step)
             rsf.chosen[chosen] = out

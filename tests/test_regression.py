@@ -7,7 +7,9 @@ need), so the DSO layers of ml02 and ml05 keep their held interface flow in case
 and relieve their feeders only within it: 19 congestions (up to 94.6 %) in B and 9 (44.2 %)
 in C, where they had pushed 1.32 and 0.46 MW of imbalance back onto the TSO to keep two
 congestions (3.6 % and 2.9 %); and bid aggregation's DSO costs moved in the last bit (its
-residual supply functions are solved along another pivoting path)."""
+residual supply functions are solved along another pivoting path). Issue 11 moved them in the
+last bit once more (cases A, C and D): the residual supply functions are now solved in
+sensitivity form (:class:`~flexgame.markets.reduced_layer.ReducedFeederLayer`)."""
 
 from __future__ import annotations
 
