@@ -141,6 +141,7 @@ class ResidualSupplyStage:
                                for c in ("price_eur_per_mw", "quantity_mw"))
         self._base_state = base_state
         self._start_basis: dict = {}
+        self._relaxation_basis = None
 
     def _start(self, fi: int, model: MarketLayer | ReducedFeederLayer) -> None:
         """Put ``model``'s LP (feeder ``fi``'s layer or its reduced layer) at its starting
@@ -302,38 +303,61 @@ class ResidualSupplyStage:
             rsf.chosen[chosen] = out
         return rsf.chosen[chosen]
 
-    def _load(self, lp: CompiledLP, run: ClearingRun, rsfs: list[RSF]) -> None:
-        """Put the clearing's data into ``lp`` (the MILP or its relaxation: same columns
-        and rows): transmission bids, the steps' costs and which are offered, the TSO need
-        and the line headroom."""
+    def _load(self, lp: CompiledLP, price: np.ndarray, remaining: np.ndarray,
+              state: GridState, step_costs: list[np.ndarray], offered: list[np.ndarray]
+              ) -> None:
+        """Put a clearing's data into ``lp`` (the MILP or its relaxation: same columns and
+        rows): the transmission bids' prices [EUR/MW] and quantities [MW], per feeder its
+        steps' costs [EUR] and which are offered, the TSO need and the line headroom at
+        ``state``."""
         tx = self.system.transmission
         if len(self.tx_bids):
-            lp.set_costs(self.a_cols, run.price[self.tx_bids] + tie_break(self.tx_bids))
-            lp.set_col_bounds(self.a_cols, 0.0, run.remaining[self.tx_bids])
-        for cols, rsf in zip(self.z_cols, rsfs):
-            lp.set_costs(cols, rsf.cost_eur)
-            lp.set_col_bounds(cols, 0.0, rsf.offered.astype(float))
-        need = run.state.residual_need_mw
+            lp.set_costs(self.a_cols, price[self.tx_bids] + tie_break(self.tx_bids))
+            lp.set_col_bounds(self.a_cols, 0.0, remaining[self.tx_bids])
+        for cols, cost, on in zip(self.z_cols, step_costs, offered):
+            lp.set_costs(cols, cost)
+            lp.set_col_bounds(cols, 0.0, on.astype(float))
+        need = state.residual_need_mw
         lp.set_row_bounds([self.balance_row], need, need)
-        lp_builder.load_line_headroom(lp, tx, run.state.tx_injection, *self.line_rows)
+        lp_builder.load_line_headroom(lp, tx, state.tx_injection, *self.line_rows)
+
+    def _start_relaxation(self) -> None:
+        """Put the relaxation at its starting basis, whatever it solved before: its optimal
+        basis for the declared transmission bids at the base grid state with every step
+        offered at no cost, solved from scratch (once). A fixed starting basis makes the
+        choice depend on the clearing's data only; this one is a few pivots away from a
+        clearing's optimum (0.25 ms a solve on the default system, against 0.8 ms from
+        scratch)."""
+        relaxed = self.relaxation
+        relaxed.highs.clearSolver()
+        if self._relaxation_basis is None:
+            self._load(relaxed, *self._declared, self._base_state,
+                       [np.zeros(len(s)) for s in self.steps],
+                       [np.ones(len(s), bool) for s in self.steps])
+            relaxed.solve().require_optimal("bid aggregation's MILP, relaxed, at its start")
+            self._relaxation_basis = relaxed.highs.getBasis()
+            relaxed.highs.clearSolver()
+        relaxed.highs.setBasis(self._relaxation_basis)
 
     def choose(self, run: ClearingRun, rsfs: list[RSF]) -> np.ndarray:
         """The step chosen per feeder (indices into its steps): an optimum of the MILP.
 
-        Its LP relaxation is solved first, from a cold start (so that the choice depends on
-        the data only): when every step variable is 0 or 1 there (within
+        Its LP relaxation is solved first, from its starting basis (so that the choice
+        depends on the data only): when every step variable is 0 or 1 there (within
         :data:`INTEGRALITY_TOLERANCE`), that solution is optimal for the MILP too, whose
         feasible set lies inside the relaxation's (where the MILP has several optima, this
         is one of them). On the default system with random pools it was integral in 159 of
         160 clearings at randomly raised prices (cases A-D), solved in about 0.3 ms against
         4 ms for the MILP; otherwise the MILP is solved."""
+        data = (run.price, run.remaining, run.state, [r.cost_eur for r in rsfs],
+                [r.offered for r in rsfs])
         relaxed = self.relaxation
-        self._load(relaxed, run, rsfs)
-        relaxed.highs.clearSolver()
+        self._start_relaxation()
+        self._load(relaxed, *data)
         sol = relaxed.solve().require_optimal("bid aggregation's MILP, relaxed")
         z = [sol.x[cols] for cols in self.z_cols]
         if not all(np.all(np.minimum(v, 1.0 - v) <= INTEGRALITY_TOLERANCE) for v in z):
-            self._load(self.milp, run, rsfs)
+            self._load(self.milp, *data)
             self.milp_solves += 1
             sol = self.milp.solve().require_optimal("bid aggregation's MILP")
             z = [sol.x[cols] for cols in self.z_cols]

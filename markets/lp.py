@@ -228,6 +228,13 @@ class CompiledLP:
         _checked(self.highs.changeRowsBounds(len(rows), rows, lower, upper), "row bounds")
         self.row_lower[rows], self.row_upper[rows] = lower, upper
 
+    def set_row_bound(self, row: int, lower: float, upper: float) -> None:
+        """Bounds of one row: :meth:`set_row_bounds` without arrays, for the one number that
+        changes between the steps of a sweep."""
+        _finite(np.array([lower, upper]), f"bound of row {row}", infinite_ok=True)
+        _checked(self.highs.changeRowBounds(int(row), float(lower), float(upper)), "row bounds")
+        self.row_lower[row], self.row_upper[row] = lower, upper
+
     def set_quadratic(self, cols: np.ndarray, weights) -> None:
         """Make the objective c x + 1/2 sum_j w_j x_j^2 over columns ``cols`` (a diagonal
         Hessian, weights >= 0, replacing any previous one; HiGHS then solves a convex QP)."""
@@ -257,11 +264,10 @@ class CompiledLP:
             status = self.highs.getModelStatus()
             optimal = status == highspy.HighsModelStatus.kOptimal
         sol = self.highs.getSolution()
-        info = self.highs.getInfo()
         return LPSolution(
             optimal=optimal,
             status=self.highs.modelStatusToString(status),
-            objective=float(info.objective_function_value),
+            objective=float(self.highs.getObjectiveValue()),
             x=np.asarray(sol.col_value, dtype=float),
             row_dual=np.asarray(sol.row_dual, dtype=float),
             reduced_cost=np.asarray(sol.col_dual, dtype=float),

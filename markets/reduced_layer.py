@@ -81,11 +81,13 @@ class ReducedFeederLayer:
         self._angles, self._shrink = limit_directions(layer.system.feeder_line_limit,
                                                       layer.polygon_sides)
         g = limit_sensitivities(feeder, bids, self.candidates, self._angles).tocsr()
-        self._increase = g.maximum(0).tocsr()  # how far each row can move towards its limit
+        increase = g.maximum(0).tocsr()  # how far each row can move per MW towards its limit
+        self.n_limit_rows = increase.shape[0]
         self._headroom_of: tuple[bytes, np.ndarray] | None = None
-        reach = self._increase @ np.maximum(bids.quantity_mw.to_numpy(float)[self.candidates], 0)
+        reach = increase @ np.maximum(bids.quantity_mw.to_numpy(float)[self.candidates], 0)
         keep = reach > self.headroom(state) - REACH_MARGIN
-        self.rows, self._left_out = np.flatnonzero(keep), np.flatnonzero(~keep)
+        self.rows, self.left_out = np.flatnonzero(keep), np.flatnonzero(~keep)
+        self.left_out_increase = increase[self.left_out]
         slack_of_row, kind = _limit_slacks(feeder.n_branches, feeder.n_buses,
                                            len(self._angles), feeder.has_interface_limit)
         slacks, slack_pos = np.unique(slack_of_row[self.rows], return_inverse=True)
@@ -108,9 +110,8 @@ class ReducedFeederLayer:
         self.held_row = n_r  # after the limit rows kept, in the order of :attr:`rows`
 
     def __repr__(self) -> str:
-        n_rows = self._increase.shape[0]
         return (f"ReducedFeederLayer({self.feeder.name!r}, {len(self.candidates)} bids, "
-                f"{len(self.rows)} of {n_rows} limit rows)")
+                f"{len(self.rows)} of {self.n_limit_rows} limit rows)")
 
     def headroom(self, state: GridState) -> np.ndarray:
         """Headroom of every limit row at ``state`` (the last state's kept)."""
@@ -125,10 +126,10 @@ class ReducedFeederLayer:
         """Whether the rows left out stay out of reach of the bids' quantities
         ``available_mw`` (full bid table) at ``state``, so that this model's optimum is the
         layer's."""
-        if not len(self._left_out):
+        if not len(self.left_out):
             return True
-        reach = self._increase[self._left_out] @ np.maximum(available_mw[self.candidates], 0.0)
-        return bool(np.all(reach <= self.headroom(state)[self._left_out] - REACH_MARGIN))
+        reach = self.left_out_increase @ np.maximum(available_mw[self.candidates], 0.0)
+        return bool(np.all(reach <= self.headroom(state)[self.left_out] - REACH_MARGIN))
 
     def load(self, price: np.ndarray, available_mw: np.ndarray, state: GridState,
              need_mw: float = 0.0) -> None:
@@ -143,7 +144,7 @@ class ReducedFeederLayer:
     def hold(self, held_targets: dict[str, float] | None = None) -> None:
         """Set the feeder's net activation [MW] (default 0)."""
         target = (held_targets or {}).get(self.feeder.name, 0.0)
-        self.lp.set_row_bounds([self.held_row], target, target)
+        self.lp.set_row_bound(self.held_row, target, target)
 
     def read(self, sol: LPSolution, price: np.ndarray, available_mw: np.ndarray
              ) -> LayerOutcome:

@@ -48,7 +48,7 @@ def test_every_step_has_the_layers_optimum(case, grid, direction):
                   bids.price_eur_per_mw.to_numpy(float) * rng.uniform(1, 3, len(bids))):
         for built, reduced in zip(stage.layers, stage.reduced):
             assert reduced.covers(quantity, stage._base_state)
-            assert len(reduced.rows) < reduced._increase.shape[0]  # rows were left out
+            assert len(reduced.rows) < reduced.n_limit_rows  # rows were left out
             layer = built.layer
             for step in stage.steps[stage.layers.index(built)]:
                 held = {built.feeder: step}
@@ -70,11 +70,11 @@ def test_left_out_rows_never_bind(system, bids_a):
     price = bids_a.price_eur_per_mw.to_numpy(float)
     quantity = bids_a.quantity_mw.to_numpy(float)
     for fi, (built, reduced) in enumerate(zip(stage.layers, stage.reduced)):
-        headroom = reduced.headroom(stage._base_state)[reduced._left_out]
+        headroom = reduced.headroom(stage._base_state)[reduced.left_out]
         for step in stage.steps[fi]:
             out = built.layer.solve(price, quantity, stage._base_state, 0.0,
                                     {built.feeder: step})
-            move = reduced._increase[reduced._left_out] @ out.activation_mw[reduced.candidates]
+            move = reduced.left_out_increase @ out.activation_mw[reduced.candidates]
             assert np.all(move <= headroom - REACH_MARGIN)
 
 
