@@ -11,7 +11,8 @@ D3.3 table time, bid aggregation's clearings per second) and the scale preset
 (``bench_scale.py``: build, clearing, ex-post time and memory against three system sizes);
 with ``--ba-equilibrium`` also the wall and CPU time of bid aggregation's equilibrium with
 random pools of 14 resources (22 FSPs), ``flexgame run scheme=bid_aggregation
-aggregation=random_pools aggregation.pool_size=14 reasoning=equilibrium case=A`` (about 3
+aggregation=random_pools aggregation.pool_size=14 reasoning=equilibrium case=A``, in this
+process (``reasoning.n_jobs=1``) and on every core (``reasoning.n_jobs=0``) (about 1.5
 minutes on 2 cores). Writes every table, with the machine (cores, CPU, Python) and the commands, into
 ``<out>/bench_all_<time>.md`` and prints it.
 """
@@ -84,12 +85,13 @@ def main() -> None:
     args = parser.parse_args()
     runs = _benchmarks(args.quick)
     if args.ba_equilibrium:
-        run_dir = tempfile.mkdtemp(prefix="ba_equilibrium_")
-        runs.append(("bid aggregation's equilibrium, random pools of 14 (22 FSPs)",
-                     [sys.executable, "-m", "flexgame.experiments.cli", "run",
-                      "scheme=bid_aggregation", "aggregation=random_pools",
-                      "aggregation.pool_size=14", "reasoning=equilibrium", "case=A",
-                      f"hydra.run.dir={run_dir}"]))
+        for jobs, where in ((1, "one process"), (0, "every core")):
+            run_dir = tempfile.mkdtemp(prefix="ba_equilibrium_")
+            runs.append((f"bid aggregation's equilibrium, random pools of 14 (22 FSPs), {where}",
+                         [sys.executable, "-m", "flexgame.experiments.cli", "run",
+                          "scheme=bid_aggregation", "aggregation=random_pools",
+                          "aggregation.pool_size=14", "reasoning=equilibrium", "case=A",
+                          f"reasoning.n_jobs={jobs}", f"hydra.run.dir={run_dir}"]))
     stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     parts = [f"# flexgame benchmarks, {stamp}", "", f"Machine: {_machine()}", ""]
     for title, command in runs:

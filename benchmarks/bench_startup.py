@@ -18,9 +18,10 @@ CPU time, which a busy shared machine inflates less than the wall time):
 4. ``bid_aggregation``: clearings per second of a freshly built bid_aggregation scheme
    whose FSPs change their price one at a time (a random FSP, a random markup of a 15-point
    grid in [0, 1.4]), with the residual-supply-function cache (the default) and without it
-   (``cache_size = 0``: every feeder's RSF recomputed at every clearing), for one-resource
-   FSPs (aggregation none: a change touches one feeder) and random pools of 14 resources
-   (22 FSPs: a change touches nearly always both feeders).
+   (``cache_size = 0``: every feeder's RSF recomputed at every clearing), with the RSFs'
+   steps solved in sensitivity form (the default) or on the feeder layers' LinDistFlow LPs
+   (``rsf_lp``), for one-resource FSPs (aggregation none: a change touches one feeder) and
+   random pools of 14 resources (22 FSPs: a change touches nearly always both feeders).
 """
 
 from __future__ import annotations
@@ -133,9 +134,13 @@ def table_time(repeats: int) -> pd.DataFrame:
                           "cpu_s": round((time.process_time() - cpu) / repeats, 3)}])
 
 
-def clearing_rate(aggregation: str, n: int, cache: bool, seed: int = 0) -> tuple:
+def clearing_rate(aggregation: str, n: int, cache: bool, reduced: bool = True,
+                  seed: int = 0) -> tuple:
     """(clearings per second of wall time, per second of CPU time, RSFs computed, RSFs
-    reused) of a fresh bid_aggregation scheme over ``n`` single-FSP price changes."""
+    reused) of a fresh bid_aggregation scheme over ``n`` single-FSP price changes; with
+    ``reduced`` False its residual supply functions are solved on the feeder layers' own
+    LinDistFlow LPs instead of in sensitivity form
+    (:class:`~flexgame.markets.reduced_layer.ReducedFeederLayer`)."""
     from flexgame.experiments.scenario import Scenario
     from flexgame.markets.bid_aggregation import ResidualSupplyStage
     from flexgame.markets.schemes import ClearingConfig, Scheme
@@ -149,6 +154,8 @@ def clearing_rate(aggregation: str, n: int, cache: bool, seed: int = 0) -> tuple
     (stage,) = [s for s in scheme.stages if isinstance(s, ResidualSupplyStage)]
     if not cache:
         stage.cache_size = 0
+    if not reduced:
+        stage.reduced = [None] * len(stage.layers)
     rng = np.random.default_rng(seed)
     base = bids.price_eur_per_mw.to_numpy(float)
     owner = bids.fsp.to_numpy()
@@ -168,9 +175,10 @@ def clearing_rate(aggregation: str, n: int, cache: bool, seed: int = 0) -> tuple
 def bid_aggregation_rates(n: int) -> pd.DataFrame:
     rows = []
     for aggregation in ("none", "random_pools"):
-        for cache in (False, True):
-            rate, cpu_rate, computed, reused = clearing_rate(aggregation, n, cache)
+        for cache, reduced in ((False, False), (True, False), (False, True), (True, True)):
+            rate, cpu_rate, computed, reused = clearing_rate(aggregation, n, cache, reduced)
             rows.append({"aggregation": aggregation, "rsf_cache": cache,
+                         "rsf_lp": "sensitivity form" if reduced else "LinDistFlow",
                          "clearings_per_s": round(rate, 1),
                          "clearings_per_cpu_s": round(cpu_rate, 1),
                          "rsf_computed": computed, "rsf_reused": reused})
