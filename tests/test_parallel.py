@@ -79,13 +79,16 @@ def test_coarse_correlated_fallback_on_two_workers_is_the_serial_one(folder):
     assert_same_run(serial, parallel)
 
 
-def test_default_system_level_k_on_two_workers_is_the_serial_one():
+@pytest.mark.parametrize("scheme", ["ml01", "bid_aggregation"])
+def test_default_system_level_k_on_two_workers_is_the_serial_one(scheme):
+    """Also bid aggregation, whose residual supply functions each worker solves from the same
+    starting bases (in sensitivity form) and caches by its own history."""
     system = build_system(SystemConfig())
     bids = generate_bids(system, BidConfig(case="B", aggregation="by_feeder"),
                          np.random.default_rng(0))
     reasoning = dict(level=2, strategy=StrategyConfig(markup_points=6))
-    serial = run(build_scheme(system, bids, "ml01"), ReasoningConfig("level_k", **reasoning))
-    parallel = run(build_scheme(system, bids, "ml01"),
+    serial = run(build_scheme(system, bids, scheme), ReasoningConfig("level_k", **reasoning))
+    parallel = run(build_scheme(system, bids, scheme),
                    ReasoningConfig("level_k", n_jobs=2, **reasoning))
     assert_same_run(serial, parallel)
     assert parallel.evaluator.clearings > 0
