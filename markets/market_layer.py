@@ -58,6 +58,19 @@ def bus_positions(network, buses) -> list[int]:
     return out
 
 
+def bid_values(n_bids: int, candidates: np.ndarray, accepted: np.ndarray,
+               reduced_cost: np.ndarray, price: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per bid of the full table (``n_bids``), its accepted MW (the LP's values ``accepted``
+    of the ``candidates``' columns, below 1e-9 MW counted as none) and its marginal value
+    c_b - d_b [EUR/MW] from the columns' ``reduced_cost`` d_b (NaN outside the layer)."""
+    activation, marginal = np.zeros(n_bids), np.full(n_bids, np.nan)
+    if len(candidates):
+        activation[candidates] = np.clip(accepted, 0.0, None)
+        activation[activation < 1e-9] = 0.0
+        marginal[candidates] = price[candidates] - reduced_cost
+    return activation, marginal
+
+
 @dataclass(frozen=True)
 class LayerOutcome:
     """What one solve of a layer returns (arrays aligned with the full bid table).
@@ -330,12 +343,8 @@ class MarketLayer:
         x = sol.require_optimal(repr(self)).x
         if self.pro_rata is not None and split_ties and len(cand):
             x = self.pro_rata.split(sol, price[cand], available_mw[cand])
-        activation = np.zeros(self.n_bids)
-        marginal = np.full(self.n_bids, np.nan)
-        if len(cand):
-            activation[cand] = np.clip(x[self.a_cols], 0.0, None)
-            activation[activation < 1e-9] = 0.0
-            marginal[cand] = price[cand] - sol.reduced_cost[self.a_cols]
+        activation, marginal = bid_values(self.n_bids, cand, x[self.a_cols],
+                                          sol.reduced_cost[self.a_cols], price)
         price_range = self._price_range(sol, price, available_mw) if ranging else None
         line = float(x[self.line_slack_cols].sum()) if self.has_transmission else 0.0
         line += sum(float(x[c].sum()) for c in self.feeder_slack_cols)

@@ -38,7 +38,7 @@ import scipy.sparse as sp
 from flexgame.markets.distribution import limit_directions
 from flexgame.markets.grid_state import GridState
 from flexgame.markets.lp import INF, CompiledLP, LPSolution
-from flexgame.markets.market_layer import LayerOutcome, MarketLayer
+from flexgame.markets.market_layer import LayerOutcome, MarketLayer, bid_values
 from flexgame.markets.prequalification import limit_headroom, limit_sensitivities
 from flexgame.markets.ties import tie_break
 
@@ -153,12 +153,9 @@ class ReducedFeederLayer:
         with ties split in bid order: a pro-rata split is the layer's own second stage)."""
         if self.layer.pro_rata is not None:
             raise ValueError("a reduced feeder layer splits ties in bid order only")
-        x, cand = sol.require_optimal(repr(self)).x, self.candidates
-        n = self.layer.n_bids
-        activation, marginal = np.zeros(n), np.full(n, np.nan)
-        activation[cand] = np.clip(x[self.a_cols], 0.0, None)
-        activation[activation < 1e-9] = 0.0
-        marginal[cand] = price[cand] - sol.reduced_cost[self.a_cols]
+        x = sol.require_optimal(repr(self)).x
+        activation, marginal = bid_values(self.layer.n_bids, self.candidates, x[self.a_cols],
+                                          sol.reduced_cost[self.a_cols], price)
         return LayerOutcome(
             activation_mw=activation, marginal_value=marginal,
             cost_eur=float(price @ activation), objective_eur=sol.objective, unmet_need_mw=0.0,
