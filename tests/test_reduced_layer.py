@@ -11,6 +11,8 @@ import pytest
 
 from flexgame.markets.bid_aggregation import ResidualSupplyStage
 from flexgame.markets.bids import BidConfig, generate_bids
+from flexgame.markets.distribution import limit_directions
+from flexgame.markets.prequalification import limit_headroom
 from flexgame.markets.schemes import ClearingConfig, Scheme
 from flexgame.markets.system import SystemConfig, build_system
 
@@ -62,20 +64,24 @@ def test_every_step_has_the_layers_optimum(case, grid, direction):
 
 
 def test_left_out_rows_never_bind(system, bids_a):
-    """At every step, the layer's own solution keeps each left-out row inside its limit by
-    at least the margin the reduction assumed."""
+    """At every step, the grid state after the layer's own activations (LinDistFlow solved
+    anew, :meth:`GridState.after`) keeps each left-out row inside its limit by at least the
+    margin the reduction assumed."""
+    from flexgame.markets.grid_state import BidEffects
     from flexgame.markets.reduced_layer import REACH_MARGIN
 
     stage = _stage(Scheme(system, bids_a, ClearingConfig(scheme="bid_aggregation")))
+    effects = BidEffects.of(system, bids_a)
     price = bids_a.price_eur_per_mw.to_numpy(float)
     quantity = bids_a.quantity_mw.to_numpy(float)
     for fi, (built, reduced) in enumerate(zip(stage.layers, stage.reduced)):
-        headroom = reduced.headroom(stage._base_state)[reduced.left_out]
+        assert len(reduced.left_out) > 0
         for step in stage.steps[fi]:
             out = built.layer.solve(price, quantity, stage._base_state, 0.0,
                                     {built.feeder: step})
-            move = reduced.left_out_increase @ out.activation_mw[reduced.candidates]
-            assert np.all(move <= headroom - REACH_MARGIN)
+            after = stage._base_state.after(effects, out.activation_mw)
+            headroom = limit_headroom(reduced.feeder, after, *limit_directions("active", 12))
+            assert np.all(headroom[reduced.left_out] >= REACH_MARGIN - 1e-9)
 
 
 def test_data_beyond_the_reduction_is_solved_on_the_layers_lp(system, bids_a):
