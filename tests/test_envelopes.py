@@ -4,6 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
+from lv_helpers import matched_injections
 from flexgame.markets.envelopes import (
     POLICIES,
     compute_envelopes,
@@ -68,12 +69,7 @@ def test_ieee_feeder_loads(ieee_full, ieee_reduced):
                                np.sort(ieee_reduced.path_resistance_pu()))
     np.testing.assert_allclose(np.sort(ieee_full.distance_m), np.sort(ieee_reduced.distance_m))
     # and the LinDistFlow voltages at the users for the same injections
-    rng = np.random.default_rng(0)
-    d = rng.uniform(-9.2, 9.2, 55)
-    pos = {n: k for k, n in enumerate(ieee_reduced.user_names)}
-    perm = np.array([pos[n] for n in ieee_full.user_names])
-    d_red = np.empty(55)
-    d_red[perm] = d
+    d, d_red, perm = matched_injections(ieee_full, ieee_reduced)
 
     def v_users(lv, d_kw):
         st = lv.feeder.solve(lv.user_matrix() @ d_kw * 1e-3, np.zeros(lv.feeder.n_buses))

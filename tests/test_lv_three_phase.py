@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from lv_helpers import matched_injections
 from flexgame.markets.envelopes import (
     POLICIES,
     compute_envelopes,
@@ -154,16 +155,11 @@ def test_one_phase_users_see_the_single_phase_impedance(ieee_3ph):
 
 
 def test_series_reduction_keeps_three_phase_voltages(ieee_3ph_full, ieee_3ph):
-    rng = np.random.default_rng(0)
-    d = rng.uniform(-9.2, 9.2, 55)
-    pos = {n: k for k, n in enumerate(ieee_3ph.user_names)}
-    perm = np.array([pos[n] for n in ieee_3ph_full.user_names])
-    d_red = np.empty(55)
-    d_red[perm] = d
+    d, d_red, perm = matched_injections(ieee_3ph_full, ieee_3ph)
     v_full = linear_state(ieee_3ph_full, d).v_sq[ieee_3ph_full.user_bus]
     v_red = linear_state(ieee_3ph, d_red).v_sq[ieee_3ph.user_bus][perm]
     np.testing.assert_allclose(v_red, v_full, rtol=1e-12)
-    assert [ieee_3ph.three_phase.connections[pos[n]] for n in ieee_3ph_full.user_names] == \
+    assert [ieee_3ph.three_phase.connections[k] for k in perm] == \
         list(ieee_3ph_full.three_phase.connections)
     assert "".join(sorted(ieee_3ph.three_phase.connections)) == "a" * 21 + "b" * 19 + "c" * 15
 
